@@ -1,0 +1,9 @@
+"""The async face of Tidebase: ``AsyncTidebase`` and ``AsyncRunContext``.
+
+Same rules as the sync API (the sync engine is generated from this one); step functions may be
+sync or async, and ``await run.step(...)`` awaits a coroutine a step function returns.
+"""
+
+from tidebase_core import AsyncRunContext, AsyncRuns, AsyncTidebase
+
+__all__ = ["AsyncRunContext", "AsyncRuns", "AsyncTidebase"]

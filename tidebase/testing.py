@@ -1,0 +1,107 @@
+"""pytest fixtures for testing durable workflows against a real, throwaway PostgreSQL.
+
+Installed with Tidebase and registered as a pytest plugin, so in any test::
+
+    def test_resume(tide):
+        assert tide.run("wf", wf, run_id="r1") == tide.run("wf", wf, run_id="r1")
+
+- ``tidebase_database_url`` (session): a throwaway database on the embedded server, dropped at
+  the end of the session; or the database ``TIDEBASE_TEST_DATABASE_URL`` points at.
+- ``tidebase_schema``: a fresh schema per test, dropped afterwards (tests stay isolated without
+  creating a database each).
+- ``tide`` / ``atide``: a ``Tidebase`` / ``AsyncTidebase`` on that database and schema. ``tide``
+  also points decorated workflows (``@tidebase.workflow``) at it for the test's duration.
+  ``atide`` needs pytest-asyncio.
+- ``tidebase_env``: environment variables that point a subprocess at the same database and
+  schema (for crash tests that kill a real worker process).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tidebase_core import defaults, embedded
+from tidebase_core._async.client import AsyncTidebase
+from tidebase_core._sync.client import Tidebase
+
+__all__ = ["atide", "tide", "tidebase_database_url", "tidebase_env", "tidebase_schema"]
+
+
+@pytest.fixture(scope="session")
+def tidebase_database_url() -> Iterator[str]:
+    url = os.environ.get("TIDEBASE_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    home = Path(os.environ.get("TIDEBASE_HOME", ".tidebase"))
+    server = embedded.embedded_server_uri(home)
+    name = f"tidebase_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield embedded.embedded_server_uri(home, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def tidebase_schema(tidebase_database_url: str) -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(tidebase_database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def tidebase_env(tidebase_database_url: str, tidebase_schema: str) -> dict[str, str]:
+    """``os.environ`` plus the variables that point a child process at the test database."""
+    env = dict(os.environ)
+    env["TIDEBASE_DATABASE_URL"] = tidebase_database_url
+    env["TIDEBASE_SCHEMA"] = tidebase_schema
+    return env
+
+
+@pytest.fixture
+def tide(tidebase_database_url: str, tidebase_schema: str) -> Iterator[Tidebase]:
+    client = Tidebase(tidebase_database_url, schema=tidebase_schema)
+    previous = dict(defaults._options)
+    defaults.configure(tidebase_database_url, schema=tidebase_schema)
+    try:
+        yield client.open()
+    finally:
+        client.close()
+        defaults.configure(**previous)
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
+
+    @pytest.fixture
+    def atide() -> None:
+        pytest.fail("the atide fixture needs pytest-asyncio: pip install pytest-asyncio")
+
+else:
+
+    @pytest_asyncio.fixture
+    async def atide(  # type: ignore[misc]
+        tidebase_database_url: str, tidebase_schema: str
+    ) -> AsyncIterator[AsyncTidebase]:
+        client = AsyncTidebase(tidebase_database_url, schema=tidebase_schema)
+        previous = dict(defaults._options)
+        defaults.configure(tidebase_database_url, schema=tidebase_schema)
+        try:
+            yield await client.open()
+        finally:
+            await client.close()
+            defaults.configure(**previous)

@@ -1,0 +1,410 @@
+"""The client: run workflows durably, and look at what they did.
+
+This is the async source; ``tidebase_core/_sync/client.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .. import context
+from .._acompat import blocking_twin, resolve, run_blocking, sleep
+from .._run_base import (
+    RunState,
+    check_name,
+    check_run_id,
+    error_payload,
+    holder_is_gone,
+    new_run_id,
+    settle_claim,
+)
+from .._sync.store import Store
+from ..errors import (
+    LeaseLost,
+    RunCancelled,
+    RunLocked,
+    RunNotFound,
+    StepFailed,
+    StepNotFound,
+    StepNotParked,
+    TidebaseError,
+)
+from ..heartbeat import Heartbeat
+from ..models import Event, RunInfo, RunStatus, StepInfo
+from ..owner import Owner
+from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of
+from ..settings import Settings
+from ..store.migrate import Migration, connect_and_migrate
+from ..store.records import Claim
+from .context import AsyncRunContext
+from .store import AsyncStore, AsyncStoreConnection
+
+__all__ = ["AsyncRuns", "AsyncTidebase"]
+
+_MAX_CLAIM_RACES = 20
+
+
+class AsyncTidebase:
+    """A Tidebase client: ``tide.run(name, fn, run_id=..., input=...)`` runs a workflow durably.
+
+    ``database_url`` (or ``TIDEBASE_DATABASE_URL``) points at any Postgres ≥ 14; without one,
+    an embedded PostgreSQL starts under ``./.tidebase``. Nothing connects until first use.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        lease_seconds: float | None = None,
+        schema: str | None = None,
+        auto_migrate: bool | None = None,
+        max_connections: int | None = None,
+    ) -> None:
+        self.settings = Settings.resolve(
+            database_url,
+            lease_seconds=lease_seconds,
+            schema=schema,
+            auto_migrate=auto_migrate,
+            max_connections=max_connections,
+        )
+        self._store = AsyncStore(self.settings)
+        self._twin: Store | None = None
+        self._heartbeat = Heartbeat(self._blocking_store, self.settings.lease_seconds)
+        self._pid = os.getpid()
+        self.runs = AsyncRuns(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.settings.safe_url} schema={self.settings.schema!r}>"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> AsyncTidebase:
+        """Connect (starting the embedded server and migrating if needed). Optional: first use
+        does it too."""
+        await self._store.open()
+        return self
+
+    async def close(self) -> None:
+        self._heartbeat.stop()
+        await self._store.close()
+        twin, self._twin = self._twin, None
+        if twin is not None:
+            twin.close()  # for the sync client the twin is its own (already closed) store
+
+    async def __aenter__(self) -> AsyncTidebase:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def migrate(self) -> list[Migration]:
+        """Apply pending schema migrations; return those applied (``TIDEBASE_AUTO_MIGRATE``)."""
+        _, applied = await run_blocking(connect_and_migrate, self.settings, apply=True)
+        return applied
+
+    def workflow(self, fn: Any = None, /, *, name: str | None = None) -> Any:
+        """``@tide.workflow``: a decorated workflow that runs on this client."""
+        from ..decorators import workflow
+
+        return workflow(fn, name=name, client=self)
+
+    def step(self, fn: Any = None, /, **options: Any) -> Any:
+        """``@tide.step``: ``@tidebase.step`` (a step runs in whichever run calls it)."""
+        from ..decorators import durable_step
+
+        return durable_step(fn, **options)
+
+    def _blocking_store(self) -> Store:
+        """A blocking store for the heartbeat thread and for sync steps in async workflows."""
+        if self._twin is None:
+            self._twin = blocking_twin(self._store)
+        return self._twin
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        name: str,
+        fn: Callable[[AsyncRunContext, Any], Any],
+        *,
+        run_id: str | None = None,
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        output_type: Any = None,
+    ) -> Any:
+        """Start or resume the run ``run_id`` of workflow ``name``, executing ``fn(run, input)``.
+
+        Steps completed by an earlier attempt return their checkpoints without executing; a
+        completed run returns its stored result. ``input=None`` on an existing run resumes it
+        with its stored input. Another live worker on the run raises ``RunLocked`` (or, with
+        ``wait=True``, is waited for before replaying).
+        """
+        check_name(name, "workflow name")
+        run_id = new_run_id() if run_id is None else check_run_id(run_id)
+        if not callable(fn):
+            raise TypeError(f"workflow {name!r}: fn must be callable as fn(run, input)")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        input_text, in_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
+        metadata_text = None if metadata is None else encode(metadata, what="run metadata")
+        result_type = output_type or output_type_of(fn)
+        check_input = input is not None
+        self._after_fork()
+
+        async with self._store.connection() as db:
+            owner = Owner.new()
+            claim = await self._claim(
+                db,
+                run_id=run_id,
+                workflow=name,
+                input=input_text,
+                input_hash=in_hash,
+                check_input=check_input,
+                metadata=metadata_text,
+                owner=owner,
+                wait=wait,
+            )
+            if not claim.claimed:  # completed earlier: its stored result, typed
+                return decode(claim.result, result_type)
+            state = RunState(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
+            if not claim.created:
+                state.checkpoints = await db.load_checkpoints(run_id)
+            run_input = input if check_input else decode_json(claim.input)
+            return await self._execute(db, state, fn, run_input)
+
+    async def _claim(
+        self,
+        db: AsyncStoreConnection,
+        *,
+        run_id: str,
+        workflow: str,
+        input: str,
+        input_hash: str,
+        check_input: bool,
+        metadata: str | None,
+        owner: Owner,
+        wait: bool,
+    ) -> Claim:
+        void = None
+        delay = 0.02
+        races = 0
+        while True:
+            claim = await db.claim_run(
+                run_id=run_id,
+                workflow=workflow,
+                input=input,
+                input_hash=input_hash,
+                check_input=check_input,
+                metadata=metadata,
+                token=owner.token,
+                host=owner.host,
+                pid=owner.pid,
+                started=owner.started,
+                lease=self.settings.lease_seconds,
+                void_token=void,
+            )
+            if claim is None:
+                # Another worker created the run while our statement ran: look again.
+                races += 1
+                if races > _MAX_CLAIM_RACES:
+                    raise RunLocked(run_id, host=None, pid=None, expires_in=None)
+                continue
+            settled = settle_claim(
+                claim,
+                run_id=run_id,
+                workflow=workflow,
+                input_hash=input_hash,
+                check_input=check_input,
+            )
+            if settled.outcome != "locked":
+                return claim
+            if holder_is_gone(claim):
+                void = claim.owner_token  # its process died on this host: the lease is void
+                continue
+            if not wait:
+                raise RunLocked(
+                    run_id,
+                    host=(claim.owner_host or "").split("|")[0] or None,
+                    pid=claim.owner_pid,
+                    expires_in=claim.lease_expires_in,
+                )
+            pause = delay
+            if claim.lease_expires_in is not None:
+                pause = min(delay, max(claim.lease_expires_in, 0.0) + 0.01)
+            await sleep(pause)
+            delay = min(delay * 2, 1.0)
+
+    async def _execute(
+        self,
+        db: AsyncStoreConnection,
+        state: RunState,
+        fn: Callable[[AsyncRunContext, Any], Any],
+        run_input: Any,
+    ) -> Any:
+        ctx = AsyncRunContext(self, state, db, run_input)
+        self._heartbeat.track(state)
+        token = context._current.set(ctx)
+        try:
+            try:
+                value = await resolve(fn(ctx, run_input))
+                result = encode(value, what=f"result of run {state.run_id!r}")
+            except RunCancelled:
+                await db.release_run(run_id=state.run_id, token=state.token)
+                raise
+            except LeaseLost:
+                raise
+            except BaseException as exc:
+                await self._fail(db, state, exc)
+                raise
+            completed = await db.complete_run(
+                run_id=state.run_id,
+                token=state.token,
+                attempt=state.attempt,
+                result=result,
+                payload=encode({"attempt": state.attempt}, what="event"),
+            )
+            if not completed:
+                await ctx._refused()
+            return value
+        finally:
+            context._current.reset(token)
+            self._heartbeat.untrack(state)
+
+    async def _fail(self, db: AsyncStoreConnection, state: RunState, exc: BaseException) -> None:
+        """Record the run as failed (best effort: the caller sees the original exception)."""
+        failure_class = exc.decision if isinstance(exc, StepFailed) else None
+        error = error_payload(exc)
+        step = exc.step if isinstance(exc, StepFailed) else None
+        try:
+            recorded = await db.fail_run(
+                run_id=state.run_id,
+                token=state.token,
+                error=encode(error, what="run error"),
+                failure_class=failure_class,
+                payload=encode(
+                    {
+                        "attempt": state.attempt,
+                        "step": step,
+                        "failure_class": failure_class,
+                        "error": {"type": error["type"], "message": error["message"]},
+                    },
+                    what="event",
+                ),
+            )
+            if not recorded:
+                # Cancelled meanwhile (keep that status, give the lease back) or taken over.
+                await db.release_run(run_id=state.run_id, token=state.token)
+        except TidebaseError:
+            pass
+
+    def _after_fork(self) -> None:
+        """A forked child must not use the parent's connections or heartbeat thread."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._store = AsyncStore(self.settings)
+            self._twin = None
+            self._heartbeat = Heartbeat(self._blocking_store, self.settings.lease_seconds)
+
+
+class AsyncRuns:
+    """``tide.runs``: look at runs, their steps and events; cancel; settle parked steps."""
+
+    def __init__(self, client: AsyncTidebase) -> None:
+        self._client = client
+
+    async def get(self, run_id: str) -> RunInfo:
+        check_run_id(run_id)
+        async with self._client._store.connection() as db:
+            run = await db.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    async def list(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[RunInfo]:
+        if status is not None:
+            try:
+                status = RunStatus(status)
+            except ValueError:
+                valid = ", ".join(s.value for s in RunStatus)
+                raise ValueError(f"unknown run status {status!r}; use one of {valid}") from None
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        async with self._client._store.connection() as db:
+            return await db.list_runs(
+                status=None if status is None else status.value, workflow=workflow, limit=limit
+            )
+
+    async def steps(self, run_id: str) -> builtins.list[StepInfo]:
+        check_run_id(run_id)
+        async with self._client._store.connection() as db:
+            steps = await db.list_steps(run_id)
+            if not steps and await db.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+        return steps
+
+    async def events(
+        self, run_id: str, after_seq: int = 0, *, limit: int = 1000
+    ) -> builtins.list[Event]:
+        check_run_id(run_id)
+        async with self._client._store.connection() as db:
+            events = await db.list_events(run_id, after_seq=after_seq, limit=limit)
+            if not events and await db.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+        return events
+
+    async def cancel(
+        self, run_id: str, *, reason: str | None = None, actor: str | None = None
+    ) -> RunInfo:
+        """Cancel the run (one-way). Its worker stops at the next step or gate boundary.
+
+        Returns the run as it is now: ``cancelled``, or ``completed`` if it had finished first.
+        """
+        check_run_id(run_id)
+        payload = encode({"reason": reason, "actor": actor}, what="cancel reason")
+        async with self._client._store.connection() as db:
+            await db.cancel_run(run_id=run_id, reason=reason, payload=payload)
+            run = await db.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    async def retry_step(self, run_id: str, step: str, *, actor: str | None = None) -> None:
+        """Release a step parked for review: the next invocation of the run executes it again."""
+        await self._settle(run_id, step, None, actor)
+
+    async def complete_step(
+        self, run_id: str, step: str, output: Any, *, actor: str | None = None
+    ) -> None:
+        """Record a parked step's result by hand: the next invocation replays ``output``."""
+        await self._settle(run_id, step, encode(output, what=f"output of step {step!r}"), actor)
+
+    async def _settle(self, run_id: str, step: str, output: str | None, actor: str | None) -> None:
+        check_run_id(run_id)
+        check_name(step, "step name")
+        event = "step.retry_approved" if output is None else "step.completed_by_hand"
+        payload = encode({"step": step, "actor": actor}, what="event")
+        async with self._client._store.connection() as db:
+            outcome, run, _ = await db.resolve_parked_step(
+                run_id=run_id, key=step, output=output, event_type=event, payload=payload
+            )
+        if outcome == "no_run":
+            raise RunNotFound(run_id)
+        if outcome == "locked":
+            assert run is not None
+            raise RunLocked(run_id, host=str(run[3]).split("|")[0], pid=run[4], expires_in=run[6])
+        if outcome == "no_step":
+            raise StepNotFound(run_id, step)
+        if outcome == "not_parked":
+            raise StepNotParked(
+                f"step {step!r} of run {run_id!r} already completed; there is nothing to settle"
+            )

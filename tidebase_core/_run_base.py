@@ -1,0 +1,157 @@
+"""The rules of runs and steps that do no I/O, shared by the sync and the async engine."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import InputMismatch, InvalidName, LeaseLost, RunCancelled, WorkflowMismatch
+from .owner import Owner, process_is_gone
+from .replay import Checkpoint
+from .store.records import Claim
+
+__all__ = [
+    "RunState",
+    "check_name",
+    "check_run_id",
+    "check_step_name",
+    "error_payload",
+    "new_run_id",
+    "settle_claim",
+]
+
+MAX_RUN_ID_BYTES = 255
+MAX_NAME_BYTES = 1000
+MAX_ERROR_TEXT = 20_000
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a str, got {type(run_id).__name__} {run_id!r:.80}")
+    return _check_text(run_id, "run_id", MAX_RUN_ID_BYTES)
+
+
+def check_name(name: object, what: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, got {type(name).__name__} {name!r:.80}")
+    return _check_text(name, what, MAX_NAME_BYTES)
+
+
+def check_step_name(name: object) -> str:
+    check_name(name, "step name")
+    assert isinstance(name, str)
+    if "#" in name:
+        raise InvalidName(
+            f"step name {name!r:.80} contains '#', which Tidebase reserves for the n-th call of a "
+            "step (name#2, name#3, …); choose a name without it"
+        )
+    return name
+
+
+def _check_text(value: str, what: str, max_bytes: int) -> str:
+    if not value.strip():
+        raise InvalidName(f"{what} must not be empty or blank")
+    if "\x00" in value:
+        raise InvalidName(
+            f"{what} {value!r:.80} contains a NUL character, which Postgres cannot store"
+        )
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise InvalidName(
+            f"{what} is {size} bytes long (UTF-8); the limit is {max_bytes}. "
+            f"Use a shorter {what} (a hash of a long one works: it only has to be unique)"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidName(f"{what} {value!r:.80} is not valid Unicode (lone surrogate)") from None
+    return value
+
+
+@dataclass(eq=False)
+class RunState:
+    """What a worker knows about the run it executes, shared by its contexts and the heartbeat."""
+
+    run_id: str
+    workflow_name: str
+    owner: Owner
+    attempt: int
+    lease_seconds: float
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    # Set by the heartbeat thread when a renewal shows the run was cancelled or taken over.
+    cancelled: bool = False
+    cancel_reason: str | None = None
+    lost: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def token(self) -> uuid.UUID:
+        return self.owner.token
+
+    def next_key(self, name: str) -> str:
+        """``name`` for its first call in this run, ``name#n`` for the n-th."""
+        with self._lock:
+            n = self.counts.get(name, 0) + 1
+            self.counts[name] = n
+        return name if n == 1 else f"{name}#{n}"
+
+    def check_live(self) -> None:
+        """Raise at a step boundary if the heartbeat saw a cancel or a takeover."""
+        if self.cancelled:
+            raise RunCancelled(self.run_id, self.cancel_reason)
+        if self.lost:
+            raise LeaseLost(self.run_id, "the heartbeat found another owner")
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    outcome: Literal["claimed", "completed", "locked"]
+    claim: Claim
+
+
+def settle_claim(
+    claim: Claim, *, run_id: str, workflow: str, input_hash: str, check_input: bool
+) -> Settled:
+    """Turn the claim's answer into: run it, return its result, or wait/refuse."""
+    if claim.claimed:
+        return Settled("claimed", claim)
+    if claim.workflow_name != workflow:
+        raise WorkflowMismatch(run_id, workflow, claim.workflow_name or "?")
+    if check_input and claim.input_hash != input_hash:
+        raise InputMismatch(run_id, None, claim.input_hash or "", input_hash)
+    if claim.status == "completed":
+        return Settled("completed", claim)
+    if claim.status == "cancelled":
+        raise RunCancelled(run_id, claim.cancel_reason)
+    return Settled("locked", claim)
+
+
+def holder_is_gone(claim: Claim) -> bool:
+    """Is the lease holder a process of this host that no longer exists?"""
+    return claim.owner_token is not None and process_is_gone(
+        claim.owner_host, claim.owner_pid, claim.owner_started
+    )
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """What is stored about an exception: enough to debug, bounded in size."""
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[: MAX_ERROR_TEXT // 2] + "\n…\n" + text[-MAX_ERROR_TEXT // 2 :]
+    message = str(exc)
+    if len(message) > MAX_ERROR_TEXT:
+        message = message[:MAX_ERROR_TEXT] + "…"
+    return {
+        "type": type(exc).__qualname__,
+        "module": type(exc).__module__,
+        "message": message.replace("\x00", "\\x00"),  # Postgres text cannot hold NUL
+        "traceback": text.replace("\x00", "\\x00"),
+    }

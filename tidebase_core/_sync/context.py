@@ -1,0 +1,235 @@
+"""The run context: what a workflow function receives, and how a step checkpoints.
+
+Generated from ``tidebase_core/_async/context.py`` by ``tools/generate_sync.py``: edit that file, not this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._compat import resolve, sleep
+from .._run_base import RunState, check_step_name, error_payload
+from ..errors import LeaseLost, NotSerializable, RunCancelled, StepFailed, TidebaseError
+from ..replay import (
+    Checkpoint,
+    ReplayMode,
+    ResumeDecision,
+    StepPolicy,
+    needs_intent_record,
+    plan_step,
+    resume_decision,
+)
+from ..retry import RetryPolicy
+from ..serialization import decode, encode, output_type_of
+from ..serialization import input_hash as hash_input
+from .store import StoreConnection
+
+if TYPE_CHECKING:
+    from .client import Tidebase
+
+__all__ = ["RunContext"]
+
+_PLAIN_STEP = StepPolicy()
+
+
+class RunContext:
+    """The handle a workflow function receives as ``run``: its id, its input, its steps."""
+
+    def __init__(
+        self,
+        client: Tidebase,
+        state: RunState,
+        db: StoreConnection,
+        input: Any = None,
+    ) -> None:
+        self._client = client
+        self._state = state
+        self._db = db
+        self.input = input
+
+    @property
+    def run_id(self) -> str:
+        return self._state.run_id
+
+    @property
+    def workflow_name(self) -> str:
+        return self._state.workflow_name
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first execution; +1 every time the run is resumed or taken over."""
+        return self._state.attempt
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} run_id={self.run_id!r} workflow={self.workflow_name!r} "
+            f"attempt={self.attempt}>"
+        )
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        *,
+        input: Any = None,
+        side_effects: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        retries: int | RetryPolicy = 0,
+        replay: ReplayMode | None = None,
+        output_type: Any = None,
+    ) -> Any:
+        """Run ``fn`` once for this run, checkpointing its result; on replay return the checkpoint.
+
+        ``input`` is what the step's result depends on: it is hashed, and a checkpoint written
+        for a different input raises ``InputMismatch`` instead of being reused. The n-th call
+        with the same ``name`` in a run is the step ``name#n``.
+        """
+        check_step_name(name)
+        if not callable(fn):
+            raise TypeError(f"step {name!r}: fn must be callable, got {type(fn).__name__}")
+        if side_effects is None and idempotency_key is None and replay is None and retries == 0:
+            policy = _PLAIN_STEP
+        else:
+            policy = StepPolicy.build(
+                name,
+                side_effects=side_effects,
+                idempotency_key=idempotency_key,
+                replay=replay,
+                retries=retries,
+            )
+        key = self._state.next_key(name)
+        in_hash = hash_input(input, what=f"input of step {key!r}")
+        return self.run_step(key, fn, input_hash=in_hash, policy=policy, output_type=output_type)
+
+    def run_step(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        *,
+        input_hash: str,
+        policy: StepPolicy,
+        output_type: Any = None,
+    ) -> Any:
+        """``step`` for a key and input hash already chosen (decorated steps choose theirs)."""
+        state = self._state
+        in_hash = input_hash
+        earlier = state.checkpoints.get(key)
+        replayed = plan_step(state.run_id, earlier, in_hash)
+        if replayed is not None:
+            return decode(replayed.output, output_type or output_type_of(fn))
+        state.check_live()
+        has_row = earlier is not None  # the checkpoint write must replace it
+
+        decision = resume_decision(policy)
+        intent = needs_intent_record(policy)
+        if intent:
+            recorded = self._db.write_step_started(
+                run_id=state.run_id,
+                token=state.token,
+                key=key,
+                input_hash=in_hash,
+                attempt=state.attempt,
+                decision=decision,
+                idempotency_key=policy.idempotency_key,
+                payload=encode({"step": key, "attempt": state.attempt}, what="event"),
+            )
+            if not recorded:
+                self._refused()
+            has_row = True
+
+        tries = 0
+        while True:
+            try:
+                value = resolve(fn())
+                break
+            except TidebaseError:
+                raise  # cancel, lost lease, a nested step's verdict: never a retryable failure
+            except Exception as exc:
+                left = policy.retry.max_retries - tries
+                verdict = resume_decision(policy, retries_left=left)
+                self._record_failure(key, in_hash, policy, verdict, exc, tries)
+                has_row = True
+                if verdict is ResumeDecision.FAILED_RETRYABLE:
+                    sleep(policy.retry.delay(tries))
+                    tries += 1
+                    state.check_live()
+                    continue
+                raise StepFailed(
+                    state.run_id,
+                    key,
+                    verdict,
+                    f"step {key!r} of run {state.run_id!r} failed"
+                    + (f" after {tries + 1} tries" if tries else "")
+                    + f": {type(exc).__name__}: {exc} (resume decision: {verdict.value})",
+                ) from exc
+
+        try:
+            output = encode(value, what=f"output of step {key!r}")
+        except NotSerializable as exc:
+            if intent:
+                # The body ran and may have acted: park it rather than leave a bare intent row.
+                self._record_failure(key, in_hash, policy, decision, exc, tries)
+            raise
+        written = self._db.write_checkpoint(
+            run_id=state.run_id,
+            token=state.token,
+            key=key,
+            input_hash=in_hash,
+            output=output,
+            attempt=state.attempt,
+            decision=decision,
+            idempotency_key=policy.idempotency_key,
+            replaces=has_row,
+        )
+        if not written:
+            self._refused()
+        state.checkpoints[key] = Checkpoint(
+            key, "completed", in_hash, output, None, decision, state.attempt
+        )
+        return value
+
+    def _record_failure(
+        self,
+        key: str,
+        in_hash: str,
+        policy: StepPolicy,
+        verdict: ResumeDecision,
+        exc: BaseException,
+        tries: int,
+    ) -> None:
+        state = self._state
+        error = error_payload(exc)
+        recorded = self._db.write_step_failed(
+            run_id=state.run_id,
+            token=state.token,
+            key=key,
+            input_hash=in_hash,
+            error=encode(error, what="step error"),
+            attempt=state.attempt,
+            decision=verdict,
+            idempotency_key=policy.idempotency_key,
+            payload=encode(
+                {
+                    "step": key,
+                    "attempt": state.attempt,
+                    "try": tries + 1,
+                    "decision": verdict.value,
+                    "error": {"type": error["type"], "message": error["message"]},
+                },
+                what="event",
+            ),
+        )
+        if not recorded:
+            self._refused()
+
+    def _refused(self) -> None:
+        """A fenced write matched nothing: say whether the run was cancelled or taken over."""
+        state = self._state
+        now = self._db.fence_state(state.run_id)
+        if now is not None and now.owner_token == state.token and now.status == "cancelled":
+            state.cancelled = True
+            state.cancel_reason = now.cancel_reason
+            raise RunCancelled(state.run_id, now.cancel_reason)
+        state.lost = True
+        raise LeaseLost(state.run_id, "another worker took the run over")

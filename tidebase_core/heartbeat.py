@@ -1,0 +1,81 @@
+"""Lease renewal: one background thread per client extends the lease of every run it executes.
+
+A thread, for the async client too: a step that blocks the event loop (a sync LLM call inside an
+async workflow) must not let the lease lapse while the worker is alive. The renewal is also how
+a worker learns, without any extra read per step, that its run was cancelled or taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from ._run_base import RunState
+from ._sync.store import Store
+
+__all__ = ["Heartbeat"]
+
+log = logging.getLogger("tidebase.heartbeat")
+
+
+class Heartbeat:
+    def __init__(self, store: Callable[[], Store], lease_seconds: float) -> None:
+        self._store = store
+        self.lease_seconds = lease_seconds
+        self.interval = max(lease_seconds / 3, 0.05)
+        self._states: dict[uuid.UUID, RunState] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def track(self, state: RunState) -> None:
+        with self._lock:
+            self._states[state.token] = state
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._loop, name="tidebase-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def untrack(self, state: RunState) -> None:
+        with self._lock:
+            self._states.pop(state.token, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._thread = None
+
+    def beat(self) -> None:
+        """Renew every tracked lease once, flagging runs cancelled or taken over."""
+        with self._lock:
+            held = list(self._states.values())
+        if not held:
+            return
+        with self._store().connection() as db:
+            ours = db.renew_leases(
+                lease=self.lease_seconds, held=[(s.run_id, s.token) for s in held]
+            )
+            missing = [s for s in held if s.run_id not in ours]
+            if not missing:
+                return
+            states = db.lease_states([s.run_id for s in missing])
+        for s in missing:
+            now = states.get(s.run_id)
+            if now is None or now.owner_token != s.token:
+                s.lost = True
+            elif now.status == "cancelled":
+                s.cancel_reason = now.cancel_reason
+                s.cancelled = True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception as exc:  # the database may be away; try again next beat
+                log.warning("lease renewal failed, retrying in %.1fs: %s", self.interval, exc)

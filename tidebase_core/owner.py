@@ -1,0 +1,87 @@
+"""Who holds a lease: an owner token plus where the owning process lives.
+
+A lease held by a process that is gone is void at once when the process lived on this same
+host, so re-running a killed script resumes immediately instead of waiting out the lease.
+"Same host" is strict: the host name, the boot and (on Linux) the PID namespace must all match,
+and a live PID only counts as the owner if it also started at the recorded time (PIDs get reused).
+Across hosts nothing can be known, and the lease simply expires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+__all__ = ["Owner", "process_is_gone", "this_host"]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    token: uuid.UUID
+    host: str
+    pid: int
+    started: str  # process start marker; "" where the platform cannot tell
+
+    @classmethod
+    def new(cls) -> Owner:
+        pid = os.getpid()
+        return cls(uuid.uuid4(), this_host(), pid, _process_start(pid))
+
+
+@cache
+def this_host() -> str:
+    parts = [socket.gethostname()]
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    if boot:
+        parts.append(boot)
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "|".join(parts)
+
+
+def process_is_gone(host: str | None, pid: int | None, started: str | None) -> bool:
+    """True only when we can be sure the owning process no longer exists."""
+    if host is None or pid is None or host != this_host():
+        return False
+    if pid == os.getpid():
+        return False  # ourselves: alive by definition (another thread holds it)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # exists, owned by someone else
+    # The PID exists. A zombie (killed, not yet reaped) is gone; any other process is the owner
+    # only if it started when the owner did.
+    if _process_state(pid) in ("Z", "X"):
+        return True
+    return bool(started) and _process_start(pid) != started
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (field 3 onwards)."""
+    stat = _read(f"/proc/{pid}/stat")
+    # The parenthesised command name may hold spaces and parentheses: split after the last one.
+    return stat.rsplit(")", 1)[-1].split() if stat else []
+
+
+def _process_state(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[0] if fields else ""
+
+
+def _process_start(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[19] if len(fields) > 19 else ""  # field 22: starttime
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""

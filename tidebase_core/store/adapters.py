@@ -1,0 +1,47 @@
+"""How JSON crosses the wire: already-encoded text out, undecoded text in.
+
+``serialization`` encodes values once; the text goes to Postgres as ``jsonb`` without a second
+``json.dumps``. Read back, ``jsonb`` stays raw text until something needs the value (a replayed
+step decodes its own checkpoint, with its own type), so loading a run's thousand checkpoints
+parses none of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Buffer, Dumper, Loader
+
+__all__ = ["ADAPTERS", "JsonText"]
+
+
+class JsonText(str):
+    """JSON text produced by ``serialization``; sent as ``jsonb``."""
+
+    __slots__ = ()
+
+
+_JSONB_OID = 3802
+
+
+class _JsonTextDumper(Dumper):
+    oid = _JSONB_OID
+
+    def dump(self, obj: Any) -> Buffer:
+        return str(obj).encode()
+
+
+class _RawJsonLoader(Loader):
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def _build() -> psycopg.adapt.AdaptersMap:
+    adapters = psycopg.adapt.AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(JsonText, _JsonTextDumper)
+    adapters.register_loader("jsonb", _RawJsonLoader)
+    return adapters
+
+
+ADAPTERS = _build()

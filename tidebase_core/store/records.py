@@ -1,0 +1,46 @@
+"""Plain records the store hands to the engine (shared by the sync and the async store)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Claim", "FenceState"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of trying to take a run's lease (one round trip).
+
+    ``claimed`` is True when this worker now owns the run. Otherwise the remaining fields
+    describe the run as it is, so the engine can say why (completed, locked, mismatched …).
+    """
+
+    claimed: bool
+    attempt: int
+    created: bool = False
+    input: bytes | None = None
+    workflow_name: str | None = None
+    status: str | None = None
+    input_hash: str | None = None
+    result: bytes | None = None
+    owner_token: uuid.UUID | None = None
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_started: str | None = None
+    lease_expires_in: float | None = None
+    cancel_reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Claim:
+        return cls(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class FenceState:
+    """Why a fenced write matched nothing: the run's status and current owner."""
+
+    status: str
+    owner_token: uuid.UUID | None
+    cancel_reason: str | None
