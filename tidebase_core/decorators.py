@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import wrapt
 
@@ -34,6 +34,13 @@ from .serialization import input_hash
 __all__ = ["durable_step", "step", "workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # generic in wrapt's stubs, subscriptable at runtime only in recent wrapt
+    _FunctionWrapper = wrapt.FunctionWrapper[..., Any]
+    _BoundFunctionWrapper = wrapt.BoundFunctionWrapper[..., Any]
+else:
+    _FunctionWrapper = wrapt.FunctionWrapper
+    _BoundFunctionWrapper = wrapt.BoundFunctionWrapper
 KeyOption = Literal["sequence", "content"] | Callable[..., Any] | None
 
 
@@ -87,14 +94,14 @@ class _WorkflowOptions:
     client: Tidebase | AsyncTidebase | None
 
 
-class _BoundWorkflow(wrapt.BoundFunctionWrapper[..., Any]):
+class _BoundWorkflow(_BoundFunctionWrapper):
     def run(self, *args: Any, run_id: str, **kwargs: Any) -> Any:
         """Start or resume the run ``run_id`` of this workflow with these arguments."""
         with context.run_id(run_id):
             return self(*args, **kwargs)
 
 
-class _Workflow(wrapt.FunctionWrapper[..., Any]):
+class _Workflow(_FunctionWrapper):
     __bound_function_wrapper__ = _BoundWorkflow
 
     def run(self, *args: Any, run_id: str, **kwargs: Any) -> Any:

@@ -1,0 +1,59 @@
+"""DESIGN §6: a step's first execution is one round trip; a replay loads a run in one query."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidebase import RunContext, Tidebase
+from tidebase_core._sync.store import StoreConnection
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the engine sends (all SQL goes through StoreConnection._execute)."""
+    sent: list[str] = []
+    original = StoreConnection._execute
+
+    def counting(self: StoreConnection, query: str, params: object) -> object:
+        sent.append(query.split()[0] + " " + query.split()[1])
+        return original(self, query, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StoreConnection, "_execute", counting)
+    return sent
+
+
+def noop_steps(n: int):  # type: ignore[no-untyped-def]
+    def wf(run: RunContext, input: None) -> int:
+        for _ in range(n):
+            run.step("noop", lambda: None)
+        if run.attempt == 1:
+            raise RuntimeError("crash after the steps")
+        return n
+
+    return wf
+
+
+def test_first_execution_costs_one_statement_per_step(
+    tide: Tidebase, statements: list[str]
+) -> None:
+    tide.open()
+    tide._heartbeat.stop()  # keep lease renewals out of the count
+    with pytest.raises(RuntimeError):
+        tide.run("wf", noop_steps(1000), run_id="r")
+    # claim + 1000 checkpoints + the failure record
+    assert len(statements) == 1 + 1000 + 1
+
+
+def test_replaying_a_1000_step_run_costs_two_statements(
+    tide: Tidebase, statements: list[str]
+) -> None:
+    with pytest.raises(RuntimeError):
+        tide.run("wf", noop_steps(1000), run_id="r")
+    tide._heartbeat.stop()
+    statements.clear()
+    assert tide.run("wf", noop_steps(1000), run_id="r") == 1000
+    # claim, load every checkpoint, complete: nothing per step
+    assert len(statements) == 3
+    statements.clear()
+    assert tide.run("wf", noop_steps(1000), run_id="r") == 1000  # completed: one statement
+    assert len(statements) == 1
