@@ -62,7 +62,11 @@ class Store:
                 url,
                 min_size=1,
                 max_size=self.settings.max_connections,
-                kwargs={"autocommit": True, "context": ADAPTERS},
+                kwargs={
+                    "autocommit": True,
+                    "context": ADAPTERS,
+                    "application_name": "tidebase",
+                },
                 open=False,
                 name="tidebase",
                 timeout=RECONNECT_TIMEOUT,
