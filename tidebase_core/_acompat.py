@@ -9,29 +9,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from ._async.store import AsyncStore
     from ._sync.store import Store
 
-__all__ = [
-    "Event",
-    "Lock",
-    "blocking_twin",
-    "resolve",
-    "run_blocking",
-    "sleep",
-    "spawn",
-    "wait_event",
-]
+__all__ = ["Lock", "blocking_twin", "gather", "resolve", "run_blocking", "sleep"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 Lock = asyncio.Lock
-Event = asyncio.Event
 sleep = asyncio.sleep
 
 
@@ -47,16 +37,18 @@ async def resolve(value: Any) -> Any:
     return value
 
 
-async def wait_event(event: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
+async def gather(
+    calls: Sequence[Callable[[], Awaitable[T]]], limit: int
+) -> list[T | BaseException]:
+    """Run ``calls`` concurrently (at most ``limit`` at once), each in its own task; results in
+    order, an exception in place of a result for calls that raised."""
+    semaphore = asyncio.Semaphore(limit)
 
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with semaphore:
+            return await call()
 
-def spawn(fn: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
-    return asyncio.ensure_future(fn())
+    return list(await asyncio.gather(*(one(c) for c in calls), return_exceptions=True))
 
 
 def blocking_twin(store: AsyncStore) -> Store:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .errors import AsyncInSyncApi
@@ -13,22 +15,12 @@ from .errors import AsyncInSyncApi
 if TYPE_CHECKING:
     from ._sync.store import Store
 
-__all__ = [
-    "Event",
-    "Lock",
-    "blocking_twin",
-    "resolve",
-    "run_blocking",
-    "sleep",
-    "spawn",
-    "wait_event",
-]
+__all__ = ["Lock", "blocking_twin", "gather", "resolve", "run_blocking", "sleep"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 Lock = threading.Lock
-Event = threading.Event
 sleep = time.sleep
 
 
@@ -48,14 +40,19 @@ def resolve(value: Any) -> Any:
     return value
 
 
-def wait_event(event: threading.Event, seconds: float) -> bool:
-    return event.wait(seconds)
+def gather(calls: Sequence[Callable[[], T]], limit: int) -> list[T | BaseException]:
+    """Run ``calls`` in threads (at most ``limit`` at once), each in a copy of the caller's
+    context; results in order, an exception in place of a result for calls that raised."""
 
+    def one(call: Callable[[], T]) -> T | BaseException:
+        try:
+            return call()
+        except BaseException as exc:
+            return exc
 
-def spawn(fn: Callable[[], Any]) -> threading.Thread:
-    thread = threading.Thread(target=fn, daemon=True)
-    thread.start()
-    return thread
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="tidebase-fanout") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, one, c) for c in calls]
+        return [f.result() for f in futures]
 
 
 def blocking_twin(store: Store) -> Store:

@@ -5,22 +5,29 @@ from __future__ import annotations
 import threading
 import traceback
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
+from .context import current_step
 from .errors import InputMismatch, InvalidName, LeaseLost, RunCancelled, WorkflowMismatch
 from .owner import Owner, process_is_gone
+from .pricing import price_of
 from .replay import Checkpoint
+from .serialization import encode
 from .store.records import Claim
 
 __all__ = [
-    "RunState",
+    "Execution",
+    "check_event_type",
     "check_name",
     "check_run_id",
     "check_step_name",
     "error_payload",
     "new_run_id",
     "settle_claim",
+    "usage_params",
 ]
 
 MAX_RUN_ID_BYTES = 255
@@ -55,6 +62,22 @@ def check_step_name(name: object) -> str:
     return name
 
 
+# Event types the engine writes itself; user events take another namespace.
+RESERVED_EVENT_PREFIXES = ("run.", "step.", "state.", "gate.", "usage.")
+
+
+def check_event_type(type: object) -> str:
+    check_name(type, "event type")
+    assert isinstance(type, str)
+    if type.startswith(RESERVED_EVENT_PREFIXES):
+        raise InvalidName(
+            f"event type {type!r} is in a namespace Tidebase writes itself "
+            f"({', '.join(p + '*' for p in RESERVED_EVENT_PREFIXES)}); use your own, "
+            "such as 'agent.thought' or 'progress'"
+        )
+    return type
+
+
 def _check_text(value: str, what: str, max_bytes: int) -> str:
     if not value.strip():
         raise InvalidName(f"{what} must not be empty or blank")
@@ -76,7 +99,7 @@ def _check_text(value: str, what: str, max_bytes: int) -> str:
 
 
 @dataclass(eq=False)
-class RunState:
+class Execution:
     """What a worker knows about the run it executes, shared by its contexts and the heartbeat."""
 
     run_id: str
@@ -86,6 +109,10 @@ class RunState:
     lease_seconds: float
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # Workflow-body operations (state updates, emitted events): how many earlier attempts did,
+    # and how many this attempt has reached. The first ``ops_replayed`` are not done again.
+    ops_replayed: int = 0
+    ops_done: int = 0
     # Set by the heartbeat thread when a renewal shows the run was cancelled or taken over.
     cancelled: bool = False
     cancel_reason: str | None = None
@@ -102,6 +129,19 @@ class RunState:
             n = self.counts.get(name, 0) + 1
             self.counts[name] = n
         return name if n == 1 else f"{name}#{n}"
+
+    def next_op(self) -> tuple[bool, bool]:
+        """``(perform, count)`` for a state or event operation made here and now.
+
+        Inside a step body the operation is part of a real execution: always performed, not
+        counted. In the workflow body it is counted, and skipped if an earlier attempt did it.
+        """
+        if current_step.get() is not None:
+            return True, False
+        with self._lock:
+            self.ops_done += 1
+            n = self.ops_done
+        return n > self.ops_replayed, True
 
     def check_live(self) -> None:
         """Raise at a step boundary if the heartbeat saw a cancel or a takeover."""
@@ -155,3 +195,95 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         "message": message.replace("\x00", "\\x00"),  # Postgres text cannot hold NUL
         "traceback": text.replace("\x00", "\\x00"),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class UsageInput:
+    """A validated, priced usage row about to be written."""
+
+    run_id: str
+    step_name: str | None
+    attempt: int
+    kind: str
+    provider: str | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost_usd: Decimal | None
+    cost_source: str | None
+    label: str | None
+    metadata: str | None  # JSON text
+    payload: str  # the usage.recorded event, JSON text
+
+
+def usage_params(
+    *,
+    run_id: str,
+    attempt: int,
+    kind: str,
+    provider: str | None,
+    model: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    total_tokens: int | None,
+    cost_usd: Decimal | float | int | str | None,
+    label: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> UsageInput:
+    """Check a ``usage.record(...)`` call, fill in the total and the price."""
+    check_name(kind, "usage kind")
+    for what, text in (("provider", provider), ("model", model), ("label", label)):
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"usage {what} must be a str or None, got {type(text).__name__}")
+    for what, count in (
+        ("input_tokens", input_tokens),
+        ("output_tokens", output_tokens),
+        ("total_tokens", total_tokens),
+    ):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 0
+        ):
+            raise ValueError(f"usage {what} must be an int >= 0 or None, got {count!r}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"usage metadata must be a dict, got {type(metadata).__name__}")
+    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
+        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+    if cost_usd is None:
+        cost, source = price_of(provider, model, input_tokens, output_tokens, dict(metadata or {}))
+    else:
+        try:
+            cost = Decimal(str(cost_usd)) if not isinstance(cost_usd, Decimal) else cost_usd
+        except ArithmeticError:
+            cost = Decimal("NaN")
+        if isinstance(cost_usd, bool) or not cost.is_finite() or cost < 0:
+            raise ValueError(f"usage cost_usd must be a finite amount >= 0, got {cost_usd!r}")
+        source = "given"
+    step = current_step.get()
+    payload = {
+        "kind": kind,
+        "provider": provider,
+        "model": model,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total_tokens,
+        "cost_usd": None if cost is None else str(cost),
+        "step": step,
+        "label": label,
+    }
+    return UsageInput(
+        run_id=run_id,
+        step_name=step,
+        attempt=attempt,
+        kind=kind,
+        provider=provider,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total_tokens,
+        cost_usd=cost,
+        cost_source=source,
+        label=label,
+        metadata=None if metadata is None else encode(metadata, what="usage metadata"),
+        payload=encode(payload, what="usage event"),
+    )

@@ -21,6 +21,8 @@ __all__ = ["current_run", "run_id"]
 
 _current: ContextVar[AnyRunContext | None] = ContextVar("tidebase_current_run", default=None)
 _next_run_id: ContextVar[str | None] = ContextVar("tidebase_next_run_id", default=None)
+# The key of the step whose body is running here (None in the workflow body itself).
+current_step: ContextVar[str | None] = ContextVar("tidebase_current_step", default=None)
 
 
 def current_run() -> AnyRunContext | None:

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import wrapt
 
 from . import context
+from ._async.children import run_child as async_run_child
 from ._async.client import AsyncTidebase
 from ._async.context import AsyncRunContext
-from ._run_base import check_name, check_run_id
+from ._run_base import check_name
+from ._sync.children import run_child as sync_run_child
 from ._sync.client import Tidebase
 from ._sync.context import RunContext
 from .defaults import default_async_client, default_client
@@ -117,15 +119,28 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         run_id = context.take_next_run_id()
         arguments = _bound_arguments(wrapped, args, kwargs)
-        parent = context.current_run()
-        if run_id is None and parent is not None:
-            # A workflow called from a workflow runs as its own run with an id derived from the
-            # parent's, so a resumed parent finds the same child instead of starting another.
-            run_id = check_run_id(f"{parent.run_id}/{parent._state.next_key(name)}")
         output_type = _return_type(_unwrap_function(wrapped))
 
         def body(run: Any, _input: Any) -> Any:
             return wrapped(*args, **kwargs)
+
+        parent = context.current_run()
+        if run_id is None and parent is not None:
+            # Called from a workflow: a child run on the edge name#n, so a resumed parent
+            # finds the same child instead of starting another.
+            edge = parent._execution.next_key(name)
+            if is_async != isinstance(parent, AsyncRunContext):
+                raise TypeError(
+                    f"workflow {name!r} is called from workflow {parent.workflow_name!r}; "
+                    "nest async workflows in async ones and sync in sync"
+                )
+            if isinstance(parent, AsyncRunContext):
+                return async_run_child(
+                    parent, edge, name, body, input=arguments, output_type=output_type
+                )
+            return sync_run_child(
+                parent, edge, name, body, input=arguments, output_type=output_type
+            )
 
         if is_async:
 
@@ -253,7 +268,7 @@ def _key_and_hash(
     run: RunContext | AsyncRunContext,
 ) -> tuple[str, str]:
     """The step key of this call and the hash of what its result depends on."""
-    state = run._state
+    state = run._execution
     if callable(key_option):
         chosen = key_option(*args, **kwargs)
         if not isinstance(chosen, str):
@@ -285,7 +300,7 @@ def _blocking_step(
     """A sync step inside an async workflow, checkpointed synchronously on a blocking connection."""
     store = run._client._blocking_store()
     with store.connection() as db:
-        blocking = RunContext(run._client, run._state, db, run.input)  # type: ignore[arg-type]
+        blocking = RunContext(run._client, run._execution, db, run.input)  # type: ignore[arg-type]
         return blocking.run_step(
             key, body, input_hash=digest, policy=policy, output_type=output_type
         )

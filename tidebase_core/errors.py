@@ -165,11 +165,30 @@ class StepNotParked(TidebaseError):
     """An operator action on a step that is not waiting for one (it already completed)."""
 
 
+class StateEmpty(TidebaseError, LookupError):
+    """``run.state.save`` before the state was ever set."""
+
+
 # -- gates ------------------------------------------------------------------------------------
+
+
+class GateNotFound(TidebaseError, LookupError):
+    """The run has no gate of that name (yet)."""
+
+    def __init__(self, run_id: str, name: str) -> None:
+        self.run_id = run_id
+        self.name = name
+        super().__init__(
+            f"run {run_id!r} has no gate {name!r}; pending gates: tide.gates.list(status='pending')"
+        )
 
 
 class GateAlreadyResolved(TidebaseError):
     """The gate has already been decided; a decision is made exactly once."""
+
+
+class GateTokenMismatch(TidebaseError, PermissionError):
+    """The resolve token given does not belong to this gate."""
 
 
 class GatePending(TidebaseError):
@@ -185,8 +204,10 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailable",
     "GateAlreadyResolved",
+    "GateNotFound",
     "GatePending",
     "GateTimeout",
+    "GateTokenMismatch",
     "InputMismatch",
     "InvalidName",
     "LeaseLost",
@@ -195,6 +216,7 @@ __all__ = [
     "RunCancelled",
     "RunLocked",
     "RunNotFound",
+    "StateEmpty",
     "StepFailed",
     "StepNotFound",
     "StepNotParked",

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from ._run_base import RunState
+from ._run_base import Execution
 from ._sync.store import Store
 
 __all__ = ["Heartbeat"]
@@ -25,14 +25,14 @@ class Heartbeat:
         self._store = store
         self.lease_seconds = lease_seconds
         self.interval = max(lease_seconds / 3, 0.05)
-        self._states: dict[uuid.UUID, RunState] = {}
+        self._executions: dict[uuid.UUID, Execution] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def track(self, state: RunState) -> None:
+    def track(self, state: Execution) -> None:
         with self._lock:
-            self._states[state.token] = state
+            self._executions[state.token] = state
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(
@@ -40,9 +40,9 @@ class Heartbeat:
                 )
                 self._thread.start()
 
-    def untrack(self, state: RunState) -> None:
+    def untrack(self, state: Execution) -> None:
         with self._lock:
-            self._states.pop(state.token, None)
+            self._executions.pop(state.token, None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -54,7 +54,7 @@ class Heartbeat:
     def beat(self) -> None:
         """Renew every tracked lease once, flagging runs cancelled or taken over."""
         with self._lock:
-            held = list(self._states.values())
+            held = list(self._executions.values())
         if not held:
             return
         with self._store().connection() as db:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -10,7 +11,20 @@ from pydantic import BaseModel, ConfigDict
 
 from .replay import ResumeDecision
 
-__all__ = ["Event", "RunInfo", "RunStatus", "StepInfo", "StepStatus"]
+__all__ = [
+    "Event",
+    "GateDecision",
+    "GateInfo",
+    "GateStatus",
+    "ModelUsage",
+    "RunInfo",
+    "RunStatus",
+    "StateVersion",
+    "StepInfo",
+    "StepStatus",
+    "UsageRecord",
+    "UsageSummary",
+]
 
 
 class RunStatus(StrEnum):
@@ -71,3 +85,84 @@ class Event(_Model):
     type: str
     payload: Any = None
     created_at: datetime
+
+
+class StateVersion(_Model):
+    """One version of a run's live state; ``labels`` make it a named snapshot."""
+
+    version: int
+    value: Any = None
+    labels: list[str] = []
+    created_at: datetime
+
+
+class GateStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class GateDecision(_Model):
+    """What ``run.gate(...)`` returns once someone decided."""
+
+    decision: GateStatus
+    actor: str | None = None
+    payload: Any = None
+    resolved_at: datetime | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.decision is GateStatus.APPROVED
+
+
+class GateInfo(_Model):
+    run_id: str
+    name: str
+    prompt: str
+    data: Any = None
+    status: GateStatus
+    actor: str | None = None
+    payload: Any = None
+    token: str
+    """The resolve token: give it to whoever may decide from outside (an approval link)."""
+    created_at: datetime
+    resolved_at: datetime | None = None
+
+
+class UsageRecord(_Model):
+    run_id: str
+    kind: str
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    cost_source: str | None = None
+    """``"given"`` when the caller passed the cost, else where the price came from."""
+    step_name: str | None = None
+    attempt: int
+    label: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class ModelUsage(_Model):
+    provider: str | None
+    model: str | None
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    priced_calls: int
+    """Calls with a known cost; ``cost_usd`` covers only these."""
+
+
+class UsageSummary(_Model):
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    by_model: list[ModelUsage]

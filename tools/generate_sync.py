@@ -34,6 +34,13 @@ REPLACEMENTS = {
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",
+    "AsyncLiveState": "LiveState",
+    "AsyncRunEvents": "RunEvents",
+    "AsyncEvents": "Events",
+    "AsyncGates": "Gates",
+    "AsyncRunUsage": "RunUsage",
+    "AsyncUsage": "Usage",
+    "AsyncRunListener": "RunListener",
     "_acompat": "_compat",
 }
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from .. import context
 from .._acompat import blocking_twin, resolve, run_blocking, sleep
 from .._run_base import (
-    RunState,
+    Execution,
     check_name,
     check_run_id,
     error_payload,
@@ -23,6 +23,7 @@ from .._run_base import (
 )
 from .._sync.store import Store
 from ..errors import (
+    GatePending,
     LeaseLost,
     RunCancelled,
     RunLocked,
@@ -33,14 +34,17 @@ from ..errors import (
     TidebaseError,
 )
 from ..heartbeat import Heartbeat
-from ..models import Event, RunInfo, RunStatus, StepInfo
+from ..models import Event, RunInfo, RunStatus, StateVersion, StepInfo
 from ..owner import Owner
 from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
 from ..store.records import Claim
 from .context import AsyncRunContext
+from .events import AsyncEvents, subscribe
+from .gates import AsyncGates
 from .store import AsyncStore, AsyncStoreConnection
+from .usage import AsyncUsage
 
 __all__ = ["AsyncRuns", "AsyncTidebase"]
 
@@ -75,6 +79,13 @@ class AsyncTidebase:
         self._heartbeat = Heartbeat(self._blocking_store, self.settings.lease_seconds)
         self._pid = os.getpid()
         self.runs = AsyncRuns(self)
+        """Look at runs (get, list, steps, events, subscribe, state), cancel them."""
+        self.events = AsyncEvents(self)
+        """Append events to any run's log (``tide.events.append``)."""
+        self.gates = AsyncGates(self)
+        """Decide, list and look at approval gates."""
+        self.usage = AsyncUsage(self)
+        """The token/cost ledger: ``records(run_id)`` and ``summary(...)``."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.settings.safe_url} schema={self.settings.schema!r}>"
@@ -170,7 +181,8 @@ class AsyncTidebase:
             )
             if not claim.claimed:  # completed earlier: its stored result, typed
                 return decode(claim.result, result_type)
-            state = RunState(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
+            state = Execution(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
+            state.ops_replayed = claim.ops
             if not claim.created:
                 state.checkpoints = await db.load_checkpoints(run_id)
             run_input = input if check_input else decode_json(claim.input)
@@ -241,7 +253,7 @@ class AsyncTidebase:
     async def _execute(
         self,
         db: AsyncStoreConnection,
-        state: RunState,
+        state: Execution,
         fn: Callable[[AsyncRunContext, Any], Any],
         run_input: Any,
     ) -> Any:
@@ -255,8 +267,8 @@ class AsyncTidebase:
             except RunCancelled:
                 await db.release_run(run_id=state.run_id, token=state.token)
                 raise
-            except LeaseLost:
-                raise
+            except (LeaseLost, GatePending):
+                raise  # not ours any more / parked at a gate with the lease given back
             except BaseException as exc:
                 await self._fail(db, state, exc)
                 raise
@@ -274,7 +286,7 @@ class AsyncTidebase:
             context._current.reset(token)
             self._heartbeat.untrack(state)
 
-    async def _fail(self, db: AsyncStoreConnection, state: RunState, exc: BaseException) -> None:
+    async def _fail(self, db: AsyncStoreConnection, state: Execution, exc: BaseException) -> None:
         """Record the run as failed (best effort: the caller sees the original exception)."""
         failure_class = exc.decision if isinstance(exc, StepFailed) else None
         error = error_payload(exc)
@@ -361,6 +373,41 @@ class AsyncRuns:
             if not events and await db.get_run(run_id) is None:
                 raise RunNotFound(run_id)
         return events
+
+    def subscribe(
+        self, run_id: str, *, after_seq: int = 0, until_end: bool = True
+    ) -> AsyncIterator[Event]:
+        """Iterate the run's events live: those after ``after_seq``, then each new one.
+
+        Delivered over LISTEN/NOTIFY and caught up by seq, so none is missed or repeated. With
+        ``until_end`` the iteration stops once the run completes, fails or is cancelled.
+        """
+        return subscribe(self._client, run_id, after_seq=after_seq, until_end=until_end)
+
+    async def state(self, run_id: str) -> Any:
+        """The run's current live state (None before its first update)."""
+        check_run_id(run_id)
+        async with self._client._store.connection() as db:
+            found = await db.get_state(run_id)
+            if found is None and await db.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+        return None if found is None else found[1]
+
+    async def state_versions(
+        self, run_id: str, *, labeled: bool = False
+    ) -> builtins.list[StateVersion]:
+        """Every version of the run's live state; only the labeled snapshots if ``labeled``."""
+        check_run_id(run_id)
+        async with self._client._store.connection() as db:
+            return await db.state_versions(run_id, labeled=labeled)
+
+    async def children(self, run_id: str) -> builtins.list[RunInfo]:
+        """The run's child runs, in the order they were created."""
+        check_run_id(run_id)
+        async with self._client._store.connection() as db:
+            edges = await db.children(run_id)
+            found = [await db.get_run(child) for _, child in edges]
+        return [run for run in found if run is not None]
 
     async def cancel(
         self, run_id: str, *, reason: str | None = None, actor: str | None = None

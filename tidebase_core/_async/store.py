@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -17,17 +18,18 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .._acompat import Lock, run_blocking, sleep
+from .._run_base import UsageInput
 from ..errors import DatabaseUnavailable
-from ..models import Event, RunInfo, StepInfo
+from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json
 from ..settings import Settings
 from ..store.adapters import ADAPTERS, JsonText
 from ..store.migrate import connect_and_migrate
-from ..store.queries import Queries
-from ..store.records import Claim, FenceState
+from ..store.queries import Queries, channel, listen_statement
+from ..store.records import Claim, FenceState, GateRow
 
-__all__ = ["AsyncStore", "AsyncStoreConnection"]
+__all__ = ["AsyncRunListener", "AsyncStore", "AsyncStoreConnection"]
 
 Row = tuple[Any, ...]
 
@@ -108,6 +110,25 @@ class AsyncStore:
                 "(raise max_connections)"
             ) from exc
 
+    async def _connect(self) -> AsyncConnection[Row]:
+        """A connection of its own (not pooled), for a long LISTEN."""
+        await self.open()
+        assert self.url is not None
+        return await AsyncConnection.connect(
+            self.url, autocommit=True, context=ADAPTERS, application_name="tidebase"
+        )
+
+    @asynccontextmanager
+    async def listener(self, run_id: str) -> AsyncIterator[AsyncRunListener]:
+        """A dedicated connection LISTENing to ``run_id``'s channel, registered as a watcher."""
+        db = AsyncStoreConnection(self, await self._connect(), pooled=False)
+        try:
+            listener = AsyncRunListener(db, run_id, channel(self.settings.schema, run_id))
+            await listener.start()
+            yield listener
+        finally:
+            await db._conn.close()
+
     async def _putconn(self, conn: AsyncConnection[Row]) -> None:
         pool = self._pool
         if pool is None:
@@ -119,9 +140,13 @@ class AsyncStore:
 class AsyncStoreConnection:
     """A pooled connection plus the statements; reconnects when the database comes back."""
 
-    def __init__(self, store: AsyncStore, conn: AsyncConnection[Row]) -> None:
+    def __init__(
+        self, store: AsyncStore, conn: AsyncConnection[Row], *, pooled: bool = True
+    ) -> None:
         self._store = store
         self._conn = conn
+        self._pooled = pooled
+        self._channels: set[str] = set()
         self.q = store.q
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -147,13 +172,21 @@ class AsyncStoreConnection:
 
     async def _reconnect(self, cause: BaseException) -> None:
         deadline = time.monotonic() + RECONNECT_TIMEOUT
-        await self._store._putconn(self._conn)  # the pool discards a broken connection
+        if self._pooled:
+            await self._store._putconn(self._conn)  # the pool discards a broken connection
+        else:
+            await self._conn.close()
         delay = 0.05
         while True:
             try:
-                self._conn = await self._store._getconn()
+                if self._pooled:
+                    self._conn = await self._store._getconn()
+                else:
+                    self._conn = await self._store._connect()
+                for channel in self._channels:
+                    await self._conn.execute(listen_statement(channel))
                 return
-            except DatabaseUnavailable:
+            except (DatabaseUnavailable, psycopg.OperationalError):
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(
                         f"lost the connection to Postgres ({self._store.settings.safe_url}) "
@@ -257,57 +290,35 @@ class AsyncStoreConnection:
                 if found and found[0][0] == "completed" and found[0][1] == input_hash:
                     return True
 
-    async def write_step_started(
+    async def write_step_state(
         self,
         *,
         run_id: str,
         token: uuid.UUID,
         key: str,
+        status: str,
         input_hash: str,
+        error: str | None,
         attempt: int,
         decision: ResumeDecision,
         idempotency_key: str | None,
+        event: str,
         payload: str,
     ) -> bool:
-        rows = await self._write_once(
-            self.q.write_step_started,
+        """Record a step's intent ('running') or failure ('failed') with its log event."""
+        rows = await self._write_idempotent(
+            self.q.write_step_state,
             {
                 "run_id": run_id,
                 "token": token,
                 "key": key,
+                "status": status,
                 "input_hash": input_hash,
+                "error": None if error is None else JsonText(error),
                 "attempt": attempt,
                 "decision": decision.value,
                 "idempotency_key": idempotency_key,
-                "payload": JsonText(payload),
-            },
-        )
-        return bool(rows)
-
-    async def write_step_failed(
-        self,
-        *,
-        run_id: str,
-        token: uuid.UUID,
-        key: str,
-        input_hash: str,
-        error: str,
-        attempt: int,
-        decision: ResumeDecision,
-        idempotency_key: str | None,
-        payload: str,
-    ) -> bool:
-        rows = await self._write_once(
-            self.q.write_step_failed,
-            {
-                "run_id": run_id,
-                "token": token,
-                "key": key,
-                "input_hash": input_hash,
-                "error": JsonText(error),
-                "attempt": attempt,
-                "decision": decision.value,
-                "idempotency_key": idempotency_key,
+                "event": event,
                 "payload": JsonText(payload),
             },
         )
@@ -339,7 +350,7 @@ class AsyncStoreConnection:
         failure_class: ResumeDecision | None,
         payload: str,
     ) -> bool:
-        rows = await self._write_once(
+        rows = await self._write_idempotent(
             self.q.fail_run,
             {
                 "run_id": run_id,
@@ -351,6 +362,13 @@ class AsyncStoreConnection:
         )
         return bool(rows)
 
+    async def park_run(self, *, run_id: str, token: uuid.UUID, payload: str) -> bool:
+        """Leave the run 'waiting' with no worker (a gate with ``wait=False``)."""
+        rows = await self._write_idempotent(
+            self.q.park_run, {"run_id": run_id, "token": token, "payload": JsonText(payload)}
+        )
+        return bool(rows)
+
     async def release_run(self, *, run_id: str, token: uuid.UUID) -> None:
         await self._read(self.q.release_run, {"run_id": run_id, "token": token})
 
@@ -358,8 +376,8 @@ class AsyncStoreConnection:
         rows = await self._read(self.q.fence_state, {"run_id": run_id})
         return FenceState(*rows[0]) if rows else None
 
-    async def _write_once(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write whose double application is harmless (a status upsert): retried once more."""
+    async def _write_idempotent(self, query: str, params: dict[str, Any]) -> list[Row]:
+        """A write whose double application is harmless (a status upsert): retried once."""
         try:
             return await self._execute(query, params)
         except _ConnectionLost:
@@ -384,6 +402,274 @@ class AsyncStoreConnection:
     async def lease_states(self, run_ids: Sequence[str]) -> dict[str, FenceState]:
         rows = await self._read(self.q.lease_states, {"run_ids": list(run_ids)})
         return {r[0]: FenceState(r[1], r[2], r[3]) for r in rows}
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def append_event(
+        self,
+        *,
+        run_id: str,
+        type: str,
+        payload: str,
+        token: uuid.UUID | None = None,
+        count_op: bool = False,
+    ) -> int | None:
+        """Append to the run's log; returns the seq (None: no such run, or fenced).
+
+        With ``token`` the write is the worker's own and is fenced by its lease.
+        """
+        params = {
+            "run_id": run_id,
+            "type": type,
+            "payload": JsonText(payload),
+            "token": token,
+            "count_op": int(count_op),
+        }
+        query = self.q.append_event if token is None else self.q.emit_event
+        rows = await self._write(query, params)
+        return int(rows[0][0]) if rows else None
+
+    # -- live state ---------------------------------------------------------------------------
+
+    async def update_state(
+        self,
+        *,
+        run_id: str,
+        token: uuid.UUID,
+        value: str,
+        patch: bool,
+        count_op: bool,
+    ) -> int | None:
+        """Set (or merge-patch) the state: the new version, or None when fenced."""
+        rows = await self._write(
+            self.q.patch_state if patch else self.q.set_state,
+            {
+                "run_id": run_id,
+                "token": token,
+                "value": JsonText(value),
+                "count_op": int(count_op),
+            },
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def save_state(
+        self, *, run_id: str, token: uuid.UUID, label: str, count_op: bool
+    ) -> int | None:
+        """Label the current version: that version, or None (fenced, or no state yet)."""
+        rows = await self._write(
+            self.q.save_state,
+            {"run_id": run_id, "token": token, "label": label, "count_op": int(count_op)},
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def get_state(self, run_id: str) -> tuple[int, Any] | None:
+        rows = await self._read(self.q.get_state, {"run_id": run_id})
+        return (int(rows[0][0]), decode_json(rows[0][1])) if rows else None
+
+    async def state_versions(self, run_id: str, *, labeled: bool) -> list[StateVersion]:
+        rows = await self._read(self.q.list_state_versions, {"run_id": run_id, "labeled": labeled})
+        return [
+            StateVersion(version=r[0], value=decode_json(r[1]), labels=r[2], created_at=r[3])
+            for r in rows
+        ]
+
+    # -- gates --------------------------------------------------------------------------------
+
+    async def get_gate(self, run_id: str, name: str) -> GateRow | None:
+        """The gate and its run's status; None when the run does not exist."""
+        rows = await self._read(self.q.get_gate, {"run_id": run_id, "name": name})
+        if not rows:
+            return None
+        r = rows[0]
+        return GateRow(
+            r[0],
+            r[1],
+            decode_json(r[2]),
+            r[3],
+            r[4],
+            decode_json(r[5]),
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
+        )
+
+    async def list_gates(
+        self, *, status: str | None, run_id: str | None, limit: int
+    ) -> list[GateInfo]:
+        rows = await self._read(
+            self.q.list_gates, {"status": status, "run_id": run_id, "limit": limit}
+        )
+        return [
+            GateInfo(
+                name=r[0],
+                prompt=r[1],
+                data=decode_json(r[2]),
+                status=r[3],
+                actor=r[4],
+                payload=decode_json(r[5]),
+                token=r[6],
+                created_at=r[7],
+                resolved_at=r[8],
+                run_id=r[9],
+            )
+            for r in rows
+        ]
+
+    async def open_gate(
+        self,
+        *,
+        run_id: str,
+        token: uuid.UUID,
+        name: str,
+        prompt: str,
+        data: str | None,
+        gate_token: str,
+        payload: str,
+    ) -> bool:
+        rows = await self._write(
+            self.q.open_gate,
+            {
+                "run_id": run_id,
+                "token": token,
+                "name": name,
+                "prompt": prompt,
+                "data": None if data is None else JsonText(data),
+                "gate_token": gate_token,
+                "payload": JsonText(payload),
+            },
+        )
+        return bool(rows)
+
+    async def reopen_gate(self, *, run_id: str, token: uuid.UUID) -> bool:
+        return bool(await self._read(self.q.reopen_gate, {"run_id": run_id, "token": token}))
+
+    async def resolve_gate(
+        self,
+        *,
+        run_id: str,
+        name: str,
+        decision: str,
+        actor: str | None,
+        gate_token: str | None,
+        payload: str | None,
+        event: str,
+    ) -> bool:
+        rows = await self._write(
+            self.q.resolve_gate,
+            {
+                "run_id": run_id,
+                "name": name,
+                "decision": decision,
+                "actor": actor,
+                "gate_token": gate_token,
+                "payload": None if payload is None else JsonText(payload),
+                "event": JsonText(event),
+            },
+        )
+        return bool(rows)
+
+    # -- child runs ---------------------------------------------------------------------------
+
+    async def create_edge(
+        self, *, run_id: str, token: uuid.UUID, edge: str, child_run_id: str
+    ) -> bool:
+        """Link a child; False when the parent's lease no longer holds (or the edge existed)."""
+        params = {"run_id": run_id, "token": token, "edge": edge, "child_run_id": child_run_id}
+        return bool(await self._read(self.q.create_edge, params))
+
+    async def edge_child(self, run_id: str, edge: str) -> str | None:
+        rows = await self._read(self.q.edge_exists, {"run_id": run_id, "edge": edge})
+        return str(rows[0][0]) if rows else None
+
+    async def children(self, run_id: str) -> list[tuple[str, str]]:
+        rows = await self._read(self.q.list_children, {"run_id": run_id})
+        return [(r[0], r[1]) for r in rows]
+
+    # -- usage --------------------------------------------------------------------------------
+
+    async def record_usage(self, usage: UsageInput) -> bool:
+        """One ledger row and its ``usage.recorded`` event; False when the run is unknown."""
+        params = {
+            "run_id": usage.run_id,
+            "step_name": usage.step_name,
+            "attempt": usage.attempt,
+            "kind": usage.kind,
+            "provider": usage.provider,
+            "model": usage.model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "cost_usd": usage.cost_usd,
+            "cost_source": usage.cost_source,
+            "label": usage.label,
+            "metadata": None if usage.metadata is None else JsonText(usage.metadata),
+            "payload": JsonText(usage.payload),
+        }
+        return bool(await self._write(self.q.record_usage, params))
+
+    async def usage_records(self, run_id: str) -> list[UsageRecord]:
+        rows = await self._read(self.q.list_usage, {"run_id": run_id})
+        return [
+            UsageRecord(
+                kind=r[0],
+                provider=r[1],
+                model=r[2],
+                input_tokens=r[3],
+                output_tokens=r[4],
+                total_tokens=r[5],
+                cost_usd=r[6],
+                cost_source=r[7],
+                step_name=r[8],
+                attempt=r[9],
+                created_at=r[10],
+                run_id=r[11],
+                label=r[12],
+                metadata=decode_json(r[13]),
+            )
+            for r in rows
+        ]
+
+    async def usage_by_model(
+        self, *, run_id: str | None, workflow: str | None, since: datetime | None
+    ) -> list[Row]:
+        return await self._read(
+            self.q.summarize_usage, {"run_id": run_id, "workflow": workflow, "since": since}
+        )
+
+    # -- listening ----------------------------------------------------------------------------
+
+    async def watch(self, run_id: str, seconds: float) -> str | None:
+        """Ask writers to NOTIFY this run's channel for ``seconds``; returns the run's status."""
+        rows = await self._read(self.q.watch_run, {"run_id": run_id, "for": seconds})
+        return str(rows[0][0]) if rows else None
+
+    async def listen(self, channel: str) -> None:
+        await self._execute(listen_statement(channel), ())
+        self._channels.add(channel)
+
+    async def wait_notify(self, timeout: float) -> bool:
+        """Block until a notification arrives on a LISTENed channel, or ``timeout``."""
+        try:
+            async for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        except psycopg.OperationalError as exc:
+            await self._reconnect(exc)
+            raise _ConnectionLost from exc
+        return False
+
+    async def _write(self, query: str, params: dict[str, Any]) -> list[Row]:
+        """A write that must not be applied twice: a lost connection is an error, not a retry."""
+        try:
+            return await self._execute(query, params)
+        except _ConnectionLost as exc:
+            raise DatabaseUnavailable(
+                "the connection to Postgres dropped while a write was in flight; it may or may "
+                "not have been applied"
+            ) from exc.__cause__
 
     # -- introspection and control ------------------------------------------------------------
 
@@ -426,7 +712,7 @@ class AsyncStoreConnection:
         ]
 
     async def cancel_run(self, *, run_id: str, reason: str | None, payload: str) -> bool:
-        rows = await self._write_once(
+        rows = await self._write_idempotent(
             self.q.cancel_run,
             {"run_id": run_id, "reason": reason, "payload": JsonText(payload)},
         )
@@ -461,9 +747,49 @@ class AsyncStoreConnection:
                 )
             await self._execute(
                 self.q.append_event,
-                {"run_id": run_id, "type": event_type, "payload": JsonText(payload)},
+                {"run_id": run_id, "type": event_type, "payload": JsonText(payload), "count_op": 0},
             )
             return "ok", run[0], step[0]
+
+
+class AsyncRunListener:
+    """Wakes up when the run's log grows (or a gate is decided), without polling.
+
+    Writers NOTIFY only while someone watches the run, so the watch (``runs.watched_until``)
+    is renewed while the listener lives. LISTEN comes before the watch and before any read,
+    so nothing written after the listener starts can be missed.
+    """
+
+    WATCH_SECONDS = 60.0
+
+    def __init__(self, db: AsyncStoreConnection, run_id: str, channel: str) -> None:
+        self.db = db
+        self.run_id = run_id
+        self._channel = channel
+        self._renew_at = 0.0
+        self.run_status: str | None = None
+
+    async def start(self) -> None:
+        await self.db.listen(self._channel)
+        await self._watch()
+
+    async def _watch(self) -> None:
+        self.run_status = await self.db.watch(self.run_id, self.WATCH_SECONDS)
+        self._renew_at = time.monotonic() + self.WATCH_SECONDS / 3
+
+    async def wait(self, timeout: float) -> bool:
+        """Block until a notification arrives or ``timeout`` passes; True if one arrived."""
+        if time.monotonic() >= self._renew_at:
+            await self._watch()
+        limit = max(0.0, min(timeout, self._renew_at - time.monotonic()))
+        while True:
+            try:
+                return await self.db.wait_notify(limit)
+            except _ConnectionLost:
+                # Reconnected (and LISTENing again): anything missed meanwhile is in the log,
+                # which the caller reads next; report a wake-up so it does.
+                await self._watch()
+                return True
 
 
 def _run_info(r: Row) -> RunInfo:

@@ -5,12 +5,14 @@ Generated from ``tidebase_core/_async/context.py`` by ``tools/generate_sync.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import context
 from .._compat import resolve, sleep
-from .._run_base import RunState, check_step_name, error_payload
+from .._run_base import Execution, check_step_name, error_payload
 from ..errors import LeaseLost, NotSerializable, RunCancelled, StepFailed, TidebaseError
+from ..models import GateDecision
 from ..replay import (
     Checkpoint,
     ReplayMode,
@@ -23,7 +25,12 @@ from ..replay import (
 from ..retry import RetryPolicy
 from ..serialization import decode, encode, output_type_of
 from ..serialization import input_hash as hash_input
+from .children import run_child, run_fanout
+from .events import RunEvents
+from .gates import wait_at_gate
+from .state import LiveState
 from .store import StoreConnection
+from .usage import RunUsage
 
 if TYPE_CHECKING:
     from .client import Tidebase
@@ -39,27 +46,33 @@ class RunContext:
     def __init__(
         self,
         client: Tidebase,
-        state: RunState,
+        state: Execution,
         db: StoreConnection,
         input: Any = None,
     ) -> None:
         self._client = client
-        self._state = state
+        self._execution = state
         self._db = db
         self.input = input
+        self.state = LiveState(self)
+        """Live state: ``set``, ``patch`` (JSON merge patch), ``get``, ``save``, ``versions``."""
+        self.events = RunEvents(self)
+        """``emit(type, payload)`` appends to the run's event log."""
+        self.usage = RunUsage(self)
+        """``record(...)`` writes a token/cost ledger row for this run (and step)."""
 
     @property
     def run_id(self) -> str:
-        return self._state.run_id
+        return self._execution.run_id
 
     @property
     def workflow_name(self) -> str:
-        return self._state.workflow_name
+        return self._execution.workflow_name
 
     @property
     def attempt(self) -> int:
         """1 for the first execution; +1 every time the run is resumed or taken over."""
-        return self._state.attempt
+        return self._execution.attempt
 
     def __repr__(self) -> str:
         return (
@@ -98,7 +111,7 @@ class RunContext:
                 replay=replay,
                 retries=retries,
             )
-        key = self._state.next_key(name)
+        key = self._execution.next_key(name)
         in_hash = hash_input(input, what=f"input of step {key!r}")
         return self.run_step(key, fn, input_hash=in_hash, policy=policy, output_type=output_type)
 
@@ -112,7 +125,7 @@ class RunContext:
         output_type: Any = None,
     ) -> Any:
         """``step`` for a key and input hash already chosen (decorated steps choose theirs)."""
-        state = self._state
+        state = self._execution
         in_hash = input_hash
         earlier = state.checkpoints.get(key)
         replayed = plan_step(state.run_id, earlier, in_hash)
@@ -124,14 +137,17 @@ class RunContext:
         decision = resume_decision(policy)
         intent = needs_intent_record(policy)
         if intent:
-            recorded = self._db.write_step_started(
+            recorded = self._db.write_step_state(
                 run_id=state.run_id,
                 token=state.token,
                 key=key,
+                status="running",
                 input_hash=in_hash,
+                error=None,
                 attempt=state.attempt,
                 decision=decision,
                 idempotency_key=policy.idempotency_key,
+                event="step.started",
                 payload=encode({"step": key, "attempt": state.attempt}, what="event"),
             )
             if not recorded:
@@ -140,6 +156,7 @@ class RunContext:
 
         tries = 0
         while True:
+            inside = context.current_step.set(key)
             try:
                 value = resolve(fn())
                 break
@@ -163,6 +180,8 @@ class RunContext:
                     + (f" after {tries + 1} tries" if tries else "")
                     + f": {type(exc).__name__}: {exc} (resume decision: {verdict.value})",
                 ) from exc
+            finally:
+                context.current_step.reset(inside)
 
         try:
             output = encode(value, what=f"output of step {key!r}")
@@ -189,6 +208,69 @@ class RunContext:
         )
         return value
 
+    # -- gates and child runs ----------------------------------------------------------------
+
+    def gate(
+        self,
+        name: str,
+        prompt: str,
+        *,
+        data: Any = None,
+        timeout: float | None = None,
+        wait: bool = True,
+    ) -> GateDecision:
+        """A durable approval: wait until someone decides (``tide.gates.resolve``).
+
+        The run is ``waiting`` while the gate is open. On replay the recorded decision returns
+        at once. ``wait=False`` parks the run and raises ``GatePending`` so the process may
+        exit; invoke the run again after the decision. ``timeout`` raises ``GateTimeout``.
+        """
+        return wait_at_gate(self, name, prompt, data=data, timeout=timeout, wait=wait)
+
+    def child(
+        self,
+        name: str,
+        fn: Callable[[RunContext, Any], Any],
+        *,
+        input: Any = None,
+        output_type: Any = None,
+    ) -> Any:
+        """Run ``fn(run, input)`` as a child run linked to this one by the edge ``name``.
+
+        Idempotent by edge name: calling it again (in this attempt, a resumed one, or from a
+        racing worker) joins the same child run, and a finished child returns its result
+        without running again.
+        """
+        return run_child(self, name, name, fn, input=input, output_type=output_type)
+
+    def fanout(
+        self,
+        name: str,
+        children: Sequence[tuple[str, Callable[[RunContext, Any], Any], Any]],
+        *,
+        max_parallel: int | None = None,
+    ) -> list[Any]:
+        """Run ``(child_name, fn, input)`` children in parallel as child runs; their results.
+
+        Every child runs to the end (finished ones are durable) before the first failure, if
+        any, is raised. A resumed parent reuses finished children's results.
+        """
+        return run_fanout(self, name, children, max_parallel=max_parallel)
+
+    # The async API's seed spellings of the state and usage calls.
+
+    def state_set(self, value: Any) -> None:
+        self.state.set(value)
+
+    def state_patch(self, changes: Mapping[str, Any]) -> None:
+        self.state.patch(changes)
+
+    def state_save(self, label: str) -> None:
+        self.state.save(label)
+
+    def usage_record(self, **fields: Any) -> None:
+        self.usage.record(**fields)
+
     def _record_failure(
         self,
         key: str,
@@ -198,17 +280,19 @@ class RunContext:
         exc: BaseException,
         tries: int,
     ) -> None:
-        state = self._state
+        state = self._execution
         error = error_payload(exc)
-        recorded = self._db.write_step_failed(
+        recorded = self._db.write_step_state(
             run_id=state.run_id,
             token=state.token,
             key=key,
+            status="failed",
             input_hash=in_hash,
             error=encode(error, what="step error"),
             attempt=state.attempt,
             decision=verdict,
             idempotency_key=policy.idempotency_key,
+            event="step.failed",
             payload=encode(
                 {
                     "step": key,
@@ -225,7 +309,7 @@ class RunContext:
 
     def _refused(self) -> None:
         """A fenced write matched nothing: say whether the run was cancelled or taken over."""
-        state = self._state
+        state = self._execution
         now = self._db.fence_state(state.run_id)
         if now is not None and now.owner_token == state.token and now.status == "cancelled":
             state.cancelled = True

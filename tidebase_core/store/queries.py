@@ -11,14 +11,19 @@ update hands out the next ``seq`` of the run's event log, which keeps the log ga
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields
 
 from psycopg import sql
 
-__all__ = ["Queries"]
+__all__ = ["Queries", "channel", "channel_prefix", "listen_statement"]
 
 _LEASE = "now() + make_interval(secs => %(lease)s)"
-_FENCE = "run_id = %(run_id)s AND owner_token = %(token)s AND status = 'running'"
+# A worker may write while it holds the lease and the run is live ('waiting': a gate is open).
+_FENCE = "run_id = %(run_id)s AND owner_token = %(token)s AND status IN ('running', 'waiting')"
+_WATCHED = "coalesce(watched_until > now(), false) AS watched"
+# Tell listeners (subscribers, a worker waiting at a gate) that entry r.last_seq was written.
+_NOTIFY = "CASE WHEN r.watched THEN pg_notify({c} || md5(%(run_id)s), r.last_seq::text) END"
 
 CLAIM_RUN = f"""
 WITH claimed AS (
@@ -40,22 +45,24 @@ WITH claimed AS (
       AND (r.owner_token IS NULL OR r.lease_expires_at < now()
            OR r.owner_token = %(void_token)s)
     RETURNING r.attempt, r.last_seq, (r.xmax = 0) AS created,
-              CASE WHEN %(want_input)s THEN r.input END AS input
+              CASE WHEN %(want_input)s THEN r.input END AS input, r.ops,
+              coalesce(r.watched_until > now(), false) AS watched
 ), started AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload)
     SELECT %(run_id)s, c.last_seq, 'run.started', jsonb_build_object('attempt', c.attempt)
     FROM claimed c
 )
-SELECT true, c.attempt, c.created, c.input,
+SELECT true, c.attempt, c.created, c.input, c.ops,
        NULL::text, NULL::text, NULL::text, NULL::jsonb,
-       NULL::uuid, NULL::text, NULL::integer, NULL::text, NULL::float8, NULL::text
+       NULL::uuid, NULL::text, NULL::integer, NULL::text, NULL::float8, NULL::text,
+       CASE WHEN c.watched THEN pg_notify({{c}} || md5(%(run_id)s), c.last_seq::text) END
 FROM claimed c
 UNION ALL
-SELECT false, r.attempt, false, NULL::jsonb,
+SELECT false, r.attempt, false, NULL::jsonb, r.ops,
        r.workflow_name, r.status, r.input_hash,
        CASE WHEN r.status = 'completed' THEN r.result END,
        r.owner_token, r.owner_host, r.owner_pid, r.owner_started,
-       extract(epoch FROM r.lease_expires_at - now())::float8, r.cancel_reason
+       extract(epoch FROM r.lease_expires_at - now())::float8, r.cancel_reason, NULL
 FROM {{s}}.runs r
 WHERE r.run_id = %(run_id)s AND NOT EXISTS (SELECT 1 FROM claimed)
 """
@@ -67,95 +74,82 @@ FROM {s}.steps WHERE run_id = %(run_id)s
 
 _INSERT_CHECKPOINT = f"""
 WITH r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
+), ins AS (
+    INSERT INTO {{s}}.steps AS st (
+        run_id, step_key, seq, status, input_hash, output, attempt, resume_decision,
+        idempotency_key)
+    SELECT %(run_id)s, %(key)s, r.last_seq, 'completed', %(input_hash)s, %(output)s,
+           %(attempt)s, %(decision)s, %(idempotency_key)s
+    FROM r
+    {{conflict}}
+    RETURNING 1
 )
-INSERT INTO {{s}}.steps AS st (
-    run_id, step_key, seq, status, input_hash, output, attempt, resume_decision, idempotency_key)
-SELECT %(run_id)s, %(key)s, r.last_seq, 'completed', %(input_hash)s, %(output)s, %(attempt)s,
-       %(decision)s, %(idempotency_key)s
-FROM r
+SELECT {_NOTIFY} FROM r, ins
 """
 
 # The usual case: the key has no row yet (a plain insert is cheaper than an upsert).
-WRITE_CHECKPOINT = _INSERT_CHECKPOINT + "RETURNING 1"
+WRITE_CHECKPOINT = _INSERT_CHECKPOINT.replace("{conflict}", "")
 
 # The key has a row from an earlier try (failed, or an intent record): replace it.
-REWRITE_CHECKPOINT = (
-    _INSERT_CHECKPOINT
-    + """ON CONFLICT (run_id, step_key) DO UPDATE SET
-    seq = EXCLUDED.seq, status = 'completed', input_hash = EXCLUDED.input_hash,
-    output = EXCLUDED.output, error = NULL, attempt = EXCLUDED.attempt,
-    resume_decision = EXCLUDED.resume_decision, idempotency_key = EXCLUDED.idempotency_key,
-    updated_at = now()
-RETURNING 1
-"""
+REWRITE_CHECKPOINT = _INSERT_CHECKPOINT.replace(
+    "{conflict}",
+    """ON CONFLICT (run_id, step_key) DO UPDATE SET
+        seq = EXCLUDED.seq, status = 'completed', input_hash = EXCLUDED.input_hash,
+        output = EXCLUDED.output, error = NULL, attempt = EXCLUDED.attempt,
+        resume_decision = EXCLUDED.resume_decision,
+        idempotency_key = EXCLUDED.idempotency_key, updated_at = now()""",
 )
 
-# A step unsafe to run twice records its intent first; a crash before its checkpoint then
-# leaves a 'running' row that parks the step on resume.
-WRITE_STEP_STARTED = f"""
+# A step that records its intent (unsafe to repeat) or a failure: the step row holds its
+# current state, and an event row its place in the log.
+_STEP_STATE = f"""
 WITH r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, 'step.started', %(payload)s FROM r
+    SELECT %(run_id)s, r.last_seq, %(event)s, %(payload)s FROM r
+), st AS (
+    INSERT INTO {{s}}.steps AS st (
+        run_id, step_key, status, input_hash, error, attempt, resume_decision, idempotency_key)
+    SELECT %(run_id)s, %(key)s, %(status)s, %(input_hash)s, %(error)s, %(attempt)s,
+           %(decision)s, %(idempotency_key)s
+    FROM r
+    ON CONFLICT (run_id, step_key) DO UPDATE SET
+        status = EXCLUDED.status, input_hash = EXCLUDED.input_hash, error = EXCLUDED.error,
+        attempt = EXCLUDED.attempt, resume_decision = EXCLUDED.resume_decision,
+        idempotency_key = EXCLUDED.idempotency_key, updated_at = now()
+    RETURNING 1
 )
-INSERT INTO {{s}}.steps AS st (
-    run_id, step_key, status, input_hash, attempt, resume_decision, idempotency_key)
-SELECT %(run_id)s, %(key)s, 'running', %(input_hash)s, %(attempt)s, %(decision)s,
-       %(idempotency_key)s
-FROM r
-ON CONFLICT (run_id, step_key) DO UPDATE SET
-    status = 'running', input_hash = EXCLUDED.input_hash, error = NULL,
-    attempt = EXCLUDED.attempt, resume_decision = EXCLUDED.resume_decision,
-    idempotency_key = EXCLUDED.idempotency_key, updated_at = now()
-RETURNING 1
+SELECT {_NOTIFY} FROM r, st
 """
 
-WRITE_STEP_FAILED = f"""
+WRITE_STEP_STATE = _STEP_STATE
+
+_FINISH_RUN = f"""
 WITH r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq
+    UPDATE {{s}}.runs SET
+        {{set}}, owner_token = NULL, lease_expires_at = NULL, last_seq = last_seq + 1,
+        updated_at = now()
+    WHERE {_FENCE}
+    RETURNING last_seq, {_WATCHED}
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, 'step.failed', %(payload)s FROM r
+    SELECT %(run_id)s, r.last_seq, {{event}}, %(payload)s FROM r
 )
-INSERT INTO {{s}}.steps AS st (
-    run_id, step_key, status, input_hash, error, attempt, resume_decision, idempotency_key)
-SELECT %(run_id)s, %(key)s, 'failed', %(input_hash)s, %(error)s, %(attempt)s, %(decision)s,
-       %(idempotency_key)s
-FROM r
-ON CONFLICT (run_id, step_key) DO UPDATE SET
-    status = 'failed', input_hash = EXCLUDED.input_hash, error = EXCLUDED.error,
-    attempt = EXCLUDED.attempt, resume_decision = EXCLUDED.resume_decision,
-    idempotency_key = EXCLUDED.idempotency_key, updated_at = now()
-RETURNING 1
+SELECT {_NOTIFY} FROM r
 """
 
-COMPLETE_RUN = f"""
-WITH r AS (
-    UPDATE {{s}}.runs SET
-        status = 'completed', result = %(result)s, owner_token = NULL, lease_expires_at = NULL,
-        last_seq = last_seq + 1, completed_at = now(), updated_at = now()
-    WHERE {_FENCE}
-    RETURNING last_seq
-)
-INSERT INTO {{s}}.events (run_id, seq, type, payload)
-SELECT %(run_id)s, r.last_seq, 'run.completed', %(payload)s FROM r
-RETURNING seq
-"""
+COMPLETE_RUN = _FINISH_RUN.replace(
+    "{set}", "status = 'completed', result = %(result)s, completed_at = now()"
+).replace("{event}", "'run.completed'")
 
-FAIL_RUN = f"""
-WITH r AS (
-    UPDATE {{s}}.runs SET
-        status = 'failed', error = %(error)s, failure_class = %(failure_class)s,
-        owner_token = NULL, lease_expires_at = NULL, last_seq = last_seq + 1, updated_at = now()
-    WHERE {_FENCE}
-    RETURNING last_seq
-)
-INSERT INTO {{s}}.events (run_id, seq, type, payload)
-SELECT %(run_id)s, r.last_seq, 'run.failed', %(payload)s FROM r
-RETURNING seq
-"""
+FAIL_RUN = _FINISH_RUN.replace(
+    "{set}", "status = 'failed', error = %(error)s, failure_class = %(failure_class)s"
+).replace("{event}", "'run.failed'")
+
+# A gate with wait=False: the run waits for a decision with no worker attached.
+PARK_RUN = _FINISH_RUN.replace("{set}", "status = 'waiting'").replace("{event}", "'run.parked'")
 
 # After a cancel the status stays 'cancelled'; the worker only gives the lease back.
 RELEASE_RUN = """
@@ -178,17 +172,18 @@ LEASE_STATES = """
 SELECT run_id, status, owner_token, cancel_reason FROM {s}.runs WHERE run_id = ANY(%(run_ids)s)
 """
 
-CANCEL_RUN = """
+CANCEL_RUN = f"""
 WITH r AS (
-    UPDATE {s}.runs SET
+    UPDATE {{s}}.runs SET
         status = 'cancelled', cancel_reason = %(reason)s, last_seq = last_seq + 1,
         completed_at = now(), updated_at = now()
     WHERE run_id = %(run_id)s AND status NOT IN ('completed', 'cancelled')
-    RETURNING last_seq
+    RETURNING last_seq, {_WATCHED}
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, 'run.cancelled', %(payload)s FROM r
 )
-INSERT INTO {s}.events (run_id, seq, type, payload)
-SELECT %(run_id)s, r.last_seq, 'run.cancelled', %(payload)s FROM r
-RETURNING seq
+SELECT {_NOTIFY} FROM r
 """
 
 _RUN_COLUMNS = """
@@ -230,6 +225,22 @@ ORDER BY seq
 LIMIT %(limit)s
 """
 
+# Any process may append to a run's log (not only its worker): no fence, the run must exist.
+# A worker's own events go through the fence (a zombie's are refused) and count as workflow
+# operations when emitted outside a step (count_op = 1), so a resumed run does not repeat them.
+_APPEND = f"""
+WITH r AS (
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1, ops = ops + %(count_op)s
+    WHERE {{where}} RETURNING last_seq, {_WATCHED}
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, %(type)s, %(payload)s FROM r
+)
+SELECT r.last_seq, {_NOTIFY} FROM r
+"""
+APPEND_EVENT = _APPEND.replace("{where}", "run_id = %(run_id)s")
+EMIT_EVENT = _APPEND.replace("{where}", _FENCE)
+
 # Operator actions on a parked step run in one transaction that first locks the run row.
 LOCK_RUN = """
 SELECT status, owner_token, lease_expires_at < now() AS expired, owner_host, owner_pid,
@@ -240,15 +251,6 @@ FROM {s}.runs WHERE run_id = %(run_id)s FOR UPDATE
 GET_STEP = """
 SELECT status, input_hash, resume_decision FROM {s}.steps
 WHERE run_id = %(run_id)s AND step_key = %(key)s
-"""
-
-APPEND_EVENT = """
-WITH r AS (
-    UPDATE {s}.runs SET last_seq = last_seq + 1 WHERE run_id = %(run_id)s RETURNING last_seq
-)
-INSERT INTO {s}.events (run_id, seq, type, payload)
-SELECT %(run_id)s, r.last_seq, %(type)s, %(payload)s FROM r
-RETURNING seq
 """
 
 APPROVE_STEP_RETRY = """
@@ -268,6 +270,208 @@ WHERE st.run_id = %(run_id)s AND st.step_key = %(key)s
 RETURNING st.seq
 """
 
+# -- live state ---------------------------------------------------------------------------------
+# The run row's lock orders concurrent updates; the upsert on run_state always applies to the
+# latest value, so versions are monotonic and no patch is lost.
+
+_STATE_UPDATE = f"""
+WITH r AS (
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1, ops = ops + %(count_op)s
+    WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
+), cur AS (
+    INSERT INTO {{s}}.run_state AS rs (run_id, version, value)
+    SELECT %(run_id)s, 1, {{first}} FROM r
+    ON CONFLICT (run_id) DO UPDATE SET
+        version = rs.version + 1, value = {{next}}, updated_at = now()
+    RETURNING rs.version, rs.value
+), v AS (
+    INSERT INTO {{s}}.state_versions (run_id, version, value)
+    SELECT %(run_id)s, cur.version, cur.value FROM cur
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, 'state.updated',
+           jsonb_build_object('version', cur.version, 'value', cur.value)
+    FROM r, cur
+)
+SELECT cur.version, {_NOTIFY} FROM r, cur
+"""
+
+SET_STATE = _STATE_UPDATE.replace("{first}", "%(value)s").replace("{next}", "EXCLUDED.value")
+PATCH_STATE = _STATE_UPDATE.replace("{first}", "{s}.json_merge_patch(NULL, %(value)s)").replace(
+    "{next}", "{s}.json_merge_patch(rs.value, %(value)s)"
+)
+
+# Label the current version. The row lock on run_state (FOR SHARE) waits for a concurrent
+# update and reads its result, so the label lands on the version current at commit.
+SAVE_STATE = f"""
+WITH cur AS (
+    SELECT version FROM {{s}}.run_state WHERE run_id = %(run_id)s FOR SHARE
+), r AS (
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1, ops = ops + %(count_op)s
+    WHERE {_FENCE} AND EXISTS (SELECT 1 FROM cur) RETURNING last_seq, {_WATCHED}
+), lbl AS (
+    UPDATE {{s}}.state_versions sv SET labels = array_append(sv.labels, %(label)s)
+    FROM cur, r
+    WHERE sv.run_id = %(run_id)s AND sv.version = cur.version AND NOT %(label)s = ANY(sv.labels)
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, 'state.saved',
+           jsonb_build_object('version', cur.version, 'label', %(label)s::text)
+    FROM r, cur
+)
+SELECT cur.version, {_NOTIFY} FROM r, cur
+"""
+
+GET_STATE = """
+SELECT version, value, updated_at FROM {s}.run_state WHERE run_id = %(run_id)s
+"""
+
+LIST_STATE_VERSIONS = """
+SELECT version, value, labels, created_at FROM {s}.state_versions
+WHERE run_id = %(run_id)s AND (NOT %(labeled)s OR labels <> '{}')
+ORDER BY version
+"""
+
+# -- gates --------------------------------------------------------------------------------------
+
+_GATE_COLUMNS = """
+g.name, g.prompt, g.data, g.status, g.actor, g.payload, g.token, g.created_at, g.resolved_at,
+g.run_id
+"""
+
+GET_GATE = f"""
+SELECT {_GATE_COLUMNS}, r.status, r.owner_token, r.cancel_reason
+FROM {{s}}.runs r LEFT JOIN {{s}}.gates g ON g.run_id = r.run_id AND g.name = %(name)s
+WHERE r.run_id = %(run_id)s
+"""
+
+LIST_GATES = f"""
+SELECT {_GATE_COLUMNS} FROM {{s}}.gates g
+WHERE (%(status)s::text IS NULL OR g.status = %(status)s)
+  AND (%(run_id)s::text IS NULL OR g.run_id = %(run_id)s)
+ORDER BY g.created_at, g.run_id, g.name
+LIMIT %(limit)s
+"""
+
+# Open a gate: the run is 'waiting' from the same transaction on.
+OPEN_GATE = f"""
+WITH r AS (
+    UPDATE {{s}}.runs SET status = 'waiting', last_seq = last_seq + 1, updated_at = now()
+    WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
+), g AS (
+    INSERT INTO {{s}}.gates (run_id, name, prompt, data, status, token)
+    SELECT %(run_id)s, %(name)s, %(prompt)s, %(data)s, 'pending', %(gate_token)s FROM r
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, 'gate.opened', %(payload)s FROM r
+)
+SELECT {_NOTIFY} FROM r
+"""
+
+# Back at a gate opened by an earlier attempt: wait again.
+REOPEN_GATE = f"""
+UPDATE {{s}}.runs SET status = 'waiting', updated_at = now() WHERE {_FENCE} RETURNING 1
+"""
+
+# Exactly once: the first resolver's UPDATE locks the gate row; any other, once it gets the
+# row, re-checks status = 'pending' against the committed decision and matches nothing.
+# The run goes back to 'running' (its worker is waiting) or 'pending' (nobody is) once no
+# other gate of it is pending.
+RESOLVE_GATE = f"""
+WITH g AS (
+    UPDATE {{s}}.gates SET
+        status = %(decision)s, actor = %(actor)s, payload = %(payload)s, resolved_at = now()
+    WHERE run_id = %(run_id)s AND name = %(name)s AND status = 'pending'
+      AND (%(gate_token)s::text IS NULL OR token = %(gate_token)s)
+    RETURNING name
+), r AS (
+    UPDATE {{s}}.runs SET
+        last_seq = last_seq + 1, updated_at = now(),
+        status = CASE
+            WHEN status <> 'waiting' OR EXISTS (
+                SELECT 1 FROM {{s}}.gates o
+                WHERE o.run_id = %(run_id)s AND o.status = 'pending' AND o.name <> %(name)s)
+            THEN status
+            WHEN owner_token IS NOT NULL AND lease_expires_at > now() THEN 'running'
+            ELSE 'pending' END
+    WHERE run_id = %(run_id)s AND EXISTS (SELECT 1 FROM g)
+    RETURNING last_seq, {_WATCHED}
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, 'gate.resolved', %(event)s FROM r
+)
+SELECT r.last_seq, {_NOTIFY} FROM r
+"""
+
+# -- child runs ---------------------------------------------------------------------------------
+
+# The edge is idempotent by name; the child's id is derived from the parent's and the edge's,
+# so two workers racing on one edge create (and then claim) the same child run.
+CREATE_EDGE = f"""
+INSERT INTO {{s}}.run_edges (parent_run_id, edge_name, child_run_id)
+SELECT %(run_id)s, %(edge)s, %(child_run_id)s
+WHERE EXISTS (SELECT 1 FROM {{s}}.runs WHERE {_FENCE})
+ON CONFLICT (parent_run_id, edge_name) DO NOTHING
+RETURNING 1
+"""
+
+EDGE_EXISTS = """
+SELECT child_run_id FROM {s}.run_edges WHERE parent_run_id = %(run_id)s AND edge_name = %(edge)s
+"""
+
+LIST_CHILDREN = """
+SELECT edge_name, child_run_id FROM {s}.run_edges WHERE parent_run_id = %(run_id)s
+ORDER BY created_at, edge_name
+"""
+
+# -- usage --------------------------------------------------------------------------------------
+
+# Tokens spent are spent: usage is recorded even by a worker that lost its lease meanwhile.
+RECORD_USAGE = f"""
+WITH r AS (
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE run_id = %(run_id)s
+    RETURNING last_seq, {_WATCHED}
+), u AS (
+    INSERT INTO {{s}}.usage_records (
+        run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
+        total_tokens, cost_usd, cost_source, label, metadata)
+    SELECT %(run_id)s, %(step_name)s, %(attempt)s, %(kind)s, %(provider)s, %(model)s,
+           %(input_tokens)s, %(output_tokens)s, %(total_tokens)s, %(cost_usd)s,
+           %(cost_source)s, %(label)s, %(metadata)s
+    FROM r
+), ev AS (
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq, 'usage.recorded', %(payload)s FROM r
+)
+SELECT {_NOTIFY} FROM r
+"""
+
+LIST_USAGE = """
+SELECT kind, provider, model, input_tokens, output_tokens, total_tokens, cost_usd, cost_source,
+       step_name, attempt, created_at, run_id, label, metadata
+FROM {s}.usage_records WHERE run_id = %(run_id)s ORDER BY id
+"""
+
+SUMMARIZE_USAGE = """
+SELECT u.provider, u.model, count(*), sum(u.input_tokens), sum(u.output_tokens),
+       sum(u.total_tokens), sum(u.cost_usd), count(u.cost_usd)
+FROM {s}.usage_records u
+WHERE (%(run_id)s::text IS NULL OR u.run_id = %(run_id)s)
+  AND (%(since)s::timestamptz IS NULL OR u.created_at >= %(since)s)
+  AND (%(workflow)s::text IS NULL OR u.run_id IN (
+        SELECT run_id FROM {s}.runs WHERE workflow_name = %(workflow)s))
+GROUP BY u.provider, u.model
+ORDER BY u.provider NULLS LAST, u.model NULLS LAST
+"""
+
+# -- listening ----------------------------------------------------------------------------------
+
+WATCH_RUN = """
+UPDATE {s}.runs SET watched_until = greatest(watched_until, now() + make_interval(secs => %(for)s))
+WHERE run_id = %(run_id)s
+RETURNING status
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Queries:
@@ -277,10 +481,10 @@ class Queries:
     load_checkpoints: str
     write_checkpoint: str
     rewrite_checkpoint: str
-    write_step_started: str
-    write_step_failed: str
+    write_step_state: str
     complete_run: str
     fail_run: str
+    park_run: str
     release_run: str
     fence_state: str
     renew_leases: str
@@ -290,18 +494,53 @@ class Queries:
     list_runs: str
     list_steps: str
     list_events: str
+    append_event: str
+    emit_event: str
     lock_run: str
     get_step: str
-    append_event: str
     approve_step_retry: str
     resolve_step: str
+    set_state: str
+    patch_state: str
+    save_state: str
+    get_state: str
+    list_state_versions: str
+    get_gate: str
+    list_gates: str
+    open_gate: str
+    reopen_gate: str
+    resolve_gate: str
+    create_edge: str
+    edge_exists: str
+    list_children: str
+    record_usage: str
+    list_usage: str
+    summarize_usage: str
+    watch_run: str
+
+    channel_prefix: str
 
     @classmethod
     def for_schema(cls, schema: str) -> Queries:
         quoted = sql.Identifier(schema).as_string(None)
-        return cls(
-            **{
-                f.name: globals()[f.name.upper()].replace("{s}", quoted).strip()
-                for f in fields(cls)
-            }
-        )
+        prefix = channel_prefix(schema)
+        literal = sql.Literal(prefix).as_string(None)
+        texts = {
+            f.name: globals()[f.name.upper()].replace("{s}", quoted).replace("{c}", literal).strip()
+            for f in fields(cls)
+            if f.name != "channel_prefix"
+        }
+        return cls(**texts, channel_prefix=prefix)
+
+
+def channel_prefix(schema: str) -> str:
+    """LISTEN/NOTIFY channels are per run: ``<prefix><md5 of the run id>`` (44 characters)."""
+    return f"tb_{hashlib.md5(schema.encode()).hexdigest()[:8]}_"
+
+
+def channel(schema: str, run_id: str) -> str:
+    return channel_prefix(schema) + hashlib.md5(run_id.encode()).hexdigest()
+
+
+def listen_statement(channel: str) -> str:
+    return sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string(None)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Claim", "FenceState"]
+__all__ = ["Claim", "FenceState", "GateRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,8 @@ class Claim:
     attempt: int
     created: bool = False
     input: bytes | None = None
+    ops: int = 0
+    """Workflow-body operations done by earlier attempts (replayed ones are skipped)."""
     workflow_name: str | None = None
     status: str | None = None
     input_hash: str | None = None
@@ -34,7 +36,7 @@ class Claim:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Claim:
-        return cls(*row)
+        return cls(*row[:15])  # the last column is the NOTIFY call's (void) result
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +46,22 @@ class FenceState:
     status: str
     owner_token: uuid.UUID | None
     cancel_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GateRow:
+    """A gate as stored, with its run's status (for a worker waiting on it)."""
+
+    name: str | None  # None: the run exists but has no such gate
+    prompt: str | None
+    data: Any
+    status: str | None
+    actor: str | None
+    payload: Any
+    token: str | None
+    created_at: Any
+    resolved_at: Any
+    run_id: str | None
+    run_status: str | None = None
+    run_owner: uuid.UUID | None = None
+    cancel_reason: str | None = None

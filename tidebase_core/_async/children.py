@@ -1,0 +1,86 @@
+"""Child runs: sub-agents as runs of their own, linked to their parent by an edge name.
+
+This is the async source; ``tidebase_core/_sync/children.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._acompat import gather
+from .._run_base import MAX_RUN_ID_BYTES, check_name
+
+if TYPE_CHECKING:
+    from .context import AsyncRunContext
+
+__all__ = ["child_run_id", "run_child", "run_fanout"]
+
+_MAX_PARALLEL = 8
+
+
+def child_run_id(parent_run_id: str, edge: str) -> str:
+    """The child's run id: readable when it fits, hashed when it would be too long."""
+    run_id = f"{parent_run_id}/{edge}"
+    if len(run_id.encode()) <= MAX_RUN_ID_BYTES:
+        return run_id
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:32]
+    head = parent_run_id.encode()[:180].decode("utf-8", "ignore")
+    return f"{head}/{digest}"
+
+
+async def run_child(
+    run: AsyncRunContext,
+    edge: str,
+    workflow: str,
+    fn: Callable[[AsyncRunContext, Any], Any],
+    *,
+    input: Any,
+    output_type: Any = None,
+) -> Any:
+    check_name(edge, "child name")
+    check_name(workflow, "child workflow name")
+    if not callable(fn):
+        raise TypeError(f"child {edge!r}: fn must be callable as fn(run, input)")
+    ex = run._execution
+    ex.check_live()
+    child_id = child_run_id(ex.run_id, edge)
+    created = await run._db.create_edge(
+        run_id=ex.run_id, token=ex.token, edge=edge, child_run_id=child_id
+    )
+    if not created and await run._db.edge_child(ex.run_id, edge) is None:
+        await run._refused()  # no edge, and none was written: the lease is gone
+    # The child claims its own lease; if a racing worker runs it, wait and take its result.
+    return await run._client.run(
+        workflow, fn, run_id=child_id, input=input, wait=True, output_type=output_type
+    )
+
+
+async def run_fanout(
+    run: AsyncRunContext,
+    name: str,
+    children: Sequence[tuple[str, Callable[[AsyncRunContext, Any], Any], Any]],
+    *,
+    max_parallel: int | None,
+) -> list[Any]:
+    check_name(name, "fanout name")
+    seen: set[str] = set()
+    for entry in children:
+        if not (isinstance(entry, tuple) and len(entry) == 3):
+            raise TypeError(
+                f"fanout {name!r}: each child is a (child_name, fn, input) tuple, got {entry!r:.80}"
+            )
+        if entry[0] in seen:
+            raise ValueError(f"fanout {name!r}: child name {entry[0]!r} appears twice")
+        seen.add(entry[0])
+    limit = max_parallel or min(_MAX_PARALLEL, max(1, run._client.settings.max_connections - 2))
+
+    def call(child_name: str, fn: Callable[[AsyncRunContext, Any], Any], input: Any) -> Any:
+        return lambda: run_child(run, f"{name}/{child_name}", child_name, fn, input=input)
+
+    outcomes = await gather([call(*entry) for entry in children], limit)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes

@@ -1,0 +1,84 @@
+"""Live state: what a UI shows while an agent works (phase, progress, partial results).
+
+This is the async source; ``tidebase_core/_sync/state.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._run_base import check_name
+from ..errors import StateEmpty
+from ..models import StateVersion
+from ..serialization import encode
+
+if TYPE_CHECKING:
+    from .context import AsyncRunContext
+
+__all__ = ["AsyncLiveState"]
+
+
+class AsyncLiveState:
+    """``run.state``: every update appends a version; ``save(label)`` names the current one.
+
+    Updates made in the workflow body are not repeated when a resumed run replays them; updates
+    made inside a step body belong to that step's (real) execution.
+    """
+
+    def __init__(self, run: AsyncRunContext) -> None:
+        self._run = run
+
+    async def set(self, value: Any) -> None:
+        """Replace the state with ``value``."""
+        await self._update(encode(value, what="run state"), patch=False)
+
+    async def patch(self, changes: Mapping[str, Any]) -> None:
+        """Apply ``changes`` as a JSON merge patch (RFC 7386): nested objects merge, ``None``
+        removes a key, anything else replaces. Applied in the database, so concurrent patches
+        never lose each other's changes."""
+        if not isinstance(changes, Mapping):
+            raise TypeError(
+                f"state.patch takes a dict (a JSON merge patch), got {type(changes).__name__}; "
+                "use state.set to replace the whole state"
+            )
+        await self._update(encode(changes, what="state patch"), patch=True)
+
+    async def get(self) -> Any:
+        """The current value (None before the first update)."""
+        found = await self._run._db.get_state(self._run.run_id)
+        return None if found is None else found[1]
+
+    async def save(self, label: str) -> None:
+        """Label the current version (a snapshot) without changing the value."""
+        check_name(label, "state label")
+        ex = self._run._execution
+        perform, count = ex.next_op()
+        if not perform:
+            return
+        version = await self._run._db.save_state(
+            run_id=ex.run_id, token=ex.token, label=label, count_op=count
+        )
+        if version is None:
+            if await self._run._db.get_state(ex.run_id) is None:
+                raise StateEmpty(
+                    f"run {ex.run_id!r} has no state to save as {label!r} yet; "
+                    "call state.set or state.patch first"
+                )
+            await self._run._refused()
+
+    async def versions(self, *, labeled: bool = False) -> list[StateVersion]:
+        """Every version in order (only the labeled snapshots with ``labeled=True``)."""
+        return await self._run._db.state_versions(self._run.run_id, labeled=labeled)
+
+    async def _update(self, value: str, *, patch: bool) -> None:
+        ex = self._run._execution
+        ex.check_live()
+        perform, count = ex.next_op()
+        if not perform:
+            return
+        version = await self._run._db.update_state(
+            run_id=ex.run_id, token=ex.token, value=value, patch=patch, count_op=count
+        )
+        if version is None:
+            await self._run._refused()

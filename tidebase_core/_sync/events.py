@@ -1,0 +1,91 @@
+"""The event log: append from anywhere, emit from inside a run, subscribe live.
+
+Generated from ``tidebase_core/_async/events.py`` by ``tools/generate_sync.py``: edit that file, not this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .._run_base import check_event_type, check_run_id
+from ..errors import RunNotFound
+from ..models import Event
+from ..serialization import encode
+
+if TYPE_CHECKING:
+    from .client import Tidebase
+    from .context import RunContext
+
+__all__ = ["Events", "RunEvents", "subscribe"]
+
+_BATCH = 500
+_ENDS = frozenset({"run.completed", "run.cancelled"})
+
+
+class RunEvents:
+    """``run.events``: the run's own log, written by its worker."""
+
+    def __init__(self, run: RunContext) -> None:
+        self._run = run
+
+    def emit(self, type: str, payload: Any = None) -> int | None:
+        """Append an event; returns its seq (None when replay skipped an earlier attempt's)."""
+        check_event_type(type)
+        data = encode(payload, what=f"payload of event {type!r}")
+        ex = self._run._execution
+        perform, count = ex.next_op()
+        if not perform:
+            return None
+        seq = self._run._db.append_event(
+            run_id=ex.run_id, type=type, payload=data, token=ex.token, count_op=count
+        )
+        if seq is None:
+            self._run._refused()
+        return seq
+
+
+class Events:
+    """``tide.events``: append to any run's log from any process."""
+
+    def __init__(self, client: Tidebase) -> None:
+        self._client = client
+
+    def append(self, run_id: str, type: str, payload: Any = None) -> int:
+        """Append an event to run ``run_id``'s log; returns its seq (gap-free per run)."""
+        check_run_id(run_id)
+        check_event_type(type)
+        data = encode(payload, what=f"payload of event {type!r}")
+        with self._client._store.connection() as db:
+            seq = db.append_event(run_id=run_id, type=type, payload=data)
+        if seq is None:
+            raise RunNotFound(run_id)
+        return seq
+
+
+def subscribe(
+    client: Tidebase, run_id: str, *, after_seq: int = 0, until_end: bool = True
+) -> Iterator[Event]:
+    """Every event of the run after ``after_seq``, then each new one as it is written.
+
+    Catches up by seq, then waits on LISTEN/NOTIFY: a subscriber that reconnects sees no gap and
+    no duplicate. With ``until_end`` it stops after the run completes, is cancelled, or fails
+    (and has not been resumed since).
+    """
+    check_run_id(run_id)
+    with client._store.listener(run_id) as listener:
+        if listener.run_status is None:
+            raise RunNotFound(run_id)
+        last = after_seq
+        while True:
+            batch = listener.db.list_events(run_id, after_seq=last, limit=_BATCH)
+            for event in batch:
+                yield event
+                last = event.seq
+                if until_end and event.type in _ENDS:
+                    return
+            if len(batch) == _BATCH:
+                continue
+            if until_end and batch and batch[-1].type == "run.failed":
+                return
+            listener.wait(30.0)
