@@ -151,3 +151,21 @@ async def test_async_fanout_runs_children_as_concurrent_tasks(atide: AsyncTideba
 
     assert await atide.run("parent", parent, run_id="apar") == [1, 4, 9]
     assert len(await atide.runs.children("apar")) == 3
+
+
+def test_a_child_parked_at_a_gate_parks_its_parent_until_the_decision(tide: Tidebase) -> None:
+    from tidebase.errors import GatePending
+
+    def reviewer(run: RunContext, input: None) -> str:
+        decision = run.gate("sign-off", "Good to go?", wait=False)
+        return f"signed off by {decision.actor}"
+
+    def parent(run: RunContext, input: None) -> str:
+        return run.child("review", reviewer)
+
+    with pytest.raises(GatePending):
+        tide.run("parent", parent, run_id="pp")
+    assert tide.runs.get("pp").status == "waiting"
+    assert tide.runs.get("pp").lease_expires_at is None  # the parent's worker let go too
+    tide.gates.resolve("pp/review", "sign-off", "approved", actor="lead")
+    assert tide.run("parent", parent, run_id="pp") == "signed off by lead"

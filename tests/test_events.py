@@ -16,6 +16,7 @@ from tidebase.errors import InvalidName, RunNotFound
 
 def test_eight_writers_and_the_worker_share_one_gap_free_ordered_log(tide: Tidebase) -> None:
     started = threading.Event()
+    first_append = threading.Event()
     appended: dict[int, list[int]] = {}
     subscribed: list[Event] = []
 
@@ -30,11 +31,13 @@ def test_eight_writers_and_the_worker_share_one_gap_free_ordered_log(tide: Tideb
 
     def writer(w: int) -> None:
         started.wait(30)
-        appended[w] = [tide.events.append("log", "ui.note", {"w": w, "i": i}) for i in range(250)]
+        seqs = appended[w] = []
+        for i in range(250):
+            seqs.append(tide.events.append("log", "ui.note", {"w": w, "i": i}))
+            first_append.set()
 
     def subscriber() -> None:
-        while not appended:  # join midway, after some events exist
-            pass
+        first_append.wait(30)  # join midway, after some events exist
         subscribed.extend(tide.runs.subscribe("log"))
 
     writers_done = threading.Event()

@@ -117,6 +117,7 @@ class Execution:
     cancelled: bool = False
     cancel_reason: str | None = None
     lost: bool = False
+    parked: bool = False  # left 'waiting' at a gate with the lease given back
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

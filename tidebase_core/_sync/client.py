@@ -267,8 +267,16 @@ class Tidebase:
             except RunCancelled:
                 db.release_run(run_id=state.run_id, token=state.token)
                 raise
-            except (LeaseLost, GatePending):
-                raise  # not ours any more / parked at a gate with the lease given back
+            except LeaseLost:
+                raise  # not ours any more: nothing to record
+            except GatePending:
+                if not state.parked:  # a child parked at its gate: wait with it
+                    db.park_run(
+                        run_id=state.run_id,
+                        token=state.token,
+                        payload=encode({"child": True}, what="event"),
+                    )
+                raise
             except BaseException as exc:
                 self._fail(db, state, exc)
                 raise

@@ -88,6 +88,7 @@ def wait_at_gate(
         )
         if not parked:
             run._refused()
+        ex.parked = True
         raise GatePending(
             f"run {ex.run_id!r} is parked at gate {name!r} until someone decides: "
             f"tide.gates.resolve({ex.run_id!r}, {name!r}, 'approved', actor=...); then invoke "
