@@ -21,6 +21,7 @@ from .store.records import Claim
 __all__ = [
     "Execution",
     "check_event_type",
+    "check_limit",
     "check_name",
     "check_run_id",
     "check_step_name",
@@ -60,6 +61,12 @@ def check_step_name(name: object) -> str:
             "step (name#2, name#3, …); choose a name without it"
         )
     return name
+
+
+def check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    return limit
 
 
 # Event types the engine writes itself; user events take another namespace.

@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._run_base import check_name, check_run_id
+from .._run_base import check_limit, check_name, check_run_id
 from ..errors import (
     GateAlreadyResolved,
     GateNotFound,
@@ -228,8 +228,7 @@ class AsyncGates:
                 raise ValueError(
                     f"unknown gate status {status!r}; use pending, approved or rejected"
                 ) from None
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        check_limit(limit)
         async with self._client._store.connection() as db:
             return await db.list_gates(
                 status=None if status is None else status.value, run_id=run_id, limit=limit

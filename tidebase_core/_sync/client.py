@@ -14,6 +14,7 @@ from .. import context
 from .._compat import blocking_twin, resolve, run_blocking, sleep
 from .._run_base import (
     Execution,
+    check_limit,
     check_name,
     check_run_id,
     error_payload,
@@ -357,8 +358,7 @@ class Runs:
             except ValueError:
                 valid = ", ".join(s.value for s in RunStatus)
                 raise ValueError(f"unknown run status {status!r}; use one of {valid}") from None
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        check_limit(limit)
         with self._client._store.connection() as db:
             return db.list_runs(
                 status=None if status is None else status.value, workflow=workflow, limit=limit
@@ -374,6 +374,9 @@ class Runs:
 
     def events(self, run_id: str, after_seq: int = 0, *, limit: int = 1000) -> builtins.list[Event]:
         check_run_id(run_id)
+        check_limit(limit)
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValueError(f"after_seq must be an int >= 0, got {after_seq!r}")
         with self._client._store.connection() as db:
             events = db.list_events(run_id, after_seq=after_seq, limit=limit)
             if not events and db.get_run(run_id) is None:
