@@ -129,3 +129,48 @@ def test_bad_usage_fields_are_named_and_nothing_is_written(
     with pytest.raises((ValueError, TypeError), match=message):
         tide.run("wf", wf, run_id="bad")
     assert tide.usage.records("bad") == []
+
+
+def test_a_model_calls_usage_is_written_with_its_checkpoint(tide: Tidebase) -> None:
+    calls: list[int] = []
+
+    def model_call() -> dict:
+        calls.append(1)
+        return {"text": "hi", "usage": {"in": 120, "out": 30}}
+
+    def usage_of(response: dict) -> list[dict]:
+        return [
+            {
+                "provider": "openai",
+                "model": "gpt-4o",
+                "input_tokens": response["usage"]["in"],
+                "output_tokens": response["usage"]["out"],
+                "metadata": {"id": "resp_1"},
+            }
+        ]
+
+    def wf(run: RunContext, input: None) -> str:
+        reply = run.step("llm", model_call, usage=usage_of)
+        if run.attempt == 1:
+            raise RuntimeError("crash")
+        return str(reply["text"])
+
+    with pytest.raises(RuntimeError):
+        tide.run("wf", wf, run_id="u4")
+    assert tide.run("wf", wf, run_id="u4") == "hi"
+    assert calls == [1]
+    (row,) = tide.usage.records("u4")
+    assert (row.step_name, row.attempt, row.input_tokens, row.total_tokens) == ("llm", 1, 120, 150)
+    assert row.metadata == {"id": "resp_1"} and row.cost_usd is not None
+    log = [(e.seq, e.type) for e in tide.runs.events("u4")]
+    # the usage entry comes right before its step's checkpoint, in one write
+    assert log[:3] == [(1, "run.started"), (2, "usage.recorded"), (3, "step.completed")]
+
+
+def test_bad_usage_from_a_step_is_named_and_leaves_no_checkpoint(tide: Tidebase) -> None:
+    def wf(run: RunContext, input: None) -> None:
+        run.step("llm", lambda: 1, usage=lambda out: [{"tokens": 5}])
+
+    with pytest.raises(TypeError, match=r"unknown usage fields \['tokens'\]"):
+        tide.run("wf", wf, run_id="u5")
+    assert tide.runs.steps("u5") == [] and tide.usage.records("u5") == []

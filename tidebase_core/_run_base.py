@@ -115,6 +115,7 @@ class Execution:
     attempt: int
     lease_seconds: float
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    rows: set[str] = field(default_factory=set)  # step keys with a row in the database
     counts: dict[str, int] = field(default_factory=dict)
     # Workflow-body operations (state updates, emitted events): how many earlier attempts did,
     # and how many this attempt has reached. The first ``ops_replayed`` are not done again.
@@ -225,19 +226,35 @@ class UsageInput:
     payload: str  # the usage.recorded event, JSON text
 
 
+USAGE_FIELDS = frozenset(
+    {
+        "kind",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cost_usd",
+        "label",
+        "metadata",
+    }
+)
+
+
 def usage_params(
     *,
     run_id: str,
     attempt: int,
-    kind: str,
-    provider: str | None,
-    model: str | None,
-    input_tokens: int | None,
-    output_tokens: int | None,
-    total_tokens: int | None,
-    cost_usd: Decimal | float | int | str | None,
-    label: str | None,
-    metadata: Mapping[str, Any] | None,
+    step: str | None,
+    kind: str = "llm",
+    provider: str | None = None,
+    model: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    total_tokens: int | None = None,
+    cost_usd: Decimal | float | int | str | None = None,
+    label: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> UsageInput:
     """Check a ``usage.record(...)`` call, fill in the total and the price."""
     check_name(kind, "usage kind")
@@ -267,7 +284,6 @@ def usage_params(
         if isinstance(cost_usd, bool) or not cost.is_finite() or cost < 0:
             raise ValueError(f"usage cost_usd must be a finite amount >= 0, got {cost_usd!r}")
         source = "given"
-    step = current_step.get()
     payload = {
         "kind": kind,
         "provider": provider,

@@ -29,6 +29,7 @@ from ._sync.client import Tidebase
 from ._sync.context import RunContext
 from .defaults import default_async_client, default_client
 from .errors import NotSerializable
+from .plugin import run_sync_step
 from .replay import ReplayMode, StepPolicy
 from .retry import RetryPolicy
 from .serialization import input_hash
@@ -252,9 +253,8 @@ def _make_step(fn: Any, options: _StepOptions) -> Any:
             return run.run_step(
                 key, body, input_hash=digest, policy=policy, output_type=output_type
             )
-        if isinstance(run, AsyncRunContext):
-            return _blocking_step(run, key, body, digest, policy, output_type)
-        return run.run_step(key, body, input_hash=digest, policy=policy, output_type=output_type)
+        # A sync step inside an async workflow checkpoints synchronously, on its own connection.
+        return run_sync_step(run, key, body, digest=digest, policy=policy, output_type=output_type)
 
     return wrapt.FunctionWrapper(fn, wrapper)
 
@@ -287,23 +287,6 @@ def _key_and_hash(
     if key_option == "content":
         return state.next_key(f"{name}:{digest[:16]}"), digest
     return state.next_key(name), digest
-
-
-def _blocking_step(
-    run: AsyncRunContext,
-    key: str,
-    body: Callable[[], Any],
-    digest: str,
-    policy: StepPolicy,
-    output_type: Any,
-) -> Any:
-    """A sync step inside an async workflow, checkpointed synchronously on a blocking connection."""
-    store = run._client._blocking_store()
-    with store.connection() as db:
-        blocking = RunContext(run._client, run._execution, db, run.input)  # type: ignore[arg-type]
-        return blocking.run_step(
-            key, body, input_hash=digest, policy=policy, output_type=output_type
-        )
 
 
 @overload

@@ -39,7 +39,7 @@ _ANY = object()  # marker: no output type, return plain JSON values
 _NULL_HASH = hashlib.sha256(b"null").hexdigest()
 
 
-def encode(value: Any, *, what: str) -> str:
+def encode(value: Any, *, what: str = "value") -> str:
     """JSON text of ``value`` for storage; raises ``NotSerializable`` naming ``what``."""
     try:
         data = pydantic_core.to_jsonable_python(value, bytes_mode="base64")
@@ -52,7 +52,7 @@ def encode(value: Any, *, what: str) -> str:
     return raw.decode()
 
 
-def input_hash(value: Any, *, what: str) -> str:
+def input_hash(value: Any, *, what: str = "value") -> str:
     """sha256 hex digest of the canonical JSON of ``value`` (key order and set order ignored)."""
     if value is None:
         return _NULL_HASH

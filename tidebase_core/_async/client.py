@@ -186,6 +186,7 @@ class AsyncTidebase:
             state.ops_replayed = claim.ops
             if not claim.created:
                 state.checkpoints = await db.load_checkpoints(run_id)
+                state.rows = set(state.checkpoints)
             run_input = input if check_input else decode_json(claim.input)
             return await self._execute(db, state, fn, run_input)
 

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from .. import context
 from .._acompat import resolve, sleep
-from .._run_base import Execution, check_step_name, error_payload
+from .._run_base import (
+    USAGE_FIELDS,
+    Execution,
+    UsageInput,
+    check_step_name,
+    error_payload,
+    usage_params,
+)
 from ..errors import LeaseLost, NotSerializable, RunCancelled, StepFailed, TidebaseError
 from ..models import GateDecision
 from ..replay import (
@@ -35,9 +42,12 @@ from .usage import AsyncRunUsage
 if TYPE_CHECKING:
     from .client import AsyncTidebase
 
-__all__ = ["AsyncRunContext"]
+__all__ = ["AsyncRunContext", "UsageOf"]
 
 _PLAIN_STEP = StepPolicy()
+
+UsageOf = Callable[[Any], Sequence[Mapping[str, Any]]]
+"""A step's result → the ``usage.record`` arguments of the model calls it made."""
 
 
 class AsyncRunContext:
@@ -91,12 +101,15 @@ class AsyncRunContext:
         retries: int | RetryPolicy = 0,
         replay: ReplayMode | None = None,
         output_type: Any = None,
+        usage: UsageOf | None = None,
     ) -> Any:
         """Run ``fn`` once for this run, checkpointing its result; on replay return the checkpoint.
 
         ``input`` is what the step's result depends on: it is hashed, and a checkpoint written
         for a different input raises ``InputMismatch`` instead of being reused. The n-th call
-        with the same ``name`` in a run is the step ``name#n``.
+        with the same ``name`` in a run is the step ``name#n``. ``usage``, a function of the
+        step's result returning ``usage.record`` arguments (one dict per model call), writes
+        those ledger rows in the same statement as the checkpoint.
         """
         check_step_name(name)
         if not callable(fn):
@@ -114,7 +127,53 @@ class AsyncRunContext:
         key = self._execution.next_key(name)
         in_hash = hash_input(input, what=f"input of step {key!r}")
         return await self.run_step(
-            key, fn, input_hash=in_hash, policy=policy, output_type=output_type
+            key, fn, input_hash=in_hash, policy=policy, output_type=output_type, usage=usage
+        )
+
+    def next_key(self, name: str) -> str:
+        """The key of the next call named ``name`` in this run: ``name``, then ``name#2`` …"""
+        return self._execution.next_key(name)
+
+    def checkpoint_of(self, key: str, input_hash: str) -> str | None:
+        """The stored output (JSON text) of step ``key`` if it completed, else None.
+
+        No I/O (checkpoints load when the run starts). Raises ``InputMismatch`` when the
+        checkpoint was written for other input, ``StepFailed`` when the step is parked.
+        For integrations whose framework splits "look up" and "store" (an LLM cache).
+        """
+        found = plan_step(self.run_id, self._execution.checkpoints.get(key), input_hash)
+        return None if found is None else found.output
+
+    async def save_checkpoint(
+        self,
+        key: str,
+        input_hash: str,
+        output: Any,
+        *,
+        policy: StepPolicy = _PLAIN_STEP,
+        usage: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Checkpoint an operation executed outside ``run.step`` (its usage in the same write)."""
+        ex = self._execution
+        encoded = encode(output, what=f"output of step {key!r}")
+        rows = [self._usage_row(key, fields) for fields in usage]
+        written = await self._db.write_checkpoint(
+            run_id=ex.run_id,
+            token=ex.token,
+            key=key,
+            input_hash=input_hash,
+            output=encoded,
+            attempt=ex.attempt,
+            decision=resume_decision(policy),
+            idempotency_key=policy.idempotency_key,
+            replaces=key in ex.rows,
+            usage=rows,
+        )
+        if not written:
+            await self._refused()
+        ex.rows.add(key)
+        ex.checkpoints[key] = Checkpoint(
+            key, "completed", input_hash, encoded, None, resume_decision(policy), ex.attempt
         )
 
     async def run_step(
@@ -125,36 +184,27 @@ class AsyncRunContext:
         input_hash: str,
         policy: StepPolicy,
         output_type: Any = None,
+        usage: UsageOf | None = None,
     ) -> Any:
         """``step`` for a key and input hash already chosen (decorated steps choose theirs)."""
-        state = self._execution
-        in_hash = input_hash
-        earlier = state.checkpoints.get(key)
-        replayed = plan_step(state.run_id, earlier, in_hash)
-        if replayed is not None:
-            return decode(replayed.output, output_type or output_type_of(fn))
-        state.check_live()
-        has_row = earlier is not None  # the checkpoint write must replace it
+        ex = self._execution
+        stored = self.checkpoint_of(key, input_hash)
+        if stored is not None:
+            return decode(stored, output_type or output_type_of(fn))
+        ex.check_live()
 
         decision = resume_decision(policy)
         intent = needs_intent_record(policy)
         if intent:
-            recorded = await self._db.write_step_state(
-                run_id=state.run_id,
-                token=state.token,
-                key=key,
-                status="running",
-                input_hash=in_hash,
-                error=None,
-                attempt=state.attempt,
-                decision=decision,
-                idempotency_key=policy.idempotency_key,
-                event="step.started",
-                payload=encode({"step": key, "attempt": state.attempt}, what="event"),
+            await self._write_step_state(
+                key,
+                input_hash,
+                policy,
+                "running",
+                decision,
+                None,
+                {"step": key, "attempt": ex.attempt},
             )
-            if not recorded:
-                await self._refused()
-            has_row = True
 
         tries = 0
         while True:
@@ -167,18 +217,17 @@ class AsyncRunContext:
             except Exception as exc:
                 left = policy.retry.max_retries - tries
                 verdict = resume_decision(policy, retries_left=left)
-                await self._record_failure(key, in_hash, policy, verdict, exc, tries)
-                has_row = True
+                await self._record_failure(key, input_hash, policy, verdict, exc, tries)
                 if verdict is ResumeDecision.FAILED_RETRYABLE:
                     await sleep(policy.retry.delay(tries))
                     tries += 1
-                    state.check_live()
+                    ex.check_live()
                     continue
                 raise StepFailed(
-                    state.run_id,
+                    ex.run_id,
                     key,
                     verdict,
-                    f"step {key!r} of run {state.run_id!r} failed"
+                    f"step {key!r} of run {ex.run_id!r} failed"
                     + (f" after {tries + 1} tries" if tries else "")
                     + f": {type(exc).__name__}: {exc} (resume decision: {verdict.value})",
                 ) from exc
@@ -186,29 +235,27 @@ class AsyncRunContext:
                 context.current_step.reset(inside)
 
         try:
-            output = encode(value, what=f"output of step {key!r}")
+            await self.save_checkpoint(
+                key, input_hash, value, policy=policy, usage=usage(value) if usage else ()
+            )
         except NotSerializable as exc:
             if intent:
                 # The body ran and may have acted: park it rather than leave a bare intent row.
-                await self._record_failure(key, in_hash, policy, decision, exc, tries)
+                await self._record_failure(key, input_hash, policy, decision, exc, tries)
             raise
-        written = await self._db.write_checkpoint(
-            run_id=state.run_id,
-            token=state.token,
-            key=key,
-            input_hash=in_hash,
-            output=output,
-            attempt=state.attempt,
-            decision=decision,
-            idempotency_key=policy.idempotency_key,
-            replaces=has_row,
-        )
-        if not written:
-            await self._refused()
-        state.checkpoints[key] = Checkpoint(
-            key, "completed", in_hash, output, None, decision, state.attempt
-        )
         return value
+
+    def _usage_row(self, key: str, fields: Mapping[str, Any]) -> UsageInput:
+        if not isinstance(fields, Mapping):
+            raise TypeError(
+                f"step {key!r}: usage must give one dict of usage.record arguments per model "
+                f"call, got {type(fields).__name__}"
+            )
+        unknown = set(fields) - USAGE_FIELDS
+        if unknown:
+            raise TypeError(f"step {key!r}: unknown usage fields {sorted(unknown)}")
+        ex = self._execution
+        return usage_params(run_id=ex.run_id, attempt=ex.attempt, step=key, **fields)
 
     # -- gates and child runs ----------------------------------------------------------------
 
@@ -282,32 +329,51 @@ class AsyncRunContext:
         exc: BaseException,
         tries: int,
     ) -> None:
-        state = self._execution
         error = error_payload(exc)
+        await self._write_step_state(
+            key,
+            in_hash,
+            policy,
+            "failed",
+            verdict,
+            error,
+            {
+                "step": key,
+                "attempt": self._execution.attempt,
+                "try": tries + 1,
+                "decision": verdict.value,
+                "error": {"type": error["type"], "message": error["message"]},
+            },
+        )
+
+    async def _write_step_state(
+        self,
+        key: str,
+        in_hash: str,
+        policy: StepPolicy,
+        status: str,
+        decision: ResumeDecision,
+        error: dict[str, Any] | None,
+        event: dict[str, Any],
+    ) -> None:
+        """Record a step's intent ('running') or failure ('failed'), fenced by the lease."""
+        ex = self._execution
         recorded = await self._db.write_step_state(
-            run_id=state.run_id,
-            token=state.token,
+            run_id=ex.run_id,
+            token=ex.token,
             key=key,
-            status="failed",
+            status=status,
             input_hash=in_hash,
-            error=encode(error, what="step error"),
-            attempt=state.attempt,
-            decision=verdict,
+            error=None if error is None else encode(error, what="step error"),
+            attempt=ex.attempt,
+            decision=decision,
             idempotency_key=policy.idempotency_key,
-            event="step.failed",
-            payload=encode(
-                {
-                    "step": key,
-                    "attempt": state.attempt,
-                    "try": tries + 1,
-                    "decision": verdict.value,
-                    "error": {"type": error["type"], "message": error["message"]},
-                },
-                what="event",
-            ),
+            event="step.started" if status == "running" else "step.failed",
+            payload=encode(event, what="event"),
         )
         if not recorded:
             await self._refused()
+        ex.rows.add(key)
 
     async def _refused(self) -> None:
         """A fenced write matched nothing: say whether the run was cancelled or taken over."""

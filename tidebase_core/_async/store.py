@@ -22,7 +22,7 @@ from .._run_base import UsageInput
 from ..errors import DatabaseUnavailable
 from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
 from ..replay import Checkpoint, ResumeDecision
-from ..serialization import decode_json
+from ..serialization import decode_json, encode
 from ..settings import Settings
 from ..store.adapters import ADAPTERS, JsonText
 from ..store.migrate import connect_and_migrate
@@ -265,12 +265,14 @@ class AsyncStoreConnection:
         decision: ResumeDecision,
         idempotency_key: str | None,
         replaces: bool = False,
+        usage: Sequence[UsageInput] = (),
     ) -> bool:
         """The step's one round trip. False when the fence refused it (lease lost, cancelled).
 
         ``replaces``: the key already has a row (an earlier failed try or an intent record).
+        ``usage``: ledger rows of the model calls the step made, written in the same statement.
         """
-        params = {
+        params: dict[str, Any] = {
             "run_id": run_id,
             "token": token,
             "key": key,
@@ -280,9 +282,20 @@ class AsyncStoreConnection:
             "decision": decision.value,
             "idempotency_key": idempotency_key,
         }
+        if usage:
+            params["n_usage"] = len(usage)
+            params["usage"] = JsonText(
+                encode([_usage_record(i, u) for i, u in enumerate(usage)], what="usage rows")
+            )
+            query = (
+                self.q.rewrite_checkpoint_with_usage
+                if replaces
+                else self.q.write_checkpoint_with_usage
+            )
+        else:
+            query = self.q.rewrite_checkpoint if replaces else self.q.write_checkpoint
         while True:
             try:
-                query = self.q.rewrite_checkpoint if replaces else self.q.write_checkpoint
                 return bool(await self._execute(query, params))
             except _ConnectionLost:
                 # Did the write commit before the connection dropped?
@@ -790,6 +803,24 @@ class AsyncRunListener:
                 # which the caller reads next; report a wake-up so it does.
                 await self._watch()
                 return True
+
+
+def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
+    """A usage row as one element of the JSON array ``jsonb_to_recordset`` reads."""
+    return {
+        "ord": ord,
+        "kind": u.kind,
+        "provider": u.provider,
+        "model": u.model,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "total_tokens": u.total_tokens,
+        "cost_usd": None if u.cost_usd is None else str(u.cost_usd),
+        "cost_source": u.cost_source,
+        "label": u.label,
+        "metadata": None if u.metadata is None else decode_json(u.metadata),
+        "payload": decode_json(u.payload),
+    }
 
 
 def _run_info(r: Row) -> RunInfo:

@@ -186,6 +186,7 @@ class Tidebase:
             state.ops_replayed = claim.ops
             if not claim.created:
                 state.checkpoints = db.load_checkpoints(run_id)
+                state.rows = set(state.checkpoints)
             run_input = input if check_input else decode_json(claim.input)
             return self._execute(db, state, fn, run_input)
 

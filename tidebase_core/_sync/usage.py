@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .. import context
 from .._run_base import check_run_id, usage_params
 from ..errors import RunNotFound
 from ..models import ModelUsage, UsageRecord, UsageSummary
@@ -48,6 +49,7 @@ class RunUsage:
         params = usage_params(
             run_id=ex.run_id,
             attempt=ex.attempt,
+            step=context.current_step.get(),
             kind=kind,
             provider=provider,
             model=model,

@@ -72,9 +72,10 @@ SELECT step_key, status, input_hash, output, error, resume_decision, attempt
 FROM {s}.steps WHERE run_id = %(run_id)s
 """
 
-_INSERT_CHECKPOINT = f"""
+_CHECKPOINT = f"""
 WITH r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1{{bump}} WHERE {_FENCE}
+    RETURNING last_seq, {_WATCHED}
 ), ins AS (
     INSERT INTO {{s}}.steps AS st (
         run_id, step_key, seq, status, input_hash, output, attempt, resume_decision,
@@ -84,22 +85,49 @@ WITH r AS (
     FROM r
     {{conflict}}
     RETURNING 1
-)
+){{usage}}
 SELECT {_NOTIFY} FROM r, ins
 """
 
-# The usual case: the key has no row yet (a plain insert is cheaper than an upsert).
-WRITE_CHECKPOINT = _INSERT_CHECKPOINT.replace("{conflict}", "")
-
-# The key has a row from an earlier try (failed, or an intent record): replace it.
-REWRITE_CHECKPOINT = _INSERT_CHECKPOINT.replace(
-    "{conflict}",
-    """ON CONFLICT (run_id, step_key) DO UPDATE SET
+_REPLACE = """ON CONFLICT (run_id, step_key) DO UPDATE SET
         seq = EXCLUDED.seq, status = 'completed', input_hash = EXCLUDED.input_hash,
         output = EXCLUDED.output, error = NULL, attempt = EXCLUDED.attempt,
         resume_decision = EXCLUDED.resume_decision,
-        idempotency_key = EXCLUDED.idempotency_key, updated_at = now()""",
-)
+        idempotency_key = EXCLUDED.idempotency_key, updated_at = now()"""
+
+# A model call's step writes its usage rows (and their usage.recorded events, which take the
+# seqs just before the checkpoint's) in the same statement as the checkpoint.
+_USAGE = """, u AS (
+    INSERT INTO {s}.usage_records (
+        run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
+        total_tokens, cost_usd, cost_source, label, metadata)
+    SELECT %(run_id)s, %(key)s, %(attempt)s, x.kind, x.provider, x.model, x.input_tokens,
+           x.output_tokens, x.total_tokens, x.cost_usd, x.cost_source, x.label, x.metadata
+    FROM r, jsonb_to_recordset(%(usage)s) AS x(
+        ord int, kind text, provider text, model text, input_tokens bigint, output_tokens bigint,
+        total_tokens bigint, cost_usd numeric, cost_source text, label text, metadata jsonb)
+    ORDER BY x.ord
+), ue AS (
+    INSERT INTO {s}.events (run_id, seq, type, payload)
+    SELECT %(run_id)s, r.last_seq - %(n_usage)s + x.ord, 'usage.recorded', x.payload
+    FROM r, jsonb_to_recordset(%(usage)s) AS x(ord int, payload jsonb)
+)"""
+
+
+def _checkpoint(*, replace: bool, usage: bool) -> str:
+    return (
+        _CHECKPOINT.replace("{bump}", " + %(n_usage)s" if usage else "")
+        .replace("{conflict}", _REPLACE if replace else "")
+        .replace("{usage}", _USAGE if usage else "")
+    )
+
+
+# The usual case: the key has no row yet (a plain insert is cheaper than an upsert).
+WRITE_CHECKPOINT = _checkpoint(replace=False, usage=False)
+# The key has a row from an earlier try (failed, or an intent record): replace it.
+REWRITE_CHECKPOINT = _checkpoint(replace=True, usage=False)
+WRITE_CHECKPOINT_WITH_USAGE = _checkpoint(replace=False, usage=True)
+REWRITE_CHECKPOINT_WITH_USAGE = _checkpoint(replace=True, usage=True)
 
 # A step that records its intent (unsafe to repeat) or a failure: the step row holds its
 # current state, and an event row its place in the log.
@@ -481,6 +509,8 @@ class Queries:
     load_checkpoints: str
     write_checkpoint: str
     rewrite_checkpoint: str
+    write_checkpoint_with_usage: str
+    rewrite_checkpoint_with_usage: str
     write_step_state: str
     complete_run: str
     fail_run: str

@@ -1,0 +1,170 @@
+"""The engine's face for integration plugins (Pydantic AI, OpenAI Agents SDK, LangChain …).
+
+A plugin turns its framework's units of work into steps of the active run. It needs: the
+active run (``current_run``), keys and input hashes of its own choosing, and a way to look up
+and store checkpoints that works from sync and async code whichever API (``Tidebase`` or
+``AsyncTidebase``) runs the workflow. Plugins import this module, not the engine's internals.
+
+    run = current_run()
+    if run is None:                      # outside a run: plugins do nothing
+        return await call_model()
+    key = run.next_key("model.request")
+    digest = input_hash(normalized_messages)
+    stored = run.checkpoint_of(key, digest)      # raises InputMismatch on drift
+    if stored is not None:
+        return decode(stored, ModelResponse)
+    response = await call_model()
+    await save_checkpoint(run, key, digest, response, usage=[{...}])
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from . import context
+from ._async.context import AsyncRunContext, UsageOf
+from ._sync.context import RunContext
+from .context import current_run
+from .replay import StepPolicy
+from .serialization import decode, decode_json, encode, input_hash
+
+__all__ = [
+    "AnyRunContext",
+    "StepPolicy",
+    "current_run",
+    "current_step_key",
+    "decode",
+    "decode_json",
+    "encode",
+    "input_hash",
+    "run_async_step",
+    "run_sync_step",
+    "save_checkpoint",
+    "save_checkpoint_sync",
+]
+
+AnyRunContext = RunContext | AsyncRunContext
+_PLAIN = StepPolicy()
+
+
+def current_step_key() -> str | None:
+    """The key of the step whose body is running here (None in a workflow body, or outside)."""
+    return context.current_step.get()
+
+
+def _blocking(run: AnyRunContext) -> Any:
+    """A sync context on ``run``: itself, or a blocking view of an async run (own connection)."""
+    if isinstance(run, RunContext):
+        return _Same(run)
+    return _BlockingView(run)
+
+
+class _Same:
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    def __enter__(self) -> RunContext:
+        return self.run
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _BlockingView:
+    def __init__(self, run: AsyncRunContext) -> None:
+        self._run = run
+        self._cm: Any = None
+
+    def __enter__(self) -> RunContext:
+        self._cm = self._run._client._blocking_store().connection()
+        db = self._cm.__enter__()
+        return RunContext(self._run._client, self._run._execution, db, self._run.input)  # type: ignore[arg-type]
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+def save_checkpoint_sync(
+    run: AnyRunContext,
+    key: str,
+    digest: str,
+    output: Any,
+    *,
+    policy: StepPolicy = _PLAIN,
+    usage: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Store ``output`` as step ``key``'s checkpoint from sync code (usage in the same write)."""
+    with _blocking(run) as sync_run:
+        sync_run.save_checkpoint(key, digest, output, policy=policy, usage=usage)
+
+
+async def save_checkpoint(
+    run: AnyRunContext,
+    key: str,
+    digest: str,
+    output: Any,
+    *,
+    policy: StepPolicy = _PLAIN,
+    usage: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Store ``output`` as step ``key``'s checkpoint from async code."""
+    if isinstance(run, AsyncRunContext):
+        await run.save_checkpoint(key, digest, output, policy=policy, usage=usage)
+    else:
+        await asyncio.to_thread(
+            save_checkpoint_sync, run, key, digest, output, policy=policy, usage=usage
+        )
+
+
+def run_sync_step(
+    run: AnyRunContext,
+    key: str,
+    fn: Callable[[], Any],
+    *,
+    digest: str,
+    policy: StepPolicy = _PLAIN,
+    output_type: Any = None,
+    usage: UsageOf | None = None,
+) -> Any:
+    """``run.step`` for a sync body, with the plugin's key and hash, in a sync or async run."""
+    with _blocking(run) as sync_run:
+        return sync_run.run_step(
+            key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
+        )
+
+
+async def run_async_step(
+    run: AnyRunContext,
+    key: str,
+    fn: Callable[[], Awaitable[Any]],
+    *,
+    digest: str,
+    policy: StepPolicy = _PLAIN,
+    output_type: Any = None,
+    usage: UsageOf | None = None,
+) -> Any:
+    """``run.step`` for an async body, in a sync or async run.
+
+    In a sync run (an async framework driven from a sync workflow) the body runs on the
+    caller's event loop and the checkpoint is written from a thread; ``policy`` retries and
+    intent records need the async API there.
+    """
+    if isinstance(run, AsyncRunContext):
+        return await run.run_step(
+            key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
+        )
+    stored = run.checkpoint_of(key, digest)
+    if stored is not None:
+        return decode(stored, output_type)
+    run._execution.check_live()
+    token = context.current_step.set(key)
+    try:
+        value = await fn()
+    finally:
+        context.current_step.reset(token)
+    await save_checkpoint(
+        run, key, digest, value, policy=policy, usage=usage(value) if usage else ()
+    )
+    return value
