@@ -22,11 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Worker:
-    """A ``python -m tests.worker`` subprocess whose stdout lines can be awaited."""
+    """A ``python -m <module> <run_id> <log>`` subprocess whose stdout lines can be awaited
+    (``tests.worker`` by default; integration tests bring worker modules of their own)."""
 
-    def __init__(self, run_id: str, log: Path, env: dict[str, str], **extra_env: str) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        log: Path,
+        env: dict[str, str],
+        module: str = "tests.worker",
+        **extra_env: str,
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.worker", run_id, str(log)],
+            [sys.executable, "-m", module, run_id, str(log)],
             cwd=ROOT,
             env={**env, **extra_env},
             stdin=subprocess.PIPE,
@@ -98,12 +106,13 @@ def workers(tidebase_env: dict[str, str]) -> Iterator[list[Worker]]:
 
 @pytest.fixture
 def spawn(workers: list[Worker], tidebase_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    """``spawn(run_id, log, **env)`` starts a worker process on the test's database."""
+    """``spawn(run_id, log, module="tests.worker", **env)`` starts a worker process on the
+    test's database."""
 
-    def start(run_id: str, log: Path, **extra_env: str) -> Worker:
+    def start(run_id: str, log: Path, module: str = "tests.worker", **extra_env: str) -> Worker:
         env = dict(tidebase_env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        worker = Worker(run_id, log, env, **extra_env)
+        worker = Worker(run_id, log, env, module, **extra_env)
         workers.append(worker)
         return worker
 
