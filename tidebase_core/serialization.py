@@ -8,6 +8,11 @@
   ``{"b": 2, "a": 1}`` hash the same, and so do two sets with the same members.
 - ``decode`` turns stored JSON back into plain JSON values, or, given a type, re-validates it
   into that type so a replayed step returns what a fresh one returns.
+- ``register_codec`` teaches both directions a type pydantic cannot handle (a framework's result
+  object, say): it is stored as ``{"$tidebase": tag, "value": ...}`` and loaded back by its
+  codec, with or without an output type. Plugins register theirs on import; the engine imports
+  the ``tidebase.integrations`` entry points the first time it meets a type or tag it does not
+  know.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import json
 import math
 import typing
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -27,22 +33,90 @@ import pydantic_core
 from .errors import NotSerializable
 
 __all__ = [
+    "Codec",
     "decode",
     "decode_json",
     "encode",
     "encode_with_hash",
     "input_hash",
     "output_type_of",
+    "register_codec",
 ]
 
 _ANY = object()  # marker: no output type, return plain JSON values
 _NULL_HASH = hashlib.sha256(b"null").hexdigest()
 
 
+TAG = "$tidebase"
+_TAG_TEXT = f'"{TAG}"'
+_TAG_BYTES = _TAG_TEXT.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How to store instances of ``cls`` (``dump`` → JSON-able) and load them back.
+
+    ``load(value, output_type)`` gets the type the caller asked for (None when it did not).
+    """
+
+    tag: str
+    cls: type
+    dump: Callable[[Any], Any]
+    load: Callable[[Any, Any], Any]
+
+
+_codecs: dict[str, Codec] = {}
+_plugins_loaded = False
+
+
+def register_codec(
+    cls: type,
+    *,
+    tag: str,
+    dump: Callable[[Any], Any],
+    load: Callable[[Any, Any], Any],
+) -> None:
+    """Store ``cls`` instances with ``dump`` and load them back with ``load`` (see ``Codec``)."""
+    _codecs[tag] = Codec(tag, cls, dump, load)
+
+
+def _codec_for(value: Any) -> Codec | None:
+    for codec in _codecs.values():
+        if isinstance(value, codec.cls):
+            return codec
+    return None
+
+
+def _load_plugins() -> bool:
+    """Import the installed integrations once (they register codecs); True if it was now."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return False
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="tidebase.integrations"):
+        try:
+            entry.load()
+        except Exception:  # a framework that is not installed: its plugin cannot load
+            continue
+    return True
+
+
+def _fallback(value: Any) -> Any:
+    """pydantic's hook for values it does not know: a registered codec, or an error."""
+    codec = _codec_for(value)
+    if codec is None and _load_plugins():
+        codec = _codec_for(value)
+    if codec is None:
+        raise TypeError(f"Unable to serialize unknown type: {type(value)}")
+    return {TAG: codec.tag, "value": codec.dump(value)}
+
+
 def encode(value: Any, *, what: str = "value") -> str:
     """JSON text of ``value`` for storage; raises ``NotSerializable`` naming ``what``."""
     try:
-        data = pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+        data = pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=_fallback)
         raw = pydantic_core.to_json(data, inf_nan_mode="constants")
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
         raise _not_serializable(value, what, exc) from None
@@ -88,12 +162,61 @@ def decode_json(raw: str | bytes | None) -> Any:
 
 
 def decode(raw: str | bytes | None, output_type: Any = None) -> Any:
-    """Stored JSON re-validated into ``output_type`` (or plain JSON values when it is None)."""
-    if output_type is None or output_type is Any:
-        return decode_json(raw)
+    """Stored JSON re-validated into ``output_type`` (or plain JSON values when it is None).
+
+    Values stored by a registered codec come back as their type either way.
+    """
     if raw is None:
         raw = "null"
+    tagged = (_TAG_BYTES in raw) if isinstance(raw, bytes) else (_TAG_TEXT in raw)
+    if output_type is None or output_type is Any:
+        return _revive(decode_json(raw), None) if tagged else decode_json(raw)
+    codec = _codec_of_type(output_type)
+    if codec is not None or tagged:
+        value = decode_json(raw)
+        if codec is not None and isinstance(value, dict) and value.get(TAG) == codec.tag:
+            return codec.load(value["value"], output_type)
+        value = _revive(value, None)
+        if codec is not None or not _validatable(output_type):
+            return value
+        return _adapter(output_type).validate_python(value)
     return _adapter(output_type).validate_json(raw)
+
+
+def _codec_of_type(output_type: Any) -> Codec | None:
+    cls = typing.get_origin(output_type) or output_type
+    if not isinstance(cls, type):
+        return None
+    for codec in _codecs.values():
+        if issubclass(cls, codec.cls):
+            return codec
+    if _load_plugins():
+        return _codec_of_type(output_type)
+    return None
+
+
+def _validatable(output_type: Any) -> bool:
+    try:
+        _adapter(output_type)
+    except pydantic.PydanticSchemaGenerationError:
+        return False
+    return True
+
+
+def _revive(value: Any, output_type: Any) -> Any:
+    """Replace every codec-tagged dict in plain JSON values by the object it stands for."""
+    if isinstance(value, dict):
+        tag = value.get(TAG)
+        if isinstance(tag, str) and set(value) == {TAG, "value"}:
+            codec = _codecs.get(tag)
+            if codec is None and _load_plugins():
+                codec = _codecs.get(tag)
+            if codec is not None:
+                return codec.load(value["value"], output_type)
+        return {k: _revive(v, None) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revive(v, None) for v in value]
+    return value
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -135,7 +258,9 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         items = [_canonical(v) for v in value]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, allow_nan=False))
-    return _canonical(pydantic_core.to_jsonable_python(value, bytes_mode="base64"))
+    return _canonical(
+        pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=_fallback)
+    )
 
 
 def _canonical_key(key: Any) -> str:
@@ -186,7 +311,7 @@ def _find_unserializable(value: Any, path: str) -> tuple[str, Any] | None:
                 return found
         return None
     try:
-        pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+        pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=_fallback)
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
         return path, value
     return None
