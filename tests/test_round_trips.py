@@ -55,5 +55,6 @@ def test_replaying_a_1000_step_run_costs_two_statements(
     # claim, load every checkpoint, complete: nothing per step
     assert len(statements) == 3
     statements.clear()
-    assert tide.run("wf", noop_steps(1000), run_id="r") == 1000  # completed: one statement
-    assert len(statements) == 1
+    # completed: the refused claim and the read of the stored result
+    assert tide.run("wf", noop_steps(1000), run_id="r") == 1000
+    assert len(statements) == 2

@@ -30,7 +30,7 @@ class Owner:
     @classmethod
     def new(cls) -> Owner:
         pid = os.getpid()
-        return cls(uuid.uuid4(), this_host(), pid, _process_start(pid))
+        return cls(uuid.uuid4(), this_host(), pid, _this_process_start(pid))
 
 
 @cache
@@ -61,6 +61,12 @@ def process_is_gone(host: str | None, pid: int | None, started: str | None) -> b
     if _process_state(pid) in ("Z", "X"):
         return True
     return bool(started) and _process_start(pid) != started
+
+
+@cache
+def _this_process_start(pid: int) -> str:
+    """This process's start marker (cached by pid: a forked child has another)."""
+    return _process_start(pid)
 
 
 def _stat_fields(pid: int) -> list[str]:

@@ -234,7 +234,10 @@ class StoreConnection:
                 # "void" token takes it back (one more attempt, nothing else lost).
                 params["void_token"] = token
                 continue
-            return Claim.from_row(rows[0]) if rows else None
+            if rows:
+                return Claim.won(rows[0])
+            found = self._read(self.q.claim_refused, {"run_id": run_id})
+            return Claim.refused(found[0]) if found else None
 
     def load_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._read(self.q.load_checkpoints, {"run_id": run_id})

@@ -52,19 +52,18 @@ WITH claimed AS (
     SELECT %(run_id)s, c.last_seq, 'run.started', jsonb_build_object('attempt', c.attempt)
     FROM claimed c
 )
-SELECT true, c.attempt, c.created, c.input, c.ops,
-       NULL::text, NULL::text, NULL::text, NULL::jsonb,
-       NULL::uuid, NULL::text, NULL::integer, NULL::text, NULL::float8, NULL::text,
+SELECT c.attempt, c.created, c.input, c.ops,
        CASE WHEN c.watched THEN pg_notify({{c}} || md5(%(run_id)s), c.last_seq::text) END
 FROM claimed c
-UNION ALL
-SELECT false, r.attempt, false, NULL::jsonb, r.ops,
-       r.workflow_name, r.status, r.input_hash,
-       CASE WHEN r.status = 'completed' THEN r.result END,
-       r.owner_token, r.owner_host, r.owner_pid, r.owner_started,
-       extract(epoch FROM r.lease_expires_at - now())::float8, r.cancel_reason, NULL
-FROM {{s}}.runs r
-WHERE r.run_id = %(run_id)s AND NOT EXISTS (SELECT 1 FROM claimed)
+"""
+
+# Why a claim matched nothing: the run as it is (completed, locked, another workflow …).
+CLAIM_REFUSED = """
+SELECT attempt, workflow_name, status, input_hash,
+       CASE WHEN status = 'completed' THEN result END,
+       owner_token, owner_host, owner_pid, owner_started,
+       extract(epoch FROM lease_expires_at - now())::float8, cancel_reason
+FROM {s}.runs WHERE run_id = %(run_id)s
 """
 
 LOAD_CHECKPOINTS = """
@@ -506,6 +505,7 @@ class Queries:
     """The statements above with the schema name filled in."""
 
     claim_run: str
+    claim_refused: str
     load_checkpoints: str
     write_checkpoint: str
     rewrite_checkpoint: str

@@ -35,8 +35,14 @@ class Claim:
     cancel_reason: str | None = None
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Claim:
-        return cls(*row[:15])  # the last column is the NOTIFY call's (void) result
+    def won(cls, row: tuple[Any, ...]) -> Claim:
+        attempt, created, input, ops = row[:4]  # the last column is the NOTIFY call's result
+        return cls(True, attempt, created, input, ops)
+
+    @classmethod
+    def refused(cls, row: tuple[Any, ...]) -> Claim:
+        attempt, *rest = row
+        return cls(False, attempt, False, None, 0, *rest)
 
 
 @dataclass(frozen=True, slots=True)
