@@ -5,6 +5,7 @@
 - lint           ruff check + ruff format --check + the generated sync engine is current
 - typecheck      mypy (strict) on tidebase and tidebase_core
 - generate       regenerate tidebase_core/_sync/ from tidebase_core/_async/
+- bench          Tidebase against DBOS Transact on the same Postgres (python -m benchmarks)
 """
 
 from __future__ import annotations
@@ -66,3 +67,9 @@ def typecheck(session: nox.Session) -> None:
 def generate(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("python", "tools/generate_sync.py")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.pq import ExecStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .._acompat import Lock, run_blocking, sleep
@@ -32,6 +33,8 @@ from ..store.records import Claim, FenceState, GateRow
 __all__ = ["AsyncRunListener", "AsyncStore", "AsyncStoreConnection"]
 
 Row = tuple[Any, ...]
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 # How long an operation waits for a lost database to come back before giving up.
 RECONNECT_TIMEOUT = 60.0
@@ -155,7 +158,11 @@ class AsyncStoreConnection:
         """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
         try:
             cur = await self._conn.execute(query, params)
-            return await cur.fetchall() if cur.description is not None else []
+            # Checking the result status is cheaper than cur.description (builds columns).
+            result = cur.pgresult
+            if result is None or result.status != TUPLES_OK:
+                return []
+            return await cur.fetchall()
         except psycopg.OperationalError as exc:
             if not (self._conn.broken or self._conn.closed):
                 raise

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import Connection
+from psycopg.pq import ExecStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._compat import Lock, run_blocking, sleep
@@ -32,6 +33,8 @@ from ..store.records import Claim, FenceState, GateRow
 __all__ = ["RunListener", "Store", "StoreConnection"]
 
 Row = tuple[Any, ...]
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 # How long an operation waits for a lost database to come back before giving up.
 RECONNECT_TIMEOUT = 60.0
@@ -153,7 +156,11 @@ class StoreConnection:
         """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
         try:
             cur = self._conn.execute(query, params)
-            return cur.fetchall() if cur.description is not None else []
+            # Checking the result status is cheaper than cur.description (builds columns).
+            result = cur.pgresult
+            if result is None or result.status != TUPLES_OK:
+                return []
+            return cur.fetchall()
         except psycopg.OperationalError as exc:
             if not (self._conn.broken or self._conn.closed):
                 raise
