@@ -236,3 +236,22 @@ def test_step_names_are_validated(tide: Tidebase) -> None:
         tide.run("wf", wf(""), run_id="r4")
     for run_id in ("r1", "r2", "r3", "r4"):
         assert tide.runs.steps(run_id) == []
+
+
+def test_steps_inside_a_step_body_do_not_shift_the_keys_after_it(tide: Tidebase) -> None:
+    calls = Calls()
+
+    def wf(run: RunContext, input: None) -> list:
+        def outer() -> str:
+            return str(run.step("fetch", calls("inner fetch"), input="inner"))
+
+        out = [run.step("process", outer), run.step("fetch", calls("fetch"), input="outer")]
+        if run.attempt == 1:
+            raise RuntimeError("crash")
+        return out
+
+    with pytest.raises(RuntimeError):
+        tide.run("wf", wf, run_id="nested")
+    assert tide.run("wf", wf, run_id="nested") == ["inner fetch out", "fetch out"]
+    assert calls.names == ["inner fetch", "fetch"]
+    assert [s.name for s in tide.runs.steps("nested")] == ["process/fetch", "process", "fetch"]

@@ -133,7 +133,15 @@ class Execution:
         return self.owner.token
 
     def next_key(self, name: str) -> str:
-        """``name`` for its first call in this run, ``name#n`` for the n-th."""
+        """``name`` for its first call in this run, ``name#n`` for the n-th.
+
+        Inside a step body the key is scoped by that step's (``outer/name``), with counts of
+        its own: a replayed outer step does not run its body, so keys allocated there must not
+        shift the ones allocated after it.
+        """
+        scope = current_step.get()
+        if scope is not None:
+            name = f"{scope}/{name}"
         with self._lock:
             n = self.counts.get(name, 0) + 1
             self.counts[name] = n

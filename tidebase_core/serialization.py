@@ -113,10 +113,32 @@ def _fallback(value: Any) -> Any:
     return {TAG: codec.tag, "value": codec.dump(value)}
 
 
+_PLAIN = (str, int, float, bool, type(None), dict, list, tuple)
+
+
+def _as_codec_value(value: Any) -> Any:
+    """A registered codec wins over pydantic's own handling (a dataclass result object would
+    otherwise be stored field by field and come back as a dict)."""
+    if isinstance(value, _PLAIN):
+        return value
+    codec = _codec_for(value)
+    if codec is None and _codecs_possible(value) and _load_plugins():
+        codec = _codec_for(value)
+    return value if codec is None else {TAG: codec.tag, "value": codec.dump(value)}
+
+
+def _codecs_possible(value: Any) -> bool:
+    # Only objects from outside pydantic's and the standard library's world may need a plugin.
+    module = type(value).__module__
+    return not module.startswith(("pydantic", "datetime", "uuid", "decimal", "enum", "builtins"))
+
+
 def encode(value: Any, *, what: str = "value") -> str:
     """JSON text of ``value`` for storage; raises ``NotSerializable`` naming ``what``."""
     try:
-        data = pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=_fallback)
+        data = pydantic_core.to_jsonable_python(
+            _as_codec_value(value), bytes_mode="base64", fallback=_fallback
+        )
         raw = pydantic_core.to_json(data, inf_nan_mode="constants")
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
         raise _not_serializable(value, what, exc) from None
