@@ -3,7 +3,9 @@
 - tests          the test suite on the newest dependencies the ranges admit
 - tests-oldest   the test suite with every core dependency at its lower bound (the bounds we claim)
 - lint           ruff check + ruff format --check + the generated sync engine is current
-- typecheck      mypy (strict) on tidebase and tidebase_core
+- typecheck      mypy (strict) on tidebase, tidebase_core and each plugin
+- integrations   each plugin's tests on the oldest and the newest framework release it
+                 supports (nox -s "integration(pydantic-ai, oldest)" … to pick one)
 - generate       regenerate tidebase_core/_sync/ from tidebase_core/_async/
 - bench          Tidebase against DBOS Transact on the same Postgres (python -m benchmarks)
 """
@@ -61,6 +63,50 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("mypy")
+    for plugin in ("pydantic_ai", "openai_agents", "langchain"):
+        session.run("mypy", "--strict", f"integrations/{plugin}")
+
+
+# Oldest and newest releases each plugin was verified on; newest = what installs from the
+# registry today (langchain-core 1.7.3+ needs a certifi release it does not serve).
+FRAMEWORKS = {
+    "pydantic-ai": {
+        "tests": "tests/integrations/pydantic_ai",
+        "oldest": ["pydantic-ai-slim[openai]==2.36.0"],
+        "newest": ["pydantic-ai-slim[openai]==2.68.0"],
+    },
+    "openai-agents": {
+        "tests": "tests/integrations/openai_agents",
+        "oldest": ["openai-agents==0.8.0", "openai==2.9.0"],
+        "newest": ["openai-agents==0.24.0"],
+    },
+    "langchain": {
+        "tests": "tests/integrations/langchain",
+        "oldest": [
+            "langchain-core==1.0.0",
+            "langchain==1.0.0",
+            "langchain-openai==1.0.0",
+            "langgraph==1.0.0",
+            "langgraph-prebuilt==1.0.0",
+        ],
+        "newest": ["langchain-core==1.7.2", "langchain==1.4.7", "langchain-openai==1.7.3"],
+    },
+}
+
+
+# What a plugin's tests need besides its framework (not the whole dev extra, whose newest
+# releases of the other frameworks could pin shared dependencies such as openai).
+TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=0.25", "pytest-timeout>=2.3", "vcrpy>=9.4.2"]
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("framework", list(FRAMEWORKS))
+@nox.parametrize("release", ["oldest", "newest"])
+def integration(session: nox.Session, framework: str, release: str) -> None:
+    spec = FRAMEWORKS[framework]
+    session.install("-e", ".[prices]", *TEST_TOOLS, *spec[release])
+    session.run("pip", "list", silent=False)
+    session.run("pytest", spec["tests"], *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -21,24 +21,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from . import context
 from ._async.context import AsyncRunContext, UsageOf
 from ._sync.context import RunContext
 from .context import current_run
+from .errors import StepFailed, TidebaseError
 from .replay import StepPolicy
 from .serialization import decode, decode_json, encode, input_hash
 
 __all__ = [
     "AnyRunContext",
     "StepPolicy",
+    "blocking_run",
+    "check_live",
     "current_run",
     "current_step_key",
     "decode",
     "decode_json",
+    "emit_event_sync",
     "encode",
     "input_hash",
+    "record_usage_sync",
     "run_async_step",
     "run_sync_step",
     "save_checkpoint",
@@ -54,14 +60,16 @@ def current_step_key() -> str | None:
     return context.current_step.get()
 
 
-def _blocking(run: AnyRunContext) -> Any:
-    """A sync context on ``run``: itself, or a blocking view of an async run (own connection)."""
+def blocking_run(run: AnyRunContext) -> AbstractContextManager[RunContext]:
+    """``with blocking_run(run) as sync_run:`` a sync context on ``run`` for sync code (a
+    framework's callbacks): the run itself, or a blocking view of an async run that writes
+    through a connection of its own."""
     if isinstance(run, RunContext):
         return _Same(run)
     return _BlockingView(run)
 
 
-class _Same:
+class _Same(AbstractContextManager[RunContext]):
     def __init__(self, run: RunContext) -> None:
         self.run = run
 
@@ -72,7 +80,7 @@ class _Same:
         return None
 
 
-class _BlockingView:
+class _BlockingView(AbstractContextManager[RunContext]):
     def __init__(self, run: AsyncRunContext) -> None:
         self._run = run
         self._cm: Any = None
@@ -86,6 +94,18 @@ class _BlockingView:
         self._cm.__exit__(*exc)
 
 
+def emit_event_sync(run: AnyRunContext, type: str, payload: Any = None) -> int | None:
+    """Append an event describing this execution (not skipped on replay), from sync code."""
+    with blocking_run(run) as sync_run:
+        return sync_run.events.emit(type, payload, once=False)
+
+
+def record_usage_sync(run: AnyRunContext, **fields: Any) -> None:
+    """``run.usage.record(**fields)`` from sync code, whichever API runs the workflow."""
+    with blocking_run(run) as sync_run:
+        sync_run.usage.record(**fields)
+
+
 def save_checkpoint_sync(
     run: AnyRunContext,
     key: str,
@@ -96,7 +116,7 @@ def save_checkpoint_sync(
     usage: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Store ``output`` as step ``key``'s checkpoint from sync code (usage in the same write)."""
-    with _blocking(run) as sync_run:
+    with blocking_run(run) as sync_run:
         sync_run.save_checkpoint(key, digest, output, policy=policy, usage=usage)
 
 
@@ -118,6 +138,21 @@ async def save_checkpoint(
         )
 
 
+def check_live(run: AnyRunContext) -> None:
+    """Raise ``RunCancelled`` / ``LeaseLost`` now if the heartbeat saw a cancel or a takeover
+    (no I/O): for a plugin about to pay for a model call outside ``run_*_step``."""
+    run._execution.check_live()
+
+
+def _own_error(failed: StepFailed, key: str) -> BaseException:
+    """The body's own exception behind ``StepFailed`` (frameworks decide retries and error
+    handling by exception type); a parked step's ``StepFailed`` stays as it is."""
+    cause = failed.__cause__
+    if failed.step == key and isinstance(cause, Exception) and not isinstance(cause, TidebaseError):
+        return cause
+    return failed
+
+
 def run_sync_step(
     run: AnyRunContext,
     key: str,
@@ -128,11 +163,18 @@ def run_sync_step(
     output_type: Any = None,
     usage: UsageOf | None = None,
 ) -> Any:
-    """``run.step`` for a sync body, with the plugin's key and hash, in a sync or async run."""
-    with _blocking(run) as sync_run:
-        return sync_run.run_step(
-            key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
-        )
+    """``run.step`` for a sync body, with the plugin's key and hash, in a sync or async run.
+
+    A failing body's failure is recorded on the step, and its own exception is raised (not
+    ``StepFailed``), as the framework calling it expects.
+    """
+    with blocking_run(run) as sync_run:
+        try:
+            return sync_run.run_step(
+                key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
+            )
+        except StepFailed as failed:
+            raise _own_error(failed, key) from None
 
 
 async def run_async_step(
@@ -147,14 +189,18 @@ async def run_async_step(
 ) -> Any:
     """``run.step`` for an async body, in a sync or async run.
 
-    In a sync run (an async framework driven from a sync workflow) the body runs on the
-    caller's event loop and the checkpoint is written from a thread; ``policy`` retries and
-    intent records need the async API there.
+    A failing body's own exception is raised (not ``StepFailed``). In a sync run (an async
+    framework driven from a sync workflow) the body runs on the caller's event loop and the
+    checkpoint is written from a thread; ``policy`` retries, intent records and recorded
+    failures need the async API there.
     """
     if isinstance(run, AsyncRunContext):
-        return await run.run_step(
-            key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
-        )
+        try:
+            return await run.run_step(
+                key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
+            )
+        except StepFailed as failed:
+            raise _own_error(failed, key) from None
     stored = run.checkpoint_of(key, digest)
     if stored is not None:
         return decode(stored, output_type)

@@ -29,12 +29,17 @@ class AsyncRunEvents:
     def __init__(self, run: AsyncRunContext) -> None:
         self._run = run
 
-    async def emit(self, type: str, payload: Any = None) -> int | None:
-        """Append an event; returns its seq (None when replay skipped an earlier attempt's)."""
+    async def emit(self, type: str, payload: Any = None, *, once: bool = True) -> int | None:
+        """Append an event; returns its seq (None when replay skipped an earlier attempt's).
+
+        Emitted from the workflow body, an event is written once: a resumed run replaying that
+        code skips it. ``once=False`` appends on every attempt; for events that describe this
+        execution (a framework's callbacks), which replay does not reproduce one for one.
+        """
         check_event_type(type)
         data = encode(payload, what=f"payload of event {type!r}")
         ex = self._run._execution
-        perform, count = ex.next_op()
+        perform, count = ex.next_op() if once else (True, False)
         if not perform:
             return None
         seq = await self._run._db.append_event(

@@ -1,0 +1,226 @@
+"""``TidebaseCallbackHandler``: LangChain's callbacks, seen by the active run.
+
+- It tells the checkpoint writers which model a call uses (only callbacks are told), so each
+  model call's usage row carries its provider and model.
+- It records the usage of a real model call that no checkpoint carries (a model built with
+  ``cache=False``, or the handler used without ``install()``), and never of a replayed one.
+- With ``events=True`` it appends ``langchain.model.*``, ``langchain.tool.*`` and
+  ``langchain.chain.*`` events (``started``, ``completed``, ``failed``) with LangChain's run ids.
+
+Outside a run every method returns at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from tidebase_core.plugin import AnyRunContext, current_run, current_step_key
+
+from . import in_progress
+from .run_writes import emit_event, record_usage
+from .usage import usage_rows
+from .values import MARK, REPLAYED
+
+__all__ = ["TidebaseCallbackHandler"]
+
+_HIDDEN = "langsmith:hidden"  # LangGraph's internal runnables (channel writes, branches)
+
+
+class TidebaseCallbackHandler(BaseCallbackHandler):
+    """Usage of real model calls, and (``events=True``) run events for models, tools, chains.
+
+    Attach per call (``config={"callbacks": [TidebaseCallbackHandler()]}``) or let
+    ``install()`` attach one to every LangChain call in the process. Each event is one write;
+    ``install()`` leaves events off unless asked, so a model call stays one round trip.
+    """
+
+    raise_error = True  # a cancelled or taken-over run must stop the chain, not be logged
+    run_inline = True  # called in the caller's context, where the run and the call live
+
+    def __init__(self, *, events: bool = True) -> None:
+        self.events = events
+
+    # -- chat models ------------------------------------------------------------------------
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = current_run()
+        if run is None:
+            return
+        in_progress.announce(metadata, kwargs.get("invocation_params") or {})
+        self._emit(run, "langchain.model.started", run_id, parent_run_id, _model_fields(metadata))
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = current_run()
+        if run is not None:
+            self._emit(
+                run, "langchain.model.started", run_id, parent_run_id, _model_fields(metadata)
+            )
+
+    def on_llm_end(
+        self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **_: Any
+    ) -> None:
+        run = current_run()
+        if run is None:
+            return
+        call = in_progress.finish()
+        generations = [g for batch in response.generations for g in batch]
+        if call is None or not call.claimed:  # a claimed call's writer records its usage
+            unrecorded = [
+                g.message
+                for g in generations
+                if isinstance(g, ChatGeneration) and MARK not in (g.generation_info or {})
+            ]
+            for row in usage_rows(unrecorded, call):
+                record_usage(run, row)
+        replayed = bool(generations) and all(
+            (g.generation_info or {}).get(MARK) == REPLAYED for g in generations
+        )
+        self._emit(run, "langchain.model.completed", run_id, parent_run_id, {"replayed": replayed})
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        run = current_run()
+        if run is None:
+            return
+        in_progress.finish()
+        self._emit(run, "langchain.model.failed", run_id, parent_run_id, _error(error))
+
+    # -- tools (a durable tool's replay fires none of these) ---------------------------------
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = current_run()
+        if run is not None:
+            fields = {"name": serialized.get("name"), "tool_call_id": kwargs.get("tool_call_id")}
+            self._emit(run, "langchain.tool.started", run_id, parent_run_id, fields)
+
+    def on_tool_end(
+        self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **_: Any
+    ) -> None:
+        run = current_run()
+        if run is not None:
+            self._emit(run, "langchain.tool.completed", run_id, parent_run_id, {})
+
+    def on_tool_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        run = current_run()
+        if run is not None:
+            self._emit(run, "langchain.tool.failed", run_id, parent_run_id, _error(error))
+
+    # -- chains (and LangGraph nodes) ---------------------------------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = current_run()
+        if run is not None and _HIDDEN not in (tags or ()):
+            fields = {"name": kwargs.get("name") or _class_name(serialized)}
+            self._emit(run, "langchain.chain.started", run_id, parent_run_id, fields)
+
+    def on_chain_end(
+        self,
+        outputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **_: Any,
+    ) -> None:
+        run = current_run()
+        if run is not None and _HIDDEN not in (tags or ()):
+            self._emit(run, "langchain.chain.completed", run_id, parent_run_id, {})
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **_: Any,
+    ) -> None:
+        run = current_run()
+        if run is not None and _HIDDEN not in (tags or ()):
+            self._emit(run, "langchain.chain.failed", run_id, parent_run_id, _error(error))
+
+    def _emit(
+        self,
+        run: AnyRunContext,
+        type: str,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        fields: dict[str, Any],
+    ) -> None:
+        if not self.events:
+            return
+        payload = {
+            "langchain_run_id": str(run_id),
+            "parent_run_id": None if parent_run_id is None else str(parent_run_id),
+            "step": current_step_key(),
+            **fields,
+        }
+        emit_event(run, type, payload)
+
+
+def _model_fields(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    meta = metadata or {}
+    return {"provider": meta.get("ls_provider"), "model": meta.get("ls_model_name")}
+
+
+def _class_name(serialized: dict[str, Any] | None) -> str | None:
+    ids: Sequence[Any] = (serialized or {}).get("id") or ()
+    return str(ids[-1]) if ids else None
+
+
+def _error(error: BaseException) -> dict[str, Any]:
+    return {"error": {"type": type(error).__name__, "message": str(error)[:500]}}

@@ -1,0 +1,313 @@
+"""``durable_tool`` / ``durable_tools``: LangChain tools whose calls are steps of the run.
+
+A durable tool is a copy of the tool as an instance of a subclass of the tool's own class, so
+its name, schema, description, injected arguments and ``response_format`` are the tool's own,
+and it works wherever a tool does (``invoke``, ``ainvoke``, LangGraph's ``ToolNode``,
+``create_agent``). Only ``run``/``arun`` change: inside a run, a call that completed in an
+earlier attempt returns its recorded output (a ``ToolMessage`` keeps its ``tool_call_id``)
+without running or firing callbacks; a new call runs as a step. A call that raises is not
+checkpointed and raises its own exception.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+
+from tidebase_core.plugin import (
+    AnyRunContext,
+    StepPolicy,
+    current_run,
+    decode,
+    run_async_step,
+    run_sync_step,
+)
+from tidebase_core.replay import ReplayMode
+from tidebase_core.retry import RetryPolicy
+
+from .keys import Operation, tool_call
+from .values import Stored, unwrap
+
+__all__ = ["DurableTool", "ToolPolicy", "durable_tool", "durable_tools"]
+
+IdempotencyKey = str | Callable[[Any, str | None], str]
+"""A string, or a function of the call's arguments and ``tool_call_id`` returning one."""
+
+T = TypeVar("T", bound=BaseTool)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPolicy:
+    """What a tool declared about its calls (see ``run.step``'s arguments of the same names)."""
+
+    side_effects: tuple[str, ...] | None = None
+    idempotency_key: IdempotencyKey | None = None
+    replay: ReplayMode | None = None
+    retries: int | RetryPolicy = 0
+
+    def for_call(self, name: str, args: Any, tool_call_id: str | None) -> StepPolicy:
+        key = self.idempotency_key
+        if callable(key):
+            key = key(args, tool_call_id)
+        return StepPolicy.build(
+            f"tool {name}",
+            side_effects=self.side_effects,
+            idempotency_key=key,
+            replay=self.replay,
+            retries=self.retries,
+        )
+
+
+PLAIN = ToolPolicy()
+
+
+class DurableTool:
+    """Base of the classes ``durable_tool`` makes: ``Durable<Tool>(DurableTool, <Tool>)``."""
+
+    tidebase_policy: ClassVar[ToolPolicy] = PLAIN
+
+    def run(
+        self,
+        tool_input: str | dict[str, Any],
+        *args: Any,
+        config: RunnableConfig | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        run_tool: Callable[..., Any] = super().run  # type: ignore[misc]
+        run = current_run()
+        if run is None:
+            return run_tool(tool_input, *args, config=config, tool_call_id=tool_call_id, **kwargs)
+
+        def body() -> Any:
+            config_with_run = _with_run(config, run)
+            return run_tool(
+                tool_input, *args, config=config_with_run, tool_call_id=tool_call_id, **kwargs
+            )
+
+        name, args_for_key = self._call_of(tool_input)
+        return call_sync(run, name, args_for_key, tool_call_id, self.tidebase_policy, body)
+
+    async def arun(
+        self,
+        tool_input: str | dict[str, Any],
+        *args: Any,
+        config: RunnableConfig | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        run_tool: Callable[..., Awaitable[Any]] = super().arun  # type: ignore[misc]
+        run = current_run()
+        if run is None:
+            return await run_tool(
+                tool_input, *args, config=config, tool_call_id=tool_call_id, **kwargs
+            )
+
+        async def body() -> Any:
+            config_with_run = _with_run(config, run)
+            return await run_tool(
+                tool_input, *args, config=config_with_run, tool_call_id=tool_call_id, **kwargs
+            )
+
+        name, args_for_key = self._call_of(tool_input)
+        return await call_async(run, name, args_for_key, tool_call_id, self.tidebase_policy, body)
+
+    def _call_of(self, tool_input: str | dict[str, Any]) -> tuple[str, Any]:
+        """The tool's name and the arguments that identify a call: those the model gives
+        (``tool_call_schema``), not injected ones such as ``ToolRuntime`` or the call id."""
+        assert isinstance(self, BaseTool)
+        if not isinstance(tool_input, dict):
+            return self.name, tool_input
+        schema = self.tool_call_schema
+        given = (
+            schema.get("properties", {})
+            if isinstance(schema, dict)
+            else getattr(schema, "model_fields", {})
+        )
+        return self.name, {k: v for k, v in tool_input.items() if k in given}
+
+
+def call_sync(
+    run: AnyRunContext,
+    name: str,
+    args: Any,
+    tool_call_id: str | None,
+    policy: ToolPolicy,
+    body: Callable[[], Any],
+) -> Any:
+    """Replay a tool call's checkpoint, or run ``body`` as a step (the rule for tools, sync)."""
+    op = tool_call(run, name, args, tool_call_id)
+    stored = op.replay()
+    if stored is not None:
+        return unwrap(decode(stored))
+    key = op.allocate()
+    try:
+        return unwrap(
+            run_sync_step(
+                run,
+                key,
+                lambda: Stored(body()),
+                digest=op.digest,
+                policy=policy.for_call(name, args, tool_call_id),
+            )
+        )
+    except BaseException as exc:
+        raise _failed(op, key, exc) from None
+
+
+async def call_async(
+    run: AnyRunContext,
+    name: str,
+    args: Any,
+    tool_call_id: str | None,
+    policy: ToolPolicy,
+    body: Callable[[], Awaitable[Any]],
+) -> Any:
+    """``call_sync`` for an async tool body."""
+    op = tool_call(run, name, args, tool_call_id)
+    stored = op.replay()
+    if stored is not None:
+        return unwrap(decode(stored))
+    key = op.allocate()
+
+    async def stored_body() -> Stored:
+        return Stored(await body())
+
+    try:
+        return unwrap(
+            await run_async_step(
+                run,
+                key,
+                stored_body,
+                digest=op.digest,
+                policy=policy.for_call(name, args, tool_call_id),
+            )
+        )
+    except BaseException as exc:
+        raise _failed(op, key, exc) from None
+
+
+def _failed(op: Operation, key: str, exc: BaseException) -> BaseException:
+    """What a failed tool call raises: the tool's own exception (``run_*_step`` raise it,
+    since LangChain and LangGraph handle tool errors by type). The failure stays recorded on
+    the step, and its key is left to a retry."""
+    op.release(key)
+    return exc
+
+
+def _with_run(config: RunnableConfig | None, run: AnyRunContext) -> RunnableConfig:
+    """The tool's config, carrying the run (``config["configurable"]["tidebase_run"]``)."""
+    config = config or {}
+    configurable = {**config.get("configurable", {}), "tidebase_run": run}
+    return {**config, "configurable": configurable}
+
+
+_classes: dict[tuple[type, ToolPolicy], type] = {}
+
+
+def durable_tool(
+    tool: T,
+    *,
+    side_effects: Sequence[str] | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+    replay: ReplayMode | None = None,
+    retries: int | RetryPolicy = 0,
+) -> T:
+    """A copy of ``tool`` whose calls inside a run are checkpointed steps.
+
+    Declare what a call does to the world as ``run.step`` does: ``side_effects=["email"]``
+    with an ``idempotency_key`` (a string, or a function of the call's arguments and
+    ``tool_call_id``), or ``replay="manual"``/``"never"``. A call with side effects and no key
+    is parked for review if its process dies while it runs, instead of running twice. A tool
+    that is durable already is returned as it is unless new declarations are given.
+    """
+    if not isinstance(tool, BaseTool):
+        what = getattr(tool, "__name__", type(tool).__name__)
+        raise TypeError(
+            f"durable_tool() takes a LangChain tool (BaseTool), got {what!r}; make it one "
+            "with langchain_core.tools.tool (@tool) or StructuredTool.from_function first"
+        )
+    policy = _policy(tool.name, side_effects, idempotency_key, replay, retries)
+    if isinstance(tool, DurableTool) and policy == PLAIN:
+        return tool
+    own_class = next(c for c in type(tool).__mro__ if not issubclass(c, DurableTool))
+    cls = _classes.get((own_class, policy))
+    if cls is None:
+        cls = _classes[(own_class, policy)] = type(
+            f"Durable{own_class.__name__}",
+            (DurableTool, own_class),
+            {
+                "__module__": __name__,
+                "__annotations__": {"tidebase_policy": ClassVar[ToolPolicy]},
+                "tidebase_policy": policy,
+            },
+        )
+    durable = copy.copy(tool)
+    object.__setattr__(durable, "__class__", cls)  # the same fields, the durable run/arun
+    return durable
+
+
+def durable_tools(
+    tools: Sequence[BaseTool],
+    *,
+    side_effects: Mapping[str, Sequence[str]] | None = None,
+    idempotency_key: Mapping[str, IdempotencyKey] | None = None,
+) -> list[BaseTool]:
+    """``durable_tool`` for each tool, with declarations by tool name, for instance
+    ``durable_tools([search, save], side_effects={"save": ["db"]})``."""
+    if isinstance(tools, BaseTool) or not isinstance(tools, Sequence):
+        raise TypeError(
+            f"durable_tools() takes a list of tools, got {type(tools).__name__}; "
+            "for a single tool use durable_tool(tool)"
+        )
+    names = [getattr(t, "name", repr(t)) for t in tools]
+    effects, keys = side_effects or {}, idempotency_key or {}
+    for what, given in (("side_effects", effects), ("idempotency_key", keys)):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(
+                f"durable_tools(): {what} names {unknown}, which are not in the list "
+                f"(its tools: {names}); use the tools' names"
+            )
+    return [
+        durable_tool(tool, side_effects=effects.get(name), idempotency_key=keys.get(name))
+        for tool, name in zip(tools, names, strict=True)
+    ]
+
+
+def _policy(
+    name: str,
+    side_effects: Sequence[str] | None,
+    idempotency_key: IdempotencyKey | None,
+    replay: ReplayMode | None,
+    retries: int | RetryPolicy,
+) -> ToolPolicy:
+    """The declarations, checked now rather than at the tool's first call."""
+    if side_effects is not None and (
+        isinstance(side_effects, str) or not all(isinstance(e, str) for e in side_effects)
+    ):
+        raise TypeError(
+            f"durable_tool({name!r}): side_effects must be a list of strings such as "
+            f"['email'] or ['read'], got {side_effects!r}"
+        )
+    if idempotency_key is not None and not (
+        isinstance(idempotency_key, str) or callable(idempotency_key)
+    ):
+        raise TypeError(
+            f"durable_tool({name!r}): idempotency_key must be a string or a function of "
+            f"(args, tool_call_id) returning one, got {type(idempotency_key).__name__}"
+        )
+    effects = None if side_effects is None else tuple(side_effects)
+    StepPolicy.build(  # raises on a bad replay mode or retries
+        f"tool {name}",
+        side_effects=effects,
+        idempotency_key=idempotency_key if isinstance(idempotency_key, str) else None,
+        replay=replay,
+        retries=retries,
+    )
+    return ToolPolicy(effects, idempotency_key, replay, retries)

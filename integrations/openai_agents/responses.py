@@ -1,0 +1,141 @@
+"""A model response as stored JSON, and back into the SDK's own types.
+
+Output items are dumped with ``exclude_unset`` (and by alias): the SDK builds the next turn's
+input from ``item.model_dump(exclude_unset=True)``, so a restored item must carry exactly the
+fields the fresh one had, or the next request's hash would change on every replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pydantic
+from agents import ModelResponse, Usage
+from agents.items import TResponseOutputItem
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseUsage,
+)
+
+__all__ = [
+    "completed_event",
+    "dump_response",
+    "load_response",
+    "response_of_stream",
+    "usage_rows",
+]
+
+_OUTPUT_ITEM: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(TResponseOutputItem)
+_USAGE: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Usage)
+_RESPONSE_FIELDS = {f.name for f in dataclasses.fields(ModelResponse)}
+
+
+def dump_response(response: ModelResponse) -> dict[str, Any]:
+    dumped: dict[str, Any] = {
+        "output": [_dump_item(item) for item in response.output],
+        "usage": _USAGE.dump_python(response.usage, mode="json"),
+        "response_id": response.response_id,
+    }
+    for optional in ("request_id", "raw_usage"):
+        value = getattr(response, optional, None)
+        if value is not None:
+            dumped[optional] = value
+    return dumped
+
+
+def load_response(stored: Mapping[str, Any]) -> ModelResponse:
+    fields = {
+        "output": [_load_item(item) for item in stored["output"]],
+        "usage": _USAGE.validate_python(stored["usage"]),
+        "response_id": stored.get("response_id"),
+        **{k: v for k, v in stored.items() if k in ("request_id", "raw_usage")},
+    }
+    return ModelResponse(**{k: v for k, v in fields.items() if k in _RESPONSE_FIELDS})
+
+
+def response_of_stream(completed: Response, streamed_items: Sequence[Any]) -> ModelResponse:
+    """The ``ModelResponse`` the runner builds from a stream's ``response.completed`` event."""
+    raw = completed.usage
+    usage = Usage(requests=1)
+    if raw is not None:
+        usage = Usage(
+            requests=1,
+            input_tokens=raw.input_tokens or 0,
+            output_tokens=raw.output_tokens or 0,
+            total_tokens=raw.total_tokens or 0,
+            input_tokens_details=raw.input_tokens_details,
+            output_tokens_details=raw.output_tokens_details,
+        )
+    # Some backends leave the final output empty and stream the items only (as the runner knows).
+    output = list(completed.output) or list(streamed_items)
+    return ModelResponse(output=output, usage=usage, response_id=completed.id)
+
+
+def completed_event(response: ModelResponse) -> ResponseCompletedEvent:
+    """The one event a replayed stream yields: ``response.completed`` with the stored response.
+
+    Built without validation so that it fits every ``openai`` version the SDK accepts.
+    """
+    usage = response.usage
+    body = Response.model_construct(
+        id=response.response_id or "",
+        created_at=0,
+        model="",
+        object="response",
+        output=list(response.output),
+        tool_choice="auto",
+        tools=[],
+        top_p=None,
+        parallel_tool_calls=False,
+        status="completed",
+        usage=ResponseUsage.model_construct(
+            input_tokens=usage.input_tokens,
+            input_tokens_details=usage.input_tokens_details,
+            output_tokens=usage.output_tokens,
+            output_tokens_details=usage.output_tokens_details,
+            total_tokens=usage.total_tokens,
+        ),
+    )
+    return ResponseCompletedEvent.model_construct(
+        type="response.completed", response=body, sequence_number=0
+    )
+
+
+def usage_rows(
+    stored: Mapping[str, Any], *, provider: str | None, model: str | None
+) -> list[dict[str, Any]]:
+    """The ledger row of one real model call, from its stored response."""
+    usage = stored["usage"]
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
+    return [
+        {
+            "kind": "llm",
+            "provider": provider,
+            "model": model,
+            "input_tokens": usage.get("input_tokens", 0),
+            "output_tokens": usage.get("output_tokens", 0),
+            "total_tokens": usage.get("total_tokens") or None,
+            "metadata": {
+                "cache_read_tokens": cached,
+                "reasoning_tokens": reasoning,
+                "response_id": stored.get("response_id"),
+            },
+        }
+    ]
+
+
+def _dump_item(item: Any) -> Any:
+    if isinstance(item, pydantic.BaseModel):
+        return item.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    return item  # provider-specific items arrive as plain dicts
+
+
+def _load_item(item: Any) -> Any:
+    try:
+        return _OUTPUT_ITEM.validate_python(item)
+    except pydantic.ValidationError:
+        return item

@@ -1,0 +1,159 @@
+"""``run_agent`` and ``run_agent_streamed``: ``Runner.run`` / ``Runner.run_streamed`` made durable.
+
+Both run a durable copy of the agent graph with ``durable_run_config``, ``TidebaseHooks``
+around the user's own hooks and a ``DurableSession`` around ``session=``; every other keyword
+goes to the runner as it is (``context=`` reaches tools unchanged). Outside a run they are
+plain ``Runner.run`` / ``run_streamed``.
+
+Tools that need approval (``needs_approval``) become gates of the run by default: each pending
+call opens the gate ``approve.<tool>.<call_id>``, the decision approves or rejects the call, and
+the run continues; a replayed run meets the recorded decision at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal, overload
+
+from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming
+from agents.lifecycle import RunHooksBase
+
+from tidebase_core import AsyncRunContext
+from tidebase_core.plugin import AnyRunContext
+
+from .config import durable_run_config
+from .graph import durable_agent
+from .hooks import TidebaseHooks
+from .sessions import durable_session
+from .steps import active_run
+
+__all__ = ["run_agent", "run_agent_streamed"]
+
+Approvals = Literal["gate", "return"]
+
+
+@overload
+async def run_agent(
+    run: AnyRunContext | None,
+    agent: Agent[Any],
+    input: Any,
+    /,
+    *,
+    approvals: Approvals = "gate",
+    wait_for_approval: bool = True,
+    **runner_kwargs: Any,
+) -> RunResult: ...
+
+
+@overload
+async def run_agent(
+    agent: Agent[Any],
+    input: Any,
+    /,
+    *,
+    approvals: Approvals = "gate",
+    wait_for_approval: bool = True,
+    **runner_kwargs: Any,
+) -> RunResult: ...
+
+
+async def run_agent(
+    *args: Any,
+    approvals: Approvals = "gate",
+    wait_for_approval: bool = True,
+    **runner_kwargs: Any,
+) -> RunResult:
+    """``Runner.run(agent, input, **runner_kwargs)`` as part of the run (default: the active one).
+
+    ``approvals="gate"`` turns pending tool approvals into gates of the run (``wait_for_approval``
+    is the gate's ``wait``: False parks the run and raises ``GatePending``); ``"return"`` returns
+    the result with its ``interruptions``, as ``Runner.run`` does.
+    """
+    run, agent, input = _arguments("run_agent", args)
+    if approvals not in ("gate", "return"):
+        raise ValueError(f"run_agent(approvals=...) must be 'gate' or 'return', got {approvals!r}")
+    active = active_run(run)
+    if active is None:
+        return await Runner.run(agent, input, **runner_kwargs)
+    durable, kwargs = _durable(active, agent, runner_kwargs)
+    result = await Runner.run(durable, input, **kwargs)
+    while approvals == "gate" and getattr(result, "interruptions", None):
+        state = result.to_state()
+        for item in result.interruptions:
+            if await _approved(active, item, wait_for_approval):
+                state.approve(item)
+            else:
+                state.reject(item)
+        result = await Runner.run(durable, state, **kwargs)
+    return result
+
+
+@overload
+def run_agent_streamed(
+    run: AnyRunContext | None, agent: Agent[Any], input: Any, /, **runner_kwargs: Any
+) -> RunResultStreaming: ...
+
+
+@overload
+def run_agent_streamed(
+    agent: Agent[Any], input: Any, /, **runner_kwargs: Any
+) -> RunResultStreaming: ...
+
+
+def run_agent_streamed(*args: Any, **runner_kwargs: Any) -> RunResultStreaming:
+    """``Runner.run_streamed(agent, input, **runner_kwargs)`` as part of the run.
+
+    A replayed model call streams no token deltas: it yields its recorded
+    ``response.completed`` event, and the run items that follow from it.
+    """
+    run, agent, input = _arguments("run_agent_streamed", args)
+    active = active_run(run)
+    if active is None:
+        return Runner.run_streamed(agent, input, **runner_kwargs)
+    durable, kwargs = _durable(active, agent, runner_kwargs)
+    return Runner.run_streamed(durable, input, **kwargs)
+
+
+def _arguments(caller: str, args: tuple[Any, ...]) -> tuple[AnyRunContext | None, Agent[Any], Any]:
+    """``(run, agent, input)`` or ``(agent, input)``."""
+    if len(args) == 2 and isinstance(args[0], Agent):
+        return None, args[0], args[1]
+    if len(args) == 3 and isinstance(args[1], Agent):
+        return args[0], args[1], args[2]
+    raise TypeError(
+        f"{caller} takes (run, agent, input) or (agent, input), where agent is an agents.Agent; "
+        f"got {len(args)} positional arguments ({', '.join(type(a).__name__ for a in args)})"
+    )
+
+
+def _durable(
+    run: AnyRunContext, agent: Agent[Any], runner_kwargs: dict[str, Any]
+) -> tuple[Agent[Any], dict[str, Any]]:
+    kwargs = dict(runner_kwargs)
+    hooks = kwargs.get("hooks")
+    if hooks is not None and not isinstance(hooks, RunHooksBase):
+        raise TypeError(f"hooks must be agents.RunHooks, got {type(hooks).__name__}")
+    if not isinstance(hooks, TidebaseHooks):
+        kwargs["hooks"] = TidebaseHooks(hooks)
+    config: RunConfig | None = kwargs.get("run_config")
+    kwargs["run_config"] = durable_run_config(run, config)
+    if kwargs.get("session") is not None:
+        kwargs["session"] = durable_session(kwargs["session"])
+    return durable_agent(agent), kwargs
+
+
+async def _approved(run: AnyRunContext, item: Any, wait: bool) -> bool:
+    """The decision of the gate for one pending tool call."""
+    raw = getattr(item, "raw_item", None)
+    tool = getattr(item, "name", None) or getattr(raw, "name", None) or "tool"
+    call_id = getattr(item, "call_id", None) or getattr(raw, "call_id", None)
+    arguments = getattr(item, "arguments", None) or getattr(raw, "arguments", None)
+    agent = getattr(getattr(item, "agent", None), "name", None)
+    name = f"approve.{tool}.{call_id}" if call_id else f"approve.{tool}"
+    prompt = f"Allow {agent or 'the agent'} to call {tool}({arguments or ''})?"
+    data = {"agent": agent, "tool": tool, "call_id": call_id, "arguments": arguments}
+    if isinstance(run, AsyncRunContext):
+        decision = await run.gate(name, prompt, data=data, wait=wait)
+    else:
+        decision = await asyncio.to_thread(run.gate, name, prompt, data=data, wait=wait)
+    return decision.approved

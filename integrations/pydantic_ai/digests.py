@@ -1,0 +1,68 @@
+"""The input hash of each durable operation: what must be the same for a checkpoint to be reused.
+
+A step's key is its place in the run (``agent__model.request``, ``…#2``); the hash is the
+divergence check. Model requests hash the conversation sent to the model, normalized: the
+fields that differ on every execution of the same conversation (timestamps, run and
+conversation ids, tool-call ids, usage, provider response ids) are dropped, or every resume
+would miss. Tool calls hash the tool name and arguments. Other operations (discovery, events,
+capability operations) are identified by their place alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic_ai.durable_exec import (
+    DurableOperationId,
+    ModelRequestId,
+    ToolsetCallToolId,
+    ToolsetValidateToolArgumentsId,
+)
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
+from tidebase_core.plugin import input_hash
+
+__all__ = ["normalized_messages", "operation_digest"]
+
+# Message- and part-level fields that change between two executions of the same conversation.
+# Only these levels are normalized: a tool argument or a prompt is never touched.
+_VOLATILE = frozenset(
+    {
+        "timestamp",
+        "run_id",
+        "conversation_id",
+        "tool_call_id",
+        "usage",
+        "provider_response_id",
+    }
+)
+
+
+def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
+    """The conversation as JSON, without the fields that change on every execution."""
+    dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
+    return [
+        {
+            **_stable(message),
+            "parts": [_stable(part) for part in message.get("parts", ())],
+        }
+        for message in dumped
+    ]
+
+
+def _stable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if name not in _VOLATILE}
+
+
+def operation_digest(operation_id: DurableOperationId, cache_key: tuple[object, ...]) -> str:
+    """The input hash of one operation, from the cache key the framework projects for it."""
+    match operation_id:
+        case ModelRequestId():
+            # (model_id, messages, model_settings, model_request_parameters, run_context)
+            messages: Sequence[ModelMessage] = cache_key[1]  # type: ignore[assignment]
+            return input_hash(normalized_messages(messages), what="model request messages")
+        case ToolsetCallToolId() | ToolsetValidateToolArgumentsId():
+            # (name, tool_args, ctx, tool or tool_def)
+            return input_hash({"tool": cache_key[0], "args": cache_key[1]}, what="tool arguments")
+        case _:
+            return input_hash(None)

@@ -1,0 +1,110 @@
+"""``langchain.agents.create_agent`` inside a run: with ``TidebaseMiddleware``, or with the
+installed cache and durable tools, a resumed agent executes nothing it already did."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from tidebase_langchain import TidebaseMiddleware, durable_tool, durable_tools
+
+from tidebase import RunContext, Tidebase
+from tidebase.aio import AsyncRunContext, AsyncTidebase
+
+from .conftest import Executions
+from .scripted import ScriptedChatModel, research_tools
+from .test_models import Interrupted, interrupt_first_attempt
+
+pytest.importorskip("langchain.agents", reason="create_agent needs the langchain package")
+
+from langchain.agents import create_agent
+
+QUESTION = {"messages": [{"role": "user", "content": "tides"}]}
+ANSWER = "Done. saved \"found: 3 sources on 'tides'\""
+
+
+def step_kinds(tide: Tidebase, run_id: str) -> Counter[str]:
+    return Counter(s.name.split(":")[0] for s in tide.runs.steps(run_id))
+
+
+def test_middleware_replays_the_agents_model_and_tool_calls(
+    tide: Tidebase, executions: Executions
+) -> None:
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        research_tools(executions.record),
+        middleware=[TidebaseMiddleware()],
+    )
+
+    def ask(run: RunContext, _: None) -> str:
+        answer = str(agent.invoke(QUESTION)["messages"][-1].content)
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("agent", ask, run_id="g1")
+    assert tide.run("agent", ask, run_id="g1") == ANSWER
+
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    # One checkpoint per call although the installed LLM cache also sees the model calls.
+    assert step_kinds(tide, "g1") == {"langchain.model": 3, "langchain.tool": 2}
+    assert len(tide.usage.records("g1")) == 3
+
+
+async def test_middleware_async_hooks(atide: AsyncTidebase, executions: Executions) -> None:
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        research_tools(executions.record),
+        middleware=[TidebaseMiddleware()],
+    )
+
+    async def ask(run: AsyncRunContext, _: None) -> str:
+        answer = str((await agent.ainvoke(QUESTION))["messages"][-1].content)
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        await atide.run("agent", ask, run_id="g2")
+    assert await atide.run("agent", ask, run_id="g2") == ANSWER
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert len(await atide.usage.records("g2")) == 3
+
+
+def test_an_agent_without_middleware_is_durable_through_the_cache_and_durable_tools(
+    tide: Tidebase, executions: Executions
+) -> None:
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        durable_tools(research_tools(executions.record)),
+    )
+
+    def ask(run: RunContext, _: None) -> str:
+        answer = str(agent.invoke(QUESTION)["messages"][-1].content)
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("agent", ask, run_id="g3")
+    assert tide.run("agent", ask, run_id="g3") == ANSWER
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert step_kinds(tide, "g3") == {"langchain.model": 3, "langchain.tool": 2}
+    assert len(tide.usage.records("g3")) == 3
+
+
+def test_durable_tools_keep_their_declarations_under_the_middleware(
+    tide: Tidebase, executions: Executions
+) -> None:
+    search, save = research_tools(executions.record)
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        [search, durable_tool(save, side_effects=["notes"], idempotency_key="save-note")],
+        middleware=[TidebaseMiddleware()],
+    )
+
+    def ask(run: RunContext, _: None) -> str:
+        return str(agent.invoke(QUESTION)["messages"][-1].content)
+
+    assert tide.run("agent", ask, run_id="g4") == ANSWER
+    keys = {s.name.split(":")[1]: s.idempotency_key for s in tide.runs.steps("g4") if ":" in s.name}
+    assert step_kinds(tide, "g4") == {"langchain.model": 3, "langchain.tool": 2}
+    assert keys.get("save") == "save-note"

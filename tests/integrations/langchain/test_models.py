@@ -1,0 +1,249 @@
+"""Chat-model calls inside a run replay from their checkpoints; usage is recorded once.
+
+Each workflow here raises at the end of its first attempt, so invoking the run again resumes
+it: everything it did is replayed, nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import tidebase_langchain
+from langchain_core.caches import InMemoryCache
+from langchain_core.callbacks import get_usage_metadata_callback
+from langchain_core.globals import get_llm_cache, set_llm_cache
+from langchain_core.messages import BaseMessage, messages_to_dict
+
+from tidebase import RunContext, Tidebase
+from tidebase.aio import AsyncRunContext, AsyncTidebase
+from tidebase.errors import InputMismatch
+
+from .conftest import Executions
+from .scripted import (
+    MODEL,
+    ScriptedChatModel,
+    arun_agent_loop,
+    echo_script,
+    research_tools,
+    run_agent_loop,
+)
+
+
+class Interrupted(Exception):
+    """Ends a workflow's first attempt, as a crash would."""
+
+
+def interrupt_first_attempt(run: RunContext | AsyncRunContext) -> None:
+    if run.attempt == 1:
+        raise Interrupted
+
+
+def history(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    return messages_to_dict(messages)
+
+
+def test_a_resumed_run_replays_model_calls_and_records_their_usage_once(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(record=executions.record)
+    tools = tidebase_langchain.durable_tools(research_tools(executions.record))
+
+    def research(run: RunContext, question: str) -> list[dict[str, Any]]:
+        messages = history(run_agent_loop(model, tools, question))
+        interrupt_first_attempt(run)
+        return messages
+
+    with pytest.raises(Interrupted):
+        tide.run("research", research, run_id="r1", input="tides")
+    first = dict(executions)
+    assert first == {"model": 3, "search": 1, "save": 1}
+    ledger = [
+        (r.provider, r.model, r.input_tokens, r.output_tokens) for r in tide.usage.records("r1")
+    ]
+    assert len(ledger) == 3 and {r[:2] for r in ledger} == {("openai", MODEL)}
+
+    with get_usage_metadata_callback() as stock:  # LangChain's own usage counter, for contrast
+        resumed = tide.run("research", research, run_id="r1")
+
+    assert executions == first, "the resumed attempt executed a model call or a tool again"
+    assert [
+        (r.provider, r.model, r.input_tokens, r.output_tokens) for r in tide.usage.records("r1")
+    ] == ledger
+    # The stock handler counts the replayed calls as if they had run: ours does not.
+    assert stock.usage_metadata[MODEL]["total_tokens"] == sum(r[2] + r[3] for r in ledger)
+    assert resumed[-1]["data"]["content"] == "Done. saved \"found: 3 sources on 'tides'\""
+    assert tide.usage.summary("r1").cost_usd > 0  # priced from the model the provider named
+
+
+async def test_async_calls_replay_the_same_way(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(record=executions.record)
+    tools = tidebase_langchain.durable_tools(research_tools(executions.record))
+
+    async def research(run: AsyncRunContext, question: str) -> list[dict[str, Any]]:
+        messages = history(await arun_agent_loop(model, tools, question))
+        interrupt_first_attempt(run)
+        return messages
+
+    with pytest.raises(Interrupted):
+        await atide.run("research", research, run_id="a1", input="tides")
+    first = await atide.runs.steps("a1")
+    resumed = await atide.run("research", research, run_id="a1")
+
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert len(first) == 5 and len(await atide.usage.records("a1")) == 3
+    assert resumed[2]["data"]["tool_call_id"] == "call_search"
+
+
+def test_batch_replays_every_prompt_whatever_order_the_threads_take(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    prompts = [f"question {i}" for i in range(6)]
+
+    def ask_all(run: RunContext, _: None) -> list[str]:
+        answers = [str(m.content) for m in model.batch(prompts)]
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        tide.run("batch", ask_all, run_id="b1")
+    answers = tide.run("batch", ask_all, run_id="b1")
+
+    assert answers == [f"echo: question {i}" for i in range(6)]
+    assert executions == {"model": 6}
+    assert len(tide.usage.records("b1")) == 6
+
+
+async def test_abatch_replays_too(atide: AsyncTidebase, executions: Executions) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    async def ask_all(run: AsyncRunContext, _: None) -> list[str]:
+        answers = [str(m.content) for m in await model.abatch(["a", "b", "a"])]
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        await atide.run("abatch", ask_all, run_id="b2")
+    assert await atide.run("abatch", ask_all, run_id="b2") == ["echo: a", "echo: b", "echo: a"]
+    assert executions == {"model": 3}  # the repeated prompt is its own call, replayed as such
+
+
+def test_a_changed_prompt_inside_a_step_raises_input_mismatch(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    prompts = ["What is a tide?", "What is a wave?"]
+
+    def ask(run: RunContext, _: None) -> str:
+        def body() -> str:
+            answer = str(model.invoke(prompts[run.attempt - 1]).content)
+            interrupt_first_attempt(run)  # the step fails after its model call
+            return answer
+
+        return str(run.step("ask", body))
+
+    with pytest.raises(Exception, match="Interrupted"):
+        tide.run("ask", ask, run_id="m1")
+    with pytest.raises(InputMismatch) as mismatch:
+        tide.run("ask", ask, run_id="m1")
+
+    assert mismatch.value.step == "ask/langchain.model"
+    assert executions == {"model": 1}
+
+
+def test_a_changed_prompt_in_the_workflow_body_is_a_new_call(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    prompts = ["What is a tide?", "What is a wave?"]
+
+    def ask(run: RunContext, _: None) -> str:
+        answer = str(model.invoke(prompts[run.attempt - 1]).content)
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("ask", ask, run_id="m2")
+    assert tide.run("ask", ask, run_id="m2") == "echo: What is a wave?"
+    assert executions == {"model": 2}
+
+
+def test_outside_a_run_models_are_untouched(tide: Tidebase, executions: Executions) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    assert model.invoke("hello").content == model.invoke("hello").content == "echo: hello"
+    assert [c.content for c in model.stream("hi there")] == ["echo:", " hi", " there"]
+    assert executions == {"model": 3}
+    assert tide.runs.list() == []
+
+
+def test_the_users_own_cache_keeps_working_outside_runs(
+    tide: Tidebase, executions: Executions
+) -> None:
+    before = get_llm_cache()
+    set_llm_cache(InMemoryCache())
+    tidebase_langchain.install()  # again: the user's cache becomes the fallback
+    try:
+        model = ScriptedChatModel(script=echo_script, record=executions.record)
+        model.invoke("hello")
+        model.invoke("hello")
+        assert executions == {"model": 1}, "the user's cache did not answer outside the run"
+
+        def ask(run: RunContext, _: None) -> str:
+            answer = str(model.invoke("inside").content)
+            interrupt_first_attempt(run)
+            return answer
+
+        with pytest.raises(Interrupted):
+            tide.run("ask", ask, run_id="c1")
+        assert tide.run("ask", ask, run_id="c1") == "echo: inside"
+        assert executions == {"model": 2}
+        assert len(tide.usage.records("c1")) == 1
+    finally:
+        set_llm_cache(before)
+
+
+def test_a_model_with_cache_false_is_not_replayed_but_its_usage_is_recorded(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record, cache=False)
+
+    def ask(run: RunContext, _: None) -> str:
+        answer = str(model.invoke("uncached").content)
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("ask", ask, run_id="u1")
+    tide.run("ask", ask, run_id="u1")
+
+    assert executions == {"model": 2}
+    records = tide.usage.records("u1")
+    assert [(r.attempt, r.model) for r in records] == [(1, MODEL), (2, MODEL)]
+
+
+def test_every_real_call_is_in_the_ledger_once_across_attempts(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    def ask(run: RunContext, _: None) -> list[str]:
+        answers = [str(model.invoke("same").content), str(model.invoke(f"q{run.attempt}").content)]
+        if run.attempt < 3:
+            raise Interrupted
+        return answers
+
+    for _ in range(2):
+        with pytest.raises(Interrupted):
+            tide.run("ask", ask, run_id="m3")
+    assert tide.run("ask", ask, run_id="m3") == ["echo: same", "echo: q3"]
+
+    assert executions == {"model": 4}  # "same" once, then q1, q2, q3
+    assert sorted((r.attempt, r.input_tokens) for r in tide.usage.records("m3")) == [
+        (1, 2),  # q1
+        (1, 4),  # "same"
+        (2, 2),  # q2
+        (3, 2),  # q3
+    ]

@@ -1,0 +1,103 @@
+"""The real OpenAI client path: ``OpenAIResponsesModel`` and ``OpenAIChatCompletionsModel`` with
+the ``openai`` client over HTTP, replayed from hand-written cassettes (``record_mode="none"``:
+any request a cassette does not hold fails). The ledger's tokens come from the response bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agents import Agent, Model, OpenAIChatCompletionsModel, OpenAIResponsesModel, function_tool
+from openai import AsyncOpenAI
+from tidebase_openai_agents import run_agent, run_agent_streamed
+
+from tidebase.aio import AsyncRunContext, AsyncTidebase
+
+from .test_replay import crash_once, first_and_resumed
+
+vcr = pytest.importorskip("vcr")
+
+CASSETTES = Path(__file__).resolve().parents[2] / "cassettes" / "openai_agents"
+
+
+@pytest.fixture
+def client() -> AsyncOpenAI:
+    return AsyncOpenAI(api_key="sk-test-not-a-real-key", max_retries=0)
+
+
+def cassette(name: str) -> Any:
+    return vcr.use_cassette(str(CASSETTES / name), record_mode="none")
+
+
+def orders_agent(model: Model) -> Agent[Any]:
+    @function_tool
+    async def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id}: 30 EUR, paid"
+
+    return Agent(
+        name="orders",
+        instructions="Answer questions about orders.",
+        model=model,
+        tools=[lookup_order],
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_class", "name", "recording", "tokens"),
+    [
+        (OpenAIResponsesModel, "gpt-4.1", "responses_tool_call.yaml", [(81, 18), (124, 12)]),
+        (
+            OpenAIChatCompletionsModel,
+            "gpt-4o-mini",
+            "chat_completions_tool_call.yaml",
+            [(77, 17), (112, 11)],
+        ),
+    ],
+)
+async def test_a_resumed_run_sends_no_request_and_the_ledger_holds_the_bodies_usage(
+    atide: AsyncTidebase,
+    client: AsyncOpenAI,
+    model_class: Any,
+    name: str,
+    recording: str,
+    tokens: list[tuple[int, int]],
+) -> None:
+    agent = orders_agent(model_class(model=name, openai_client=client))
+
+    async def workflow(run: AsyncRunContext, input: None) -> str:
+        return crash_once(run, (await run_agent(agent, "Is order A1 paid?")).final_output)
+
+    with cassette(recording) as http:
+        first, resumed = await first_and_resumed(atide, f"oai-http-{name}", workflow)
+        assert http.play_count == 2, "the resumed run sent no request"
+    assert first == resumed == "Order A1 is paid: 30 EUR."
+    rows = await atide.usage.records(f"oai-http-{name}")
+    assert [(r.provider, r.model, r.input_tokens, r.output_tokens) for r in rows] == [
+        ("openai", name, i, o) for i, o in tokens
+    ]
+
+
+async def test_a_streamed_http_response_is_checkpointed_and_replayed(
+    atide: AsyncTidebase, client: AsyncOpenAI
+) -> None:
+    agent = orders_agent(OpenAIResponsesModel(model="gpt-4.1", openai_client=client))
+
+    async def workflow(run: AsyncRunContext, input: None) -> Any:
+        streamed = run_agent_streamed(agent, "Why are there tides?")
+        deltas = [
+            e.data.delta
+            async for e in streamed.stream_events()
+            if e.type == "raw_response_event" and e.data.type == "response.output_text.delta"
+        ]
+        return crash_once(run, [streamed.final_output, deltas])
+
+    with cassette("responses_stream.yaml") as http:
+        first, resumed = await first_and_resumed(atide, "oai-http-stream", workflow)
+        assert http.play_count == 1
+    assert first == ["Tides follow the moon.", ["Tides ", "follow the moon."]]
+    assert resumed == ["Tides follow the moon.", []]
+    [row] = await atide.usage.records("oai-http-stream")
+    assert (row.input_tokens, row.output_tokens, row.total_tokens) == (42, 6, 48)
