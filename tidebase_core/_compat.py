@@ -30,7 +30,7 @@ def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 def resolve(value: Any) -> Any:
     """The value a step function produced; a coroutine here is a mistake worth naming."""
-    if inspect.isawaitable(value):
+    if hasattr(type(value), "__await__"):
         if inspect.iscoroutine(value):
             value.close()  # avoid "coroutine was never awaited" noise on top of our error
         raise AsyncInSyncApi(

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from .context import current_step
@@ -52,15 +53,23 @@ def check_name(name: object, what: str) -> str:
     return _check_text(name, what, MAX_NAME_BYTES)
 
 
-def check_step_name(name: object) -> str:
+@lru_cache(maxsize=4096)
+def _valid_step_name(name: str) -> str:
     check_name(name, "step name")
-    assert isinstance(name, str)
     if "#" in name:
         raise InvalidName(
             f"step name {name!r:.80} contains '#', which Tidebase reserves for the n-th call of a "
             "step (name#2, name#3, …); choose a name without it"
         )
     return name
+
+
+def check_step_name(name: object) -> str:
+    """Names repeat (a step called in a loop): each distinct one is checked once."""
+    if type(name) is str:
+        return _valid_step_name(name)
+    check_name(name, "step name")  # raises the TypeError
+    return str(name)
 
 
 def check_limit(limit: object) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -89,6 +89,12 @@ class StepPolicy:
         """Does the step act on the world (anything but reading)?"""
         return any(effect != "read" for effect in self.side_effects)
 
+    decision: ResumeDecision = field(init=False, repr=False, compare=False)
+    """What resuming after this step failed or was interrupted does (no retries left)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decision", resume_decision(self))
+
 
 def resume_decision(policy: StepPolicy, *, retries_left: int = 0) -> ResumeDecision:
     """The resume contract, in one place (DESIGN §4)."""
@@ -103,16 +109,6 @@ def resume_decision(policy: StepPolicy, *, retries_left: int = 0) -> ResumeDecis
     if policy.external and policy.idempotency_key is None:
         return ResumeDecision.MANUAL_REVIEW
     return ResumeDecision.SAFE_REPLAY
-
-
-def needs_intent_record(policy: StepPolicy) -> bool:
-    """Must the step's start be recorded before its body runs?
-
-    A step that is unsafe to run twice writes an intent row first, so that a crash while its body
-    runs is seen on resume and parks the step instead of silently running it again. Safe steps
-    skip it: their first execution stays one round trip.
-    """
-    return resume_decision(policy) is not ResumeDecision.SAFE_REPLAY
 
 
 @dataclass(slots=True)

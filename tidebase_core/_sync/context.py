@@ -25,7 +25,6 @@ from ..replay import (
     ReplayMode,
     ResumeDecision,
     StepPolicy,
-    needs_intent_record,
     plan_step,
     resume_decision,
 )
@@ -157,6 +156,7 @@ class RunContext:
         ex = self._execution
         encoded = encode(output, what=f"output of step {key!r}")
         rows = [self._usage_row(key, fields) for fields in usage]
+        decision = policy.decision
         written = self._db.write_checkpoint(
             run_id=ex.run_id,
             token=ex.token,
@@ -164,7 +164,7 @@ class RunContext:
             input_hash=input_hash,
             output=encoded,
             attempt=ex.attempt,
-            decision=resume_decision(policy),
+            decision=decision,
             idempotency_key=policy.idempotency_key,
             replaces=key in ex.rows,
             usage=rows,
@@ -173,7 +173,7 @@ class RunContext:
             self._refused()
         ex.rows.add(key)
         ex.checkpoints[key] = Checkpoint(
-            key, "completed", input_hash, encoded, None, resume_decision(policy), ex.attempt
+            key, "completed", input_hash, encoded, None, decision, ex.attempt
         )
 
     def run_step(
@@ -193,8 +193,8 @@ class RunContext:
             return decode(stored, output_type or output_type_of(fn))
         ex.check_live()
 
-        decision = resume_decision(policy)
-        intent = needs_intent_record(policy)
+        decision = policy.decision
+        intent = decision is not ResumeDecision.SAFE_REPLAY  # unsafe to repeat: record intent
         if intent:
             self._write_step_state(
                 key,
