@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from . import context
@@ -65,19 +65,8 @@ def blocking_run(run: AnyRunContext) -> AbstractContextManager[RunContext]:
     framework's callbacks): the run itself, or a blocking view of an async run that writes
     through a connection of its own."""
     if isinstance(run, RunContext):
-        return _Same(run)
+        return nullcontext(run)
     return _BlockingView(run)
-
-
-class _Same(AbstractContextManager[RunContext]):
-    def __init__(self, run: RunContext) -> None:
-        self.run = run
-
-    def __enter__(self) -> RunContext:
-        return self.run
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class _BlockingView(AbstractContextManager[RunContext]):

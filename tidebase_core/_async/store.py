@@ -85,10 +85,6 @@ class AsyncStore:
         if pool is not None:
             await pool.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._pool is None
-
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncStoreConnection]:
         """One pooled connection for a span of work (a whole run holds one)."""

@@ -85,10 +85,6 @@ class Store:
         if pool is not None:
             pool.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._pool is None
-
     @contextmanager
     def connection(self) -> Iterator[StoreConnection]:
         """One pooled connection for a span of work (a whole run holds one)."""
