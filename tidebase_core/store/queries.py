@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 from psycopg import sql
 
-__all__ = ["Queries", "channel", "channel_prefix", "listen_statement"]
+__all__ = ["Queries", "channel", "channel_prefix", "fill_schema", "listen_statement"]
 
 _LEASE = "now() + make_interval(secs => %(lease)s)"
 # A worker may write while it holds the lease and the run is live ('waiting': a gate is open).
@@ -502,65 +503,72 @@ RETURNING status
 
 @dataclass(frozen=True, slots=True)
 class Queries:
-    """The statements above with the schema name filled in."""
+    """The statements above; ``for_schema`` fills in the schema name."""
 
-    claim_run: str
-    claim_refused: str
-    load_checkpoints: str
-    write_checkpoint: str
-    rewrite_checkpoint: str
-    write_checkpoint_with_usage: str
-    rewrite_checkpoint_with_usage: str
-    write_step_state: str
-    complete_run: str
-    fail_run: str
-    park_run: str
-    release_run: str
-    fence_state: str
-    renew_leases: str
-    lease_states: str
-    cancel_run: str
-    get_run: str
-    list_runs: str
-    list_steps: str
-    list_events: str
-    append_event: str
-    emit_event: str
-    lock_run: str
-    get_step: str
-    approve_step_retry: str
-    resolve_step: str
-    set_state: str
-    patch_state: str
-    save_state: str
-    get_state: str
-    list_state_versions: str
-    get_gate: str
-    list_gates: str
-    open_gate: str
-    reopen_gate: str
-    resolve_gate: str
-    create_edge: str
-    edge_exists: str
-    list_children: str
-    record_usage: str
-    list_usage: str
-    summarize_usage: str
-    watch_run: str
-
-    channel_prefix: str
+    claim_run: str = CLAIM_RUN
+    claim_refused: str = CLAIM_REFUSED
+    load_checkpoints: str = LOAD_CHECKPOINTS
+    write_checkpoint: str = WRITE_CHECKPOINT
+    rewrite_checkpoint: str = REWRITE_CHECKPOINT
+    write_checkpoint_with_usage: str = WRITE_CHECKPOINT_WITH_USAGE
+    rewrite_checkpoint_with_usage: str = REWRITE_CHECKPOINT_WITH_USAGE
+    write_step_state: str = WRITE_STEP_STATE
+    complete_run: str = COMPLETE_RUN
+    fail_run: str = FAIL_RUN
+    park_run: str = PARK_RUN
+    release_run: str = RELEASE_RUN
+    fence_state: str = FENCE_STATE
+    renew_leases: str = RENEW_LEASES
+    lease_states: str = LEASE_STATES
+    cancel_run: str = CANCEL_RUN
+    get_run: str = GET_RUN
+    list_runs: str = LIST_RUNS
+    list_steps: str = LIST_STEPS
+    list_events: str = LIST_EVENTS
+    append_event: str = APPEND_EVENT
+    emit_event: str = EMIT_EVENT
+    lock_run: str = LOCK_RUN
+    get_step: str = GET_STEP
+    approve_step_retry: str = APPROVE_STEP_RETRY
+    resolve_step: str = RESOLVE_STEP
+    set_state: str = SET_STATE
+    patch_state: str = PATCH_STATE
+    save_state: str = SAVE_STATE
+    get_state: str = GET_STATE
+    list_state_versions: str = LIST_STATE_VERSIONS
+    get_gate: str = GET_GATE
+    list_gates: str = LIST_GATES
+    open_gate: str = OPEN_GATE
+    reopen_gate: str = REOPEN_GATE
+    resolve_gate: str = RESOLVE_GATE
+    create_edge: str = CREATE_EDGE
+    edge_exists: str = EDGE_EXISTS
+    list_children: str = LIST_CHILDREN
+    record_usage: str = RECORD_USAGE
+    list_usage: str = LIST_USAGE
+    summarize_usage: str = SUMMARIZE_USAGE
+    watch_run: str = WATCH_RUN
 
     @classmethod
     def for_schema(cls, schema: str) -> Queries:
-        quoted = sql.Identifier(schema).as_string(None)
-        prefix = channel_prefix(schema)
-        literal = sql.Literal(prefix).as_string(None)
-        texts = {
-            f.name: globals()[f.name.upper()].replace("{s}", quoted).replace("{c}", literal).strip()
-            for f in fields(cls)
-            if f.name != "channel_prefix"
-        }
-        return cls(**texts, channel_prefix=prefix)
+        return fill_schema(cls, schema)
+
+
+T = TypeVar("T")
+
+
+def fill_schema(statements: type[T], schema: str) -> T:
+    """An instance of ``statements`` (a dataclass whose fields default to statement templates)
+    with ``{s}`` replaced by the quoted schema and ``{c}`` by its channel prefix literal.
+
+    Each area of the store keeps its statements in a dataclass of its own; this fills any."""
+    quoted = sql.Identifier(schema).as_string(None)
+    literal = sql.Literal(channel_prefix(schema)).as_string(None)
+    texts = {
+        f.name: str(f.default).replace("{s}", quoted).replace("{c}", literal).strip()
+        for f in fields(statements)  # type: ignore[arg-type]
+    }
+    return statements(**texts)
 
 
 def channel_prefix(schema: str) -> str:
