@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from tidebase.aio import AsyncRunContext, AsyncTidebase
-from tidebase.errors import InputMismatch, RunCancelled, RunLocked, StepFailed
+from tidebase.errors import InputMismatch, RunCancelled, RunLocked
 
 
 class Triage(pydantic.BaseModel):
@@ -125,9 +125,8 @@ async def test_async_cancel_lock_and_failure(atide: AsyncTidebase) -> None:
     async def boom(run: AsyncRunContext, input: None) -> None:
         await run.step("boom", lambda: 1 / 0, side_effects=["email"])
 
-    with pytest.raises(StepFailed) as info:
+    with pytest.raises(ZeroDivisionError):
         await atide.run("boom", boom, run_id="b")
-    assert info.value.decision == "manual_review"
     assert (await atide.runs.get("b")).failure_class == "manual_review"
 
 

@@ -57,7 +57,7 @@ def test_a_failed_run_resumes_at_the_first_incomplete_step(tide: Tidebase) -> No
         tide.run("wf", wf, run_id="r")
     failed = tide.runs.get("r")
     assert failed.status == "failed" and failed.attempt == 1
-    assert failed.error is not None and failed.error["type"] == "StepFailed"
+    assert failed.error is not None and failed.error["type"] == "RuntimeError"
 
     fail["b"] = False
     assert tide.run("wf", wf, run_id="r") == ["a out", "b out", "c out"]

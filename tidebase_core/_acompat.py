@@ -11,16 +11,31 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .branches import install_task_factory, install_thread_hooks
+from .errors import StepTimeout
+
 if TYPE_CHECKING:
     from ._async.store import AsyncStore
     from ._sync.store import Store
 
-__all__ = ["Lock", "blocking_twin", "gather", "resolve", "run_blocking", "sleep"]
+__all__ = [
+    "Lock",
+    "StepResult",
+    "blocking_twin",
+    "call_body",
+    "gather",
+    "install_branches",
+    "resolve",
+    "run_blocking",
+    "sleep",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 Lock = asyncio.Lock
+StepResult = Awaitable[Any]
+"""What ``run.step`` returns: an awaitable here, the value itself in the sync engine."""
 sleep = asyncio.sleep
 
 
@@ -36,6 +51,26 @@ async def resolve(value: Any) -> Any:
     if hasattr(type(value), "__await__"):
         return await value
     return value
+
+
+def install_branches() -> None:
+    """Tasks created and threads started inside a run become branches of it (idempotent)."""
+    install_task_factory(asyncio.get_running_loop())
+    install_thread_hooks()
+
+
+async def call_body(fn: Callable[[], Any], timeout: float | None) -> Any:
+    """A step body's value, bounded by ``timeout`` seconds (``StepTimeout``)."""
+    if timeout is None:
+        return await resolve(fn())
+    bound = asyncio.timeout(timeout)
+    try:
+        async with bound:
+            return await resolve(fn())
+    except TimeoutError:
+        if bound.expired():
+            raise StepTimeout(f"the step body ran longer than timeout_s={timeout}") from None
+        raise  # the body's own TimeoutError
 
 
 async def gather(

@@ -10,17 +10,30 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .errors import AsyncInSyncApi
+from .branches import install_thread_hooks
+from .errors import AsyncInSyncApi, StepTimeout
+from .keys import current_scope
 
 if TYPE_CHECKING:
     from ._sync.store import Store
 
-__all__ = ["Lock", "blocking_twin", "gather", "resolve", "run_blocking", "sleep"]
+__all__ = [
+    "Lock",
+    "StepResult",
+    "blocking_twin",
+    "call_body",
+    "gather",
+    "install_branches",
+    "resolve",
+    "run_blocking",
+    "sleep",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 Lock = threading.Lock
+StepResult = Any
 sleep = time.sleep
 
 
@@ -38,6 +51,42 @@ def resolve(value: Any) -> Any:
             "AsyncTidebase (from tidebase.aio) and `await run.step(...)`, or pass a sync function"
         )
     return value
+
+
+def install_branches() -> None:
+    """Threads started inside a run become branches of it (idempotent)."""
+    install_thread_hooks()
+
+
+def call_body(fn: Callable[[], Any], timeout: float | None) -> Any:
+    """A step body's value, bounded by ``timeout`` seconds (``StepTimeout``).
+
+    The body runs in a thread (started inside the run, it carries the run's context as a strand
+    of its own). A thread cannot be stopped: past the timeout the body is abandoned, and its
+    key scope is closed so nothing it does later can write a checkpoint.
+    """
+    if timeout is None:
+        return resolve(fn())
+    scope = current_scope.get()
+    done: list[Any] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done.append(resolve(fn()))
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=target, name="tidebase-step-timeout", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        if scope is not None:
+            scope.closed = True
+        raise StepTimeout(f"the step body ran longer than timeout_s={timeout}")
+    if failed:
+        raise failed[0]
+    return done[0]
 
 
 def gather(calls: Sequence[Callable[[], T]], limit: int) -> list[T | BaseException]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import traceback
 import uuid
 from collections.abc import Mapping
@@ -12,10 +11,18 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from .context import current_step
-from .errors import InputMismatch, InvalidName, LeaseLost, RunCancelled, WorkflowMismatch
+from .errors import (
+    InputMismatch,
+    InvalidName,
+    LeaseLost,
+    RunCancelled,
+    StepFailed,
+    WorkflowMismatch,
+)
+from .keys import Kind, Scope, Strand, current_scope
 from .owner import Owner, process_is_gone
 from .pricing import price_of
-from .replay import Checkpoint
+from .replay import Checkpoint, ResumeDecision
 from .serialization import encode
 from .store.records import Claim
 
@@ -114,6 +121,14 @@ def _check_text(value: str, what: str, max_bytes: int) -> str:
     return value
 
 
+_SEVERITY = {
+    ResumeDecision.FAILED: 3,
+    ResumeDecision.MANUAL_REVIEW: 2,
+    ResumeDecision.SAFE_REPLAY: 1,
+    ResumeDecision.FAILED_RETRYABLE: 0,
+}
+
+
 @dataclass(eq=False)
 class Execution:
     """What a worker knows about the run it executes, shared by its contexts and the heartbeat."""
@@ -125,49 +140,73 @@ class Execution:
     lease_seconds: float
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     rows: set[str] = field(default_factory=set)  # step keys with a row in the database
-    counts: dict[str, int] = field(default_factory=dict)
-    # Workflow-body operations (state updates, emitted events): how many earlier attempts did,
-    # and how many this attempt has reached. The first ``ops_replayed`` are not done again.
-    ops_replayed: int = 0
-    ops_done: int = 0
+    # Workflow-body operations (state updates, emitted events) earlier attempts did: key → seq.
+    ops_done: dict[str, int] = field(default_factory=dict)
+    # The log seq this attempt started at, and how far its replay has reached: until the body
+    # passes the earlier attempts' work, run.state.get() answers as of that point.
+    resume_seq: int = 0
+    position: int = 0
     # Set by the heartbeat thread when a renewal shows the run was cancelled or taken over.
     cancelled: bool = False
     cancel_reason: str | None = None
     lost: bool = False
     parked: bool = False  # left 'waiting' at a gate with the lease given back
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The step failure that ends this attempt, if one does: (exception, step key, decision).
+    failure: tuple[BaseException, str, ResumeDecision] | None = None
+
+    def __post_init__(self) -> None:
+        self.strand = Strand("workflow body")
+        self.root = Scope("", self)
 
     @property
     def token(self) -> uuid.UUID:
         return self.owner.token
 
-    def next_key(self, name: str) -> str:
-        """``name`` for its first call in this run, ``name#n`` for the n-th.
+    def scope(self) -> Scope:
+        """The key scope of the code running here: a step body, a branch, or the root."""
+        scope = current_scope.get()
+        return self.root if scope is None or scope.run is not self else scope
 
-        Inside a step body the key is scoped by that step's (``outer/name``), with counts of
-        its own: a replayed outer step does not run its body, so keys allocated there must not
-        shift the ones allocated after it.
-        """
-        scope = current_step.get()
-        if scope is not None:
-            name = f"{scope}/{name}"
-        with self._lock:
-            n = self.counts.get(name, 0) + 1
-            self.counts[name] = n
-        return name if n == 1 else f"{name}#{n}"
+    def next_key(self, name: str, kind: Kind = "step") -> str:
+        """The key of the next ``kind`` named ``name`` here: ``name``, then ``name#2`` …"""
+        return self.scope().next_key(name, kind)
 
-    def next_op(self) -> tuple[bool, bool]:
-        """``(perform, count)`` for a state or event operation made here and now.
+    def next_op(self, name: str) -> tuple[bool, str | None]:
+        """``(perform, op_key)`` for a state or event operation made here and now.
 
-        Inside a step body the operation is part of a real execution: always performed, not
-        counted. In the workflow body it is counted, and skipped if an earlier attempt did it.
+        Inside a step body the operation is part of a real execution: always performed, no
+        key. In the workflow body it gets a key, and is skipped if an earlier attempt did it.
         """
         if current_step.get() is not None:
-            return True, False
-        with self._lock:
-            self.ops_done += 1
-            n = self.ops_done
-        return n > self.ops_replayed, True
+            return True, None
+        key = self.next_key(name, "op")
+        seq = self.ops_done.get(key)
+        if seq is None:
+            return True, key
+        self.passed(seq)
+        return False, key
+
+    def passed(self, seq: int | None) -> None:
+        """The replaying body reached the earlier attempts' log entry ``seq``."""
+        if seq is not None and seq > self.position:
+            self.position = seq
+
+    @property
+    def replaying(self) -> bool:
+        return self.position < self.resume_seq
+
+    def note_failure(self, exc: BaseException, key: str, decision: ResumeDecision) -> None:
+        """Remember the step failure most restrictive for resuming the run (the run's
+        failure_class), nested steps included."""
+        if self.failure is None or _SEVERITY[decision] >= _SEVERITY[self.failure[2]]:
+            self.failure = (exc, key, decision)
+
+    def failure_of(self, exc: BaseException) -> tuple[str, ResumeDecision] | None:
+        if isinstance(exc, StepFailed):
+            return exc.step, exc.decision
+        if self.failure is not None and self.failure[0] is exc:
+            return self.failure[1], self.failure[2]
+        return None
 
     def check_live(self) -> None:
         """Raise at a step boundary if the heartbeat saw a cancel or a takeover."""

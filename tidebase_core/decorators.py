@@ -129,7 +129,7 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
         if run_id is None and parent is not None:
             # Called from a workflow: a child run on the edge name#n, so a resumed parent
             # finds the same child instead of starting another.
-            edge = parent._execution.next_key(name)
+            edge = parent._execution.next_key(name, "child")
             if is_async != isinstance(parent, AsyncRunContext):
                 raise TypeError(
                     f"workflow {name!r} is called from workflow {parent.workflow_name!r}; "

@@ -150,6 +150,29 @@ class StepFailed(TidebaseError):
         super().__init__(message)
 
 
+class StepTimeout(TidebaseError, TimeoutError):
+    """One try of a step's body ran longer than its ``timeout_s`` (retried like any failure)."""
+
+
+class BranchAmbiguous(TidebaseError):
+    """Concurrent code took the same step name in one scope, in an order scheduling decides.
+
+    A resumed run could then hand one branch the other's checkpoint; Tidebase refuses at first
+    execution instead.
+    """
+
+    def __init__(self, key: str, other: str) -> None:
+        self.key = key
+        super().__init__(
+            f"step {key!r} was started while {other!r}, running concurrently in the same run, "
+            "had started a step of that name too; which gets which key would depend on "
+            "scheduling. Give each concurrent branch a name: "
+            "`with run.branch(f'doc-{doc_id}'): ...` inside each coroutine you gather (or "
+            "start the steps themselves together: run.step / decorated steps take their key "
+            "when called), or give the steps distinct names"
+        )
+
+
 class StepNotFound(TidebaseError, LookupError):
     """The run has no step with this key."""
 
@@ -201,6 +224,7 @@ class GateTimeout(TidebaseError):
 
 __all__ = [
     "AsyncInSyncApi",
+    "BranchAmbiguous",
     "ConfigurationError",
     "DatabaseUnavailable",
     "GateAlreadyResolved",
@@ -220,6 +244,7 @@ __all__ = [
     "StepFailed",
     "StepNotFound",
     "StepNotParked",
+    "StepTimeout",
     "TidebaseError",
     "WorkflowMismatch",
 ]

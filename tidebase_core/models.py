@@ -105,6 +105,8 @@ class GateStatus(StrEnum):
 class GateDecision(_Model):
     """What ``run.gate(...)`` returns once someone decided."""
 
+    name: str
+    """The gate's key in its run: its name, ``name#n`` for the n-th gate of that name."""
     decision: GateStatus
     actor: str | None = None
     payload: Any = None
@@ -113,6 +115,10 @@ class GateDecision(_Model):
     @property
     def approved(self) -> bool:
         return self.decision is GateStatus.APPROVED
+
+    @property
+    def status(self) -> GateStatus:
+        return self.decision
 
 
 class GateInfo(_Model):

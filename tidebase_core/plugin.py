@@ -28,7 +28,6 @@ from . import context
 from ._async.context import AsyncRunContext, UsageOf
 from ._sync.context import RunContext
 from .context import current_run
-from .errors import StepFailed, TidebaseError
 from .replay import StepPolicy
 from .serialization import decode, decode_json, encode, input_hash
 
@@ -133,15 +132,6 @@ def check_live(run: AnyRunContext) -> None:
     run._execution.check_live()
 
 
-def _own_error(failed: StepFailed, key: str) -> BaseException:
-    """The body's own exception behind ``StepFailed`` (frameworks decide retries and error
-    handling by exception type); a parked step's ``StepFailed`` stays as it is."""
-    cause = failed.__cause__
-    if failed.step == key and isinstance(cause, Exception) and not isinstance(cause, TidebaseError):
-        return cause
-    return failed
-
-
 def run_sync_step(
     run: AnyRunContext,
     key: str,
@@ -154,16 +144,13 @@ def run_sync_step(
 ) -> Any:
     """``run.step`` for a sync body, with the plugin's key and hash, in a sync or async run.
 
-    A failing body's failure is recorded on the step, and its own exception is raised (not
-    ``StepFailed``), as the framework calling it expects.
+    A failing body's failure is recorded on the step, and its own exception is raised, as the
+    framework calling it expects.
     """
     with blocking_run(run) as sync_run:
-        try:
-            return sync_run.run_step(
-                key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
-            )
-        except StepFailed as failed:
-            raise _own_error(failed, key) from None
+        return sync_run.run_step(
+            key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
+        )
 
 
 async def run_async_step(
@@ -184,12 +171,9 @@ async def run_async_step(
     failures need the async API there.
     """
     if isinstance(run, AsyncRunContext):
-        try:
-            return await run.run_step(
-                key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
-            )
-        except StepFailed as failed:
-            raise _own_error(failed, key) from None
+        return await run.run_step(
+            key, fn, input_hash=digest, policy=policy, output_type=output_type, usage=usage
+        )
     stored = run.checkpoint_of(key, digest)
     if stored is not None:
         return decode(stored, output_type)

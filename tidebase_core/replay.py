@@ -122,6 +122,8 @@ class Checkpoint:
     error: str | None  # JSON text
     decision: ResumeDecision | None
     attempt: int
+    seq: int | None = None  # its place in the run's log
+    output_type: str | None = None  # the concrete class of a model/dataclass/enum output
 
 
 def plan_step(run_id: str, checkpoint: Checkpoint | None, input_hash: str) -> Checkpoint | None:

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import json
 import math
@@ -183,7 +185,7 @@ def decode_json(raw: str | bytes | None) -> Any:
     return pydantic_core.from_json(raw)
 
 
-def decode(raw: str | bytes | None, output_type: Any = None) -> Any:
+def decode(raw: str | bytes | None, output_type: Any = None, *, type_tag: str | None = None) -> Any:
     """Stored JSON re-validated into ``output_type`` (or plain JSON values when it is None).
 
     Values stored by a registered codec come back as their type either way.
@@ -384,3 +386,11 @@ def output_type_of(fn: Any) -> Any:
 
 
 _hints_by_code: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def type_tag(value: Any) -> str | None:
+    """``module:qualname`` of a model, dataclass or enum value (None for plain JSON values)."""
+    cls = type(value)
+    if isinstance(value, pydantic.BaseModel | enum.Enum) or dataclasses.is_dataclass(cls):
+        return f"{cls.__module__}:{cls.__qualname__}"
+    return None

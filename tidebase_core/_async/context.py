@@ -5,11 +5,12 @@ This is the async source; ``tidebase_core/_sync/context.py`` is generated from i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .. import context
-from .._acompat import resolve, sleep
+from .._acompat import StepResult, call_body, sleep
 from .._run_base import (
     USAGE_FIELDS,
     Execution,
@@ -18,7 +19,8 @@ from .._run_base import (
     error_payload,
     usage_params,
 )
-from ..errors import LeaseLost, NotSerializable, RunCancelled, StepFailed, TidebaseError
+from ..errors import LeaseLost, NotSerializable, RunCancelled, StepTimeout, TidebaseError
+from ..keys import Scope, current_scope
 from ..models import GateDecision
 from ..replay import (
     Checkpoint,
@@ -29,7 +31,7 @@ from ..replay import (
     resume_decision,
 )
 from ..retry import RetryPolicy
-from ..serialization import decode, encode, output_type_of
+from ..serialization import decode, encode, output_type_of, type_tag
 from ..serialization import input_hash as hash_input
 from .children import run_child, run_fanout
 from .events import AsyncRunEvents
@@ -47,6 +49,15 @@ _PLAIN_STEP = StepPolicy()
 
 UsageOf = Callable[[Any], Sequence[Mapping[str, Any]]]
 """A step's result → the ``usage.record`` arguments of the model calls it made."""
+
+
+@contextmanager
+def _in_scope(scope: Scope) -> Iterator[None]:
+    token = current_scope.set(scope)
+    try:
+        yield
+    finally:
+        current_scope.reset(token)
 
 
 class AsyncRunContext:
@@ -89,7 +100,7 @@ class AsyncRunContext:
             f"attempt={self.attempt}>"
         )
 
-    async def step(
+    def step(
         self,
         name: str,
         fn: Callable[[], Any],
@@ -100,13 +111,19 @@ class AsyncRunContext:
         retries: int | RetryPolicy = 0,
         replay: ReplayMode | None = None,
         output_type: Any = None,
+        timeout_s: float | None = None,
+        input_hash: str | None = None,
         usage: UsageOf | None = None,
-    ) -> Any:
+    ) -> StepResult:
         """Run ``fn`` once for this run, checkpointing its result; on replay return the checkpoint.
 
         ``input`` is what the step's result depends on: it is hashed, and a checkpoint written
-        for a different input raises ``InputMismatch`` instead of being reused. The n-th call
-        with the same ``name`` in a run is the step ``name#n``. ``usage``, a function of the
+        for a different input raises ``InputMismatch`` instead of being reused (``input_hash=``
+        supplies the hash instead). The n-th call with the same ``name`` in a run is the step
+        ``name#n``; the key is taken when ``step`` is called, so steps started together (a
+        ``gather``) keep their keys whatever order they finish in. ``timeout_s`` bounds one try
+        of the body. If the body raises, its own exception propagates (after the failure and
+        its resume decision are recorded, and a note names them). ``usage``, a function of the
         step's result returning ``usage.record`` arguments (one dict per model call), writes
         those ledger rows in the same statement as the checkpoint.
         """
@@ -123,14 +140,49 @@ class AsyncRunContext:
                 replay=replay,
                 retries=retries,
             )
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0
+        ):
+            raise ValueError(f"step {name!r}: timeout_s must be a number of seconds > 0 or None")
         key = self._execution.next_key(name)
-        in_hash = hash_input(input, what=f"input of step {key!r}")
-        return await self.run_step(
-            key, fn, input_hash=in_hash, policy=policy, output_type=output_type, usage=usage
+        if input_hash is None:
+            in_hash = hash_input(input, what=f"input of step {key!r}")
+        elif isinstance(input_hash, str) and input_hash.strip():
+            in_hash = input_hash
+        else:
+            raise TypeError(f"step {key!r}: input_hash must be a non-empty str (a digest)")
+        return self.run_step(
+            key,
+            fn,
+            input_hash=in_hash,
+            policy=policy,
+            output_type=output_type,
+            usage=usage,
+            timeout_s=timeout_s,
         )
 
+    def branch(self, name: str) -> AbstractContextManager[None]:
+        """A named branch for concurrent work: steps, gates and state/event operations inside
+        ``with run.branch(name):`` are keyed under ``#name/``.
+
+        Steps started together need none (they take their keys when called); coroutines that
+        each run several steps, gathered (two ``agent.run`` calls, a pipeline per document),
+        name theirs so a resumed run hands each its own checkpoints::
+
+            async def review(doc):
+                with run.branch(f"doc-{doc.id}"):
+                    return await agent.run(doc.text)
+
+            await asyncio.gather(*(review(d) for d in docs))
+        """
+        check_step_name(name)
+        return _in_scope(self._execution.scope().branch(name, numbered=False))
+
     def next_key(self, name: str) -> str:
-        """The key of the next call named ``name`` in this run: ``name``, then ``name#2`` …"""
+        """The key of the next call named ``name`` here: ``name``, then ``name#2`` …
+
+        Scoped like a step's: inside a step body, or a concurrent branch, the key is under it.
+        """
         return self._execution.next_key(name)
 
     def checkpoint_of(self, key: str, input_hash: str) -> str | None:
@@ -141,7 +193,10 @@ class AsyncRunContext:
         For integrations whose framework splits "look up" and "store" (an LLM cache).
         """
         found = plan_step(self.run_id, self._execution.checkpoints.get(key), input_hash)
-        return None if found is None else found.output
+        if found is None:
+            return None
+        self._execution.passed(found.seq)
+        return found.output
 
     async def save_checkpoint(
         self,
@@ -155,6 +210,7 @@ class AsyncRunContext:
         """Checkpoint an operation executed outside ``run.step`` (its usage in the same write)."""
         ex = self._execution
         encoded = encode(output, what=f"output of step {key!r}")
+        tag = type_tag(output)
         rows = [self._usage_row(key, fields) for fields in usage]
         decision = policy.decision
         written = await self._db.write_checkpoint(
@@ -163,6 +219,7 @@ class AsyncRunContext:
             key=key,
             input_hash=input_hash,
             output=encoded,
+            output_type=tag,
             attempt=ex.attempt,
             decision=decision,
             idempotency_key=policy.idempotency_key,
@@ -173,7 +230,7 @@ class AsyncRunContext:
             await self._refused()
         ex.rows.add(key)
         ex.checkpoints[key] = Checkpoint(
-            key, "completed", input_hash, encoded, None, decision, ex.attempt
+            key, "completed", input_hash, encoded, None, decision, ex.attempt, output_type=tag
         )
 
     async def run_step(
@@ -185,36 +242,42 @@ class AsyncRunContext:
         policy: StepPolicy,
         output_type: Any = None,
         usage: UsageOf | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
         """``step`` for a key and input hash already chosen (decorated steps choose theirs)."""
         ex = self._execution
-        stored = self.checkpoint_of(key, input_hash)
-        if stored is not None:
-            return decode(stored, output_type or output_type_of(fn))
+        found = plan_step(ex.run_id, ex.checkpoints.get(key), input_hash)
+        if found is not None:
+            ex.passed(found.seq)
+            return decode(
+                found.output, output_type or output_type_of(fn), type_tag=found.output_type
+            )
         ex.check_live()
 
         decision = policy.decision
         intent = decision is not ResumeDecision.SAFE_REPLAY  # unsafe to repeat: record intent
-        if intent:
-            await self._write_step_state(
-                key,
-                input_hash,
-                policy,
-                "running",
-                decision,
-                None,
-                {"step": key, "attempt": ex.attempt},
-            )
-
         tries = 0
         while True:
+            if intent:
+                # Before every try: a crash during it must park the step, not repeat it.
+                await self._write_step_state(
+                    key,
+                    input_hash,
+                    policy,
+                    "running",
+                    decision,
+                    None,
+                    {"step": key, "attempt": ex.attempt, "try": tries + 1},
+                )
             inside = context.current_step.set(key)
+            # Each try's body is a fresh scope: a retry replays the inner steps done before.
+            scoped = current_scope.set(ex.scope().step_body(key))
             try:
-                value = await resolve(fn())
+                value = await call_body(fn, timeout_s)
                 break
-            except TidebaseError:
-                raise  # cancel, lost lease, a nested step's verdict: never a retryable failure
             except Exception as exc:
+                if isinstance(exc, TidebaseError) and not isinstance(exc, StepTimeout):
+                    raise  # cancel, lost lease, a nested step's verdict: not this body's failure
                 left = policy.retry.max_retries - tries
                 verdict = resume_decision(policy, retries_left=left)
                 await self._record_failure(key, input_hash, policy, verdict, exc, tries)
@@ -223,15 +286,15 @@ class AsyncRunContext:
                     tries += 1
                     ex.check_live()
                     continue
-                raise StepFailed(
-                    ex.run_id,
-                    key,
-                    verdict,
-                    f"step {key!r} of run {ex.run_id!r} failed"
+                ex.note_failure(exc, key, verdict)
+                exc.add_note(
+                    f"tidebase: step {key!r} of run {ex.run_id!r} failed"
                     + (f" after {tries + 1} tries" if tries else "")
-                    + f": {type(exc).__name__}: {exc} (resume decision: {verdict.value})",
-                ) from exc
+                    + f"; resume decision: {verdict.value}"
+                )
+                raise
             finally:
+                current_scope.reset(scoped)
                 context.current_step.reset(inside)
 
         try:
@@ -330,6 +393,7 @@ class AsyncRunContext:
         tries: int,
     ) -> None:
         error = error_payload(exc)
+        ex = self._execution
         await self._write_step_state(
             key,
             in_hash,
@@ -339,12 +403,17 @@ class AsyncRunContext:
             error,
             {
                 "step": key,
-                "attempt": self._execution.attempt,
+                "attempt": ex.attempt,
                 "try": tries + 1,
                 "decision": verdict.value,
                 "error": {"type": error["type"], "message": error["message"]},
             },
         )
+        if verdict is not ResumeDecision.FAILED_RETRYABLE:
+            # Later in this attempt (an outer step's retry) the step is as parked as on resume.
+            ex.checkpoints[key] = Checkpoint(
+                key, "failed", in_hash, None, encode(error, what="step error"), verdict, ex.attempt
+            )
 
     async def _write_step_state(
         self,

@@ -61,6 +61,9 @@ async def wait_at_gate(
     ex = run._execution
     ex.check_live()
     db = run._db
+    # The n-th gate with one name in a run is name#n, like steps: a loop over invoices asks
+    # for a decision per invoice, never reuses the first one's.
+    name = ex.next_key(name, "gate")
 
     row = await db.get_gate(ex.run_id, name)
     if row is not None and row.name is not None and row.status != GateStatus.PENDING:
@@ -101,12 +104,12 @@ async def wait_at_gate(
             row = await listener.db.get_gate(ex.run_id, name)
             if row is None or row.name is None:
                 raise GateNotFound(ex.run_id, name)
-            if row.status != GateStatus.PENDING:
-                return _decision(row)
-            if row.run_status == "cancelled":
+            if row.run_status == "cancelled":  # first: a decision that raced in is void
                 ex.cancelled = True
                 ex.cancel_reason = row.cancel_reason
                 raise RunCancelled(ex.run_id, row.cancel_reason)
+            if row.status != GateStatus.PENDING:
+                return _decision(row)
             if row.run_owner != ex.token:
                 ex.lost = True
                 raise LeaseLost(ex.run_id, f"while waiting at gate {name!r}")
@@ -124,7 +127,9 @@ async def wait_at_gate(
 
 def _decision(row: GateRow) -> GateDecision:
     assert row.status is not None
+    assert row.name is not None
     return GateDecision(
+        name=row.name,
         decision=GateStatus(row.status),
         actor=row.actor,
         payload=row.payload,
@@ -152,6 +157,8 @@ class AsyncGates:
 
         Exactly once: when several resolvers race, one wins and the others get
         ``GateAlreadyResolved``. ``token`` (the gate's resolve token) is checked when given.
+        The n-th gate of one name in a run is ``name#n``. A cancelled run's gates cannot be
+        decided (``RunCancelled``), nor a completed run's.
         """
         check_run_id(run_id)
         check_name(name, "gate name")
@@ -180,6 +187,12 @@ class AsyncGates:
         if row.name is None:
             raise GateNotFound(run_id, name)
         if not won:
+            if row.run_status == "cancelled":
+                raise RunCancelled(run_id, row.cancel_reason)
+            if row.status == GateStatus.PENDING and row.run_status == "completed":
+                raise GateAlreadyResolved(
+                    f"gate {name!r} of run {run_id!r} can no longer be decided: the run completed"
+                )
             if row.status == GateStatus.PENDING:
                 raise GateTokenMismatch(
                     f"the token given is not gate {name!r}'s resolve token (run {run_id!r})"

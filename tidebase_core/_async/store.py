@@ -25,7 +25,7 @@ from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageReco
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json, encode
 from ..settings import Settings
-from ..store.adapters import ADAPTERS, JsonText
+from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
 from ..store.queries import Queries, channel, listen_statement
 from ..store.records import Claim, FenceState, GateRow
@@ -219,7 +219,7 @@ class AsyncStoreConnection:
         params = {
             "run_id": run_id,
             "workflow": workflow,
-            "input": None if input is None else JsonText(input),
+            "input": None if input is None else ExactJson(input),
             "input_hash": input_hash,
             "check_input": check_input,
             "want_input": not check_input,
@@ -244,10 +244,17 @@ class AsyncStoreConnection:
             found = await self._read(self.q.claim_refused, {"run_id": run_id})
             return Claim.refused(found[0]) if found else None
 
-    async def load_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
+    async def load_checkpoints(self, run_id: str) -> tuple[dict[str, Checkpoint], dict[str, int]]:
+        """What earlier attempts left: step checkpoints by key, and workflow-body operations
+        (op key → log seq)."""
         rows = await self._read(self.q.load_checkpoints, {"run_id": run_id})
-        return {
-            r[0]: Checkpoint(
+        checkpoints: dict[str, Checkpoint] = {}
+        ops: dict[str, int] = {}
+        for r in rows:
+            if r[1] == "op":
+                ops[r[0]] = r[7]
+                continue
+            checkpoints[r[0]] = Checkpoint(
                 key=r[0],
                 status=r[1],
                 input_hash=r[2],
@@ -255,9 +262,10 @@ class AsyncStoreConnection:
                 error=None if r[4] is None else r[4].decode(),
                 decision=None if r[5] is None else ResumeDecision(r[5]),
                 attempt=r[6],
+                seq=r[7],
+                output_type=r[8],
             )
-            for r in rows
-        }
+        return checkpoints, ops
 
     async def write_checkpoint(
         self,
@@ -267,6 +275,7 @@ class AsyncStoreConnection:
         key: str,
         input_hash: str,
         output: str,
+        output_type: str | None,
         attempt: int,
         decision: ResumeDecision,
         idempotency_key: str | None,
@@ -283,7 +292,8 @@ class AsyncStoreConnection:
             "token": token,
             "key": key,
             "input_hash": input_hash,
-            "output": JsonText(output),
+            "output": ExactJson(output),
+            "output_type": output_type,
             "attempt": attempt,
             "decision": decision.value,
             "idempotency_key": idempotency_key,
@@ -344,12 +354,20 @@ class AsyncStoreConnection:
         return bool(rows)
 
     async def complete_run(
-        self, *, run_id: str, token: uuid.UUID, attempt: int, result: str, payload: str
+        self,
+        *,
+        run_id: str,
+        token: uuid.UUID,
+        attempt: int,
+        result: str,
+        result_type: str | None,
+        payload: str,
     ) -> bool:
         params = {
             "run_id": run_id,
             "token": token,
-            "result": JsonText(result),
+            "result": ExactJson(result),
+            "result_type": result_type,
             "payload": JsonText(payload),
         }
         while True:
@@ -431,18 +449,19 @@ class AsyncStoreConnection:
         type: str,
         payload: str,
         token: uuid.UUID | None = None,
-        count_op: bool = False,
+        op_key: str | None = None,
     ) -> int | None:
         """Append to the run's log; returns the seq (None: no such run, or fenced).
 
-        With ``token`` the write is the worker's own and is fenced by its lease.
+        With ``token`` the write is the worker's own and is fenced by its lease; ``op_key``
+        marks a workflow-body operation (skipped when a resumed run replays past it).
         """
         params = {
             "run_id": run_id,
             "type": type,
             "payload": JsonText(payload),
             "token": token,
-            "count_op": int(count_op),
+            "op_key": op_key,
         }
         query = self.q.append_event if token is None else self.q.emit_event
         rows = await self._write(query, params)
@@ -457,7 +476,7 @@ class AsyncStoreConnection:
         token: uuid.UUID,
         value: str,
         patch: bool,
-        count_op: bool,
+        op_key: str | None,
     ) -> int | None:
         """Set (or merge-patch) the state: the new version, or None when fenced."""
         rows = await self._write(
@@ -466,23 +485,28 @@ class AsyncStoreConnection:
                 "run_id": run_id,
                 "token": token,
                 "value": JsonText(value),
-                "count_op": int(count_op),
+                "op_key": op_key,
             },
         )
         return int(rows[0][0]) if rows else None
 
     async def save_state(
-        self, *, run_id: str, token: uuid.UUID, label: str, count_op: bool
+        self, *, run_id: str, token: uuid.UUID, label: str, op_key: str | None
     ) -> int | None:
         """Label the current version: that version, or None (fenced, or no state yet)."""
         rows = await self._write(
             self.q.save_state,
-            {"run_id": run_id, "token": token, "label": label, "count_op": int(count_op)},
+            {"run_id": run_id, "token": token, "label": label, "op_key": op_key},
         )
         return int(rows[0][0]) if rows else None
 
     async def get_state(self, run_id: str) -> tuple[int, Any] | None:
         rows = await self._read(self.q.get_state, {"run_id": run_id})
+        return (int(rows[0][0]), decode_json(rows[0][1])) if rows else None
+
+    async def get_state_at(self, run_id: str, seq: int) -> tuple[int, Any] | None:
+        """The state as it was at log position ``seq``."""
+        rows = await self._read(self.q.get_state_at, {"run_id": run_id, "seq": seq})
         return (int(rows[0][0]), decode_json(rows[0][1])) if rows else None
 
     async def state_versions(self, run_id: str, *, labeled: bool) -> list[StateVersion]:
@@ -610,9 +634,10 @@ class AsyncStoreConnection:
 
     # -- usage --------------------------------------------------------------------------------
 
-    async def record_usage(self, usage: UsageInput) -> bool:
+    async def record_usage(self, usage: UsageInput, *, op_key: str | None = None) -> bool:
         """One ledger row and its ``usage.recorded`` event; False when the run is unknown."""
         params = {
+            "op_key": op_key,
             "run_id": usage.run_id,
             "step_name": usage.step_name,
             "attempt": usage.attempt,
@@ -722,7 +747,7 @@ class AsyncStoreConnection:
             for r in rows
         ]
 
-    async def list_events(self, run_id: str, *, after_seq: int, limit: int) -> list[Event]:
+    async def list_events(self, run_id: str, *, after_seq: int, limit: int | None) -> list[Event]:
         rows = await self._read(
             self.q.list_events, {"run_id": run_id, "after_seq": after_seq, "limit": limit}
         )
@@ -730,12 +755,13 @@ class AsyncStoreConnection:
             Event(seq=r[0], type=r[1], payload=decode_json(r[2]), created_at=r[3]) for r in rows
         ]
 
-    async def cancel_run(self, *, run_id: str, reason: str | None, payload: str) -> bool:
+    async def cancel_run(self, *, run_id: str, reason: str | None, payload: str) -> list[str]:
+        """Cancel the run and its unfinished descendants; the ids cancelled."""
         rows = await self._write_idempotent(
             self.q.cancel_run,
             {"run_id": run_id, "reason": reason, "payload": JsonText(payload)},
         )
-        return bool(rows)
+        return [str(r[0]) for r in rows]
 
     async def resolve_parked_step(
         self, *, run_id: str, key: str, output: str | None, event_type: str, payload: str
@@ -762,11 +788,17 @@ class AsyncStoreConnection:
                 await self._execute(self.q.approve_step_retry, {"run_id": run_id, "key": key})
             else:
                 await self._execute(
-                    self.q.resolve_step, {"run_id": run_id, "key": key, "output": JsonText(output)}
+                    self.q.resolve_step,
+                    {"run_id": run_id, "key": key, "output": ExactJson(output)},
                 )
             await self._execute(
                 self.q.append_event,
-                {"run_id": run_id, "type": event_type, "payload": JsonText(payload), "count_op": 0},
+                {
+                    "run_id": run_id,
+                    "type": event_type,
+                    "payload": JsonText(payload),
+                    "op_key": None,
+                },
             )
             return "ok", run[0], step[0]
 

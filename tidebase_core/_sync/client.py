@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .. import context
-from .._compat import blocking_twin, resolve, run_blocking, sleep
+from .._compat import (
+    blocking_twin,
+    install_branches,
+    resolve,
+    run_blocking,
+    sleep,
+)
 from .._run_base import (
     Execution,
     check_limit,
@@ -29,15 +35,15 @@ from ..errors import (
     RunCancelled,
     RunLocked,
     RunNotFound,
-    StepFailed,
     StepNotFound,
     StepNotParked,
     TidebaseError,
 )
 from ..heartbeat import Heartbeat
+from ..keys import current_scope, current_strand
 from ..models import Event, RunInfo, RunStatus, StateVersion, StepInfo
 from ..owner import Owner
-from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of
+from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of, type_tag
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
 from ..store.records import Claim
@@ -181,12 +187,18 @@ class Tidebase:
                 wait=wait,
             )
             if not claim.claimed:  # completed earlier: its stored result, typed
-                return decode(claim.result, result_type)
-            state = Execution(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
-            state.ops_replayed = claim.ops
+                return decode(claim.result, result_type, type_tag=claim.result_type)
+            state = Execution(
+                run_id,
+                name,
+                owner,
+                claim.attempt,
+                self.settings.lease_seconds,
+            )
             if not claim.created:
-                state.checkpoints = db.load_checkpoints(run_id)
+                state.checkpoints, state.ops_done = db.load_checkpoints(run_id)
                 state.rows = set(state.checkpoints)
+                state.resume_seq = claim.last_seq
             run_input = input if check_input else decode_json(claim.input)
             return self._execute(db, state, fn, run_input)
 
@@ -261,13 +273,26 @@ class Tidebase:
     ) -> Any:
         ctx = RunContext(self, state, db, run_input)
         self._heartbeat.track(state)
+        install_branches()
         token = context._current.set(ctx)
+        scoped = current_scope.set(state.root)
+        stranded = current_strand.set(state.strand)
         try:
             try:
                 value = resolve(fn(ctx, run_input))
+                if state.parked:
+                    raise GatePending(
+                        f"run {state.run_id!r} is parked at a gate (run.gate(..., wait=False) "
+                        "raised GatePending) but the workflow returned anyway, so it was not "
+                        "completed. Let GatePending propagate out of the workflow, and invoke the "
+                        "run again after the decision"
+                    )
                 result = encode(value, what=f"result of run {state.run_id!r}")
-            except RunCancelled:
-                db.release_run(run_id=state.run_id, token=state.token)
+            except RunCancelled as exc:
+                if exc.run_id != state.run_id:  # a child run was cancelled: this run fails
+                    self._fail(db, state, exc)
+                else:
+                    db.release_run(run_id=state.run_id, token=state.token)
                 raise
             except LeaseLost:
                 raise  # not ours any more: nothing to record
@@ -287,20 +312,23 @@ class Tidebase:
                 token=state.token,
                 attempt=state.attempt,
                 result=result,
+                result_type=type_tag(value),
                 payload=encode({"attempt": state.attempt}, what="event"),
             )
             if not completed:
                 ctx._refused()
             return value
         finally:
+            current_strand.reset(stranded)
+            current_scope.reset(scoped)
             context._current.reset(token)
             self._heartbeat.untrack(state)
 
     def _fail(self, db: StoreConnection, state: Execution, exc: BaseException) -> None:
         """Record the run as failed (best effort: the caller sees the original exception)."""
-        failure_class = exc.decision if isinstance(exc, StepFailed) else None
+        failed_step = state.failure_of(exc)
+        step, failure_class = failed_step if failed_step is not None else (None, None)
         error = error_payload(exc)
-        step = exc.step if isinstance(exc, StepFailed) else None
         try:
             recorded = db.fail_run(
                 run_id=state.run_id,
@@ -373,9 +401,13 @@ class Runs:
                 raise RunNotFound(run_id)
         return steps
 
-    def events(self, run_id: str, after_seq: int = 0, *, limit: int = 1000) -> builtins.list[Event]:
+    def events(
+        self, run_id: str, after_seq: int = 0, *, limit: int | None = None
+    ) -> builtins.list[Event]:
+        """The run's log after ``after_seq``, in order: all of it, or the first ``limit``."""
         check_run_id(run_id)
-        check_limit(limit)
+        if limit is not None:
+            check_limit(limit)
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise ValueError(f"after_seq must be an int >= 0, got {after_seq!r}")
         with self._client._store.connection() as db:
@@ -407,20 +439,26 @@ class Runs:
         """Every version of the run's live state; only the labeled snapshots if ``labeled``."""
         check_run_id(run_id)
         with self._client._store.connection() as db:
-            return db.state_versions(run_id, labeled=labeled)
+            versions = db.state_versions(run_id, labeled=labeled)
+            if not versions and db.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+        return versions
 
     def children(self, run_id: str) -> builtins.list[RunInfo]:
         """The run's child runs, in the order they were created."""
         check_run_id(run_id)
         with self._client._store.connection() as db:
             edges = db.children(run_id)
+            if not edges and db.get_run(run_id) is None:
+                raise RunNotFound(run_id)
             found = [db.get_run(child) for _, child in edges]
         return [run for run in found if run is not None]
 
     def cancel(
         self, run_id: str, *, reason: str | None = None, actor: str | None = None
     ) -> RunInfo:
-        """Cancel the run (one-way). Its worker stops at the next step or gate boundary.
+        """Cancel the run (one-way), and its unfinished child runs with it. Its worker stops at
+        the next step or gate boundary; a gate of a cancelled run can no longer be decided.
 
         Returns the run as it is now: ``cancelled``, or ``completed`` if it had finished first.
         """

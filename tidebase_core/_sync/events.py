@@ -39,11 +39,11 @@ class RunEvents:
         check_event_type(type)
         data = encode(payload, what=f"payload of event {type!r}")
         ex = self._run._execution
-        perform, count = ex.next_op() if once else (True, False)
+        perform, op_key = ex.next_op(f"event:{type}") if once else (True, None)
         if not perform:
             return None
         seq = self._run._db.append_event(
-            run_id=ex.run_id, type=type, payload=data, token=ex.token, count_op=count
+            run_id=ex.run_id, type=type, payload=data, token=ex.token, op_key=op_key
         )
         if seq is None:
             self._run._refused()

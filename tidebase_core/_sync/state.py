@@ -45,19 +45,27 @@ class LiveState:
         self._update(encode(changes, what="state patch"), patch=True)
 
     def get(self) -> Any:
-        """The current value (None before the first update)."""
-        found = self._run._db.get_state(self._run.run_id)
+        """The current value (None before the first update).
+
+        While a resumed run replays what earlier attempts did, the value as it was at that
+        point of the run, so the body sees what it saw the first time.
+        """
+        ex = self._run._execution
+        if ex.replaying:
+            found = self._run._db.get_state_at(ex.run_id, ex.position)
+        else:
+            found = self._run._db.get_state(ex.run_id)
         return None if found is None else found[1]
 
     def save(self, label: str) -> None:
         """Label the current version (a snapshot) without changing the value."""
         check_name(label, "state label")
         ex = self._run._execution
-        perform, count = ex.next_op()
+        perform, op_key = ex.next_op(f"state.save:{label}")
         if not perform:
             return
         version = self._run._db.save_state(
-            run_id=ex.run_id, token=ex.token, label=label, count_op=count
+            run_id=ex.run_id, token=ex.token, label=label, op_key=op_key
         )
         if version is None:
             if self._run._db.get_state(ex.run_id) is None:
@@ -74,11 +82,11 @@ class LiveState:
     def _update(self, value: str, *, patch: bool) -> None:
         ex = self._run._execution
         ex.check_live()
-        perform, count = ex.next_op()
+        perform, op_key = ex.next_op("state.patch" if patch else "state.set")
         if not perform:
             return
         version = self._run._db.update_state(
-            run_id=ex.run_id, token=ex.token, value=value, patch=patch, count_op=count
+            run_id=ex.run_id, token=ex.token, value=value, patch=patch, op_key=op_key
         )
         if version is None:
             self._run._refused()

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.adapt import Buffer, Dumper, Loader
 
-__all__ = ["ADAPTERS", "JsonText"]
+__all__ = ["ADAPTERS", "ExactJson", "JsonText"]
 
 
 class JsonText(str):
@@ -22,14 +22,25 @@ class JsonText(str):
     __slots__ = ()
 
 
-_JSONB_OID = 3802
+class ExactJson(str):
+    """JSON text to be stored verbatim in a ``json`` column (checkpoints, run input/result).
+
+    Sent as ``json``: a ``jsonb`` parameter would be normalized on the way in (key order,
+    ``1e16`` → an integer, ``-0.0`` → ``0``) even when the column is ``json``.
+    """
+
+    __slots__ = ()
 
 
 class _JsonTextDumper(Dumper):
-    oid = _JSONB_OID
+    oid = 3802  # jsonb
 
     def dump(self, obj: Any) -> Buffer:
         return str(obj).encode()
+
+
+class _ExactJsonDumper(_JsonTextDumper):
+    oid = 114  # json
 
 
 class _RawJsonLoader(Loader):
@@ -40,7 +51,9 @@ class _RawJsonLoader(Loader):
 def _build() -> psycopg.adapt.AdaptersMap:
     adapters = psycopg.adapt.AdaptersMap(psycopg.adapters)
     adapters.register_dumper(JsonText, _JsonTextDumper)
+    adapters.register_dumper(ExactJson, _ExactJsonDumper)
     adapters.register_loader("jsonb", _RawJsonLoader)
+    adapters.register_loader("json", _RawJsonLoader)
     return adapters
 
 

@@ -46,14 +46,14 @@ WITH claimed AS (
       AND (r.owner_token IS NULL OR r.lease_expires_at < now()
            OR r.owner_token = %(void_token)s)
     RETURNING r.attempt, r.last_seq, (r.xmax = 0) AS created,
-              CASE WHEN %(want_input)s THEN r.input END AS input, r.ops,
+              CASE WHEN %(want_input)s THEN r.input END AS input,
               coalesce(r.watched_until > now(), false) AS watched
 ), started AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload)
     SELECT %(run_id)s, c.last_seq, 'run.started', jsonb_build_object('attempt', c.attempt)
     FROM claimed c
 )
-SELECT c.attempt, c.created, c.input, c.ops,
+SELECT c.attempt, c.created, c.input, c.last_seq,
        CASE WHEN c.watched THEN pg_notify({{c}} || md5(%(run_id)s), c.last_seq::text) END
 FROM claimed c
 """
@@ -61,15 +61,20 @@ FROM claimed c
 # Why a claim matched nothing: the run as it is (completed, locked, another workflow …).
 CLAIM_REFUSED = """
 SELECT attempt, workflow_name, status, input_hash,
-       CASE WHEN status = 'completed' THEN result END,
+       CASE WHEN status = 'completed' THEN result END, result_type,
        owner_token, owner_host, owner_pid, owner_started,
        extract(epoch FROM lease_expires_at - now())::float8, cancel_reason
 FROM {s}.runs WHERE run_id = %(run_id)s
 """
 
+# Everything a resumed run replays, in one round trip: step checkpoints, and the keys of the
+# workflow-body operations earlier attempts did (their event rows).
 LOAD_CHECKPOINTS = """
-SELECT step_key, status, input_hash, output, error, resume_decision, attempt
+SELECT step_key, status, input_hash, output, error, resume_decision, attempt, seq, output_type
 FROM {s}.steps WHERE run_id = %(run_id)s
+UNION ALL
+SELECT op_key, 'op', NULL, NULL, NULL, NULL, NULL, seq, NULL
+FROM {s}.events WHERE run_id = %(run_id)s AND op_key IS NOT NULL
 """
 
 _CHECKPOINT = f"""
@@ -78,10 +83,10 @@ WITH r AS (
     RETURNING last_seq, {_WATCHED}
 ), ins AS (
     INSERT INTO {{s}}.steps AS st (
-        run_id, step_key, seq, status, input_hash, output, attempt, resume_decision,
-        idempotency_key)
+        run_id, step_key, seq, status, input_hash, output, output_type, attempt,
+        resume_decision, idempotency_key)
     SELECT %(run_id)s, %(key)s, r.last_seq, 'completed', %(input_hash)s, %(output)s,
-           %(attempt)s, %(decision)s, %(idempotency_key)s
+           %(output_type)s, %(attempt)s, %(decision)s, %(idempotency_key)s
     FROM r
     {{conflict}}
     RETURNING 1
@@ -91,7 +96,8 @@ SELECT {_NOTIFY} FROM r, ins
 
 _REPLACE = """ON CONFLICT (run_id, step_key) DO UPDATE SET
         seq = EXCLUDED.seq, status = 'completed', input_hash = EXCLUDED.input_hash,
-        output = EXCLUDED.output, error = NULL, attempt = EXCLUDED.attempt,
+        output = EXCLUDED.output, output_type = EXCLUDED.output_type, error = NULL,
+        attempt = EXCLUDED.attempt,
         resume_decision = EXCLUDED.resume_decision,
         idempotency_key = EXCLUDED.idempotency_key, updated_at = now()"""
 
@@ -169,7 +175,9 @@ SELECT {_NOTIFY} FROM r
 """
 
 COMPLETE_RUN = _FINISH_RUN.replace(
-    "{set}", "status = 'completed', result = %(result)s, completed_at = now()"
+    "{set}",
+    "status = 'completed', result = %(result)s, result_type = %(result_type)s, "
+    "completed_at = now()",
 ).replace("{event}", "'run.completed'")
 
 FAIL_RUN = _FINISH_RUN.replace(
@@ -200,18 +208,29 @@ LEASE_STATES = """
 SELECT run_id, status, owner_token, cancel_reason FROM {s}.runs WHERE run_id = ANY(%(run_ids)s)
 """
 
-CANCEL_RUN = f"""
-WITH r AS (
-    UPDATE {{s}}.runs SET
-        status = 'cancelled', cancel_reason = %(reason)s, last_seq = last_seq + 1,
-        completed_at = now(), updated_at = now()
-    WHERE run_id = %(run_id)s AND status NOT IN ('completed', 'cancelled')
-    RETURNING last_seq, {_WATCHED}
+# One-way, and down the run tree: a cancelled parent's unfinished child runs are cancelled
+# with it (each gets its own run.cancelled event), so none is left running for nobody.
+CANCEL_RUN = """
+WITH RECURSIVE tree AS (
+    SELECT %(run_id)s::text AS run_id
+    UNION
+    SELECT e.child_run_id FROM {s}.run_edges e JOIN tree t ON e.parent_run_id = t.run_id
+), r AS (
+    UPDATE {s}.runs SET
+        status = 'cancelled', last_seq = last_seq + 1, completed_at = now(), updated_at = now(),
+        cancel_reason = CASE WHEN run_id = %(run_id)s THEN %(reason)s
+                             ELSE 'parent run ' || %(run_id)s || ' was cancelled' END
+    WHERE run_id IN (SELECT run_id FROM tree) AND status NOT IN ('completed', 'cancelled')
+    RETURNING run_id, last_seq, coalesce(watched_until > now(), false) AS watched
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, 'run.cancelled', %(payload)s FROM r
+    INSERT INTO {s}.events (run_id, seq, type, payload)
+    SELECT r.run_id, r.last_seq, 'run.cancelled',
+           CASE WHEN r.run_id = %(run_id)s THEN %(payload)s
+                ELSE %(payload)s || jsonb_build_object('parent_run_id', %(run_id)s::text) END
+    FROM r
 )
-SELECT {_NOTIFY} FROM r
+SELECT r.run_id, CASE WHEN r.watched THEN pg_notify({c} || md5(r.run_id), r.last_seq::text) END
+FROM r
 """
 
 _RUN_COLUMNS = """
@@ -250,19 +269,18 @@ SELECT seq, type, payload, created_at FROM (
     WHERE run_id = %(run_id)s AND status = 'completed' AND seq > %(after_seq)s
 ) log
 ORDER BY seq
-LIMIT %(limit)s
+LIMIT %(limit)s  -- NULL: all of them
 """
 
 # Any process may append to a run's log (not only its worker): no fence, the run must exist.
-# A worker's own events go through the fence (a zombie's are refused) and count as workflow
-# operations when emitted outside a step (count_op = 1), so a resumed run does not repeat them.
+# A worker's own events go through the fence (a zombie's are refused); emitted from the workflow
+# body they carry an op_key, so a resumed run recognises and skips them.
 _APPEND = f"""
 WITH r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1, ops = ops + %(count_op)s
-    WHERE {{where}} RETURNING last_seq, {_WATCHED}
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {{where}} RETURNING last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, %(type)s, %(payload)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
+    SELECT %(run_id)s, r.last_seq, %(type)s, %(payload)s, %(op_key)s FROM r
 )
 SELECT r.last_seq, {_NOTIFY} FROM r
 """
@@ -304,8 +322,7 @@ RETURNING st.seq
 
 _STATE_UPDATE = f"""
 WITH r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1, ops = ops + %(count_op)s
-    WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
 ), cur AS (
     INSERT INTO {{s}}.run_state AS rs (run_id, version, value)
     SELECT %(run_id)s, 1, {{first}} FROM r
@@ -313,12 +330,12 @@ WITH r AS (
         version = rs.version + 1, value = {{next}}, updated_at = now()
     RETURNING rs.version, rs.value
 ), v AS (
-    INSERT INTO {{s}}.state_versions (run_id, version, value)
-    SELECT %(run_id)s, cur.version, cur.value FROM cur
+    INSERT INTO {{s}}.state_versions (run_id, version, value, seq)
+    SELECT %(run_id)s, cur.version, cur.value, r.last_seq FROM r, cur
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
     SELECT %(run_id)s, r.last_seq, 'state.updated',
-           jsonb_build_object('version', cur.version, 'value', cur.value)
+           jsonb_build_object('version', cur.version, 'value', cur.value), %(op_key)s
     FROM r, cur
 )
 SELECT cur.version, {_NOTIFY} FROM r, cur
@@ -335,16 +352,16 @@ SAVE_STATE = f"""
 WITH cur AS (
     SELECT version FROM {{s}}.run_state WHERE run_id = %(run_id)s FOR SHARE
 ), r AS (
-    UPDATE {{s}}.runs SET last_seq = last_seq + 1, ops = ops + %(count_op)s
+    UPDATE {{s}}.runs SET last_seq = last_seq + 1
     WHERE {_FENCE} AND EXISTS (SELECT 1 FROM cur) RETURNING last_seq, {_WATCHED}
 ), lbl AS (
     UPDATE {{s}}.state_versions sv SET labels = array_append(sv.labels, %(label)s)
     FROM cur, r
     WHERE sv.run_id = %(run_id)s AND sv.version = cur.version AND NOT %(label)s = ANY(sv.labels)
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
     SELECT %(run_id)s, r.last_seq, 'state.saved',
-           jsonb_build_object('version', cur.version, 'label', %(label)s::text)
+           jsonb_build_object('version', cur.version, 'label', %(label)s::text), %(op_key)s
     FROM r, cur
 )
 SELECT cur.version, {_NOTIFY} FROM r, cur
@@ -352,6 +369,13 @@ SELECT cur.version, {_NOTIFY} FROM r, cur
 
 GET_STATE = """
 SELECT version, value, updated_at FROM {s}.run_state WHERE run_id = %(run_id)s
+"""
+
+# The state as a replaying body saw it: the last version written at or before that log seq.
+GET_STATE_AT = """
+SELECT version, value FROM {s}.state_versions
+WHERE run_id = %(run_id)s AND seq <= %(seq)s
+ORDER BY version DESC LIMIT 1
 """
 
 LIST_STATE_VERSIONS = """
@@ -406,11 +430,17 @@ UPDATE {{s}}.runs SET status = 'waiting', updated_at = now() WHERE {_FENCE} RETU
 # The run goes back to 'running' (its worker is waiting) or 'pending' (nobody is) once no
 # other gate of it is pending.
 RESOLVE_GATE = f"""
-WITH g AS (
+WITH live AS (
+    -- The run row's lock orders a resolve against a cancel: a cancelled or completed run's
+    -- gate is never decided afterwards.
+    SELECT 1 FROM {{s}}.runs
+    WHERE run_id = %(run_id)s AND status NOT IN ('cancelled', 'completed') FOR UPDATE
+), g AS (
     UPDATE {{s}}.gates SET
         status = %(decision)s, actor = %(actor)s, payload = %(payload)s, resolved_at = now()
     WHERE run_id = %(run_id)s AND name = %(name)s AND status = 'pending'
       AND (%(gate_token)s::text IS NULL OR token = %(gate_token)s)
+      AND EXISTS (SELECT 1 FROM live)
     RETURNING name
 ), r AS (
     UPDATE {{s}}.runs SET
@@ -468,8 +498,8 @@ WITH r AS (
            %(cost_source)s, %(label)s, %(metadata)s
     FROM r
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, 'usage.recorded', %(payload)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
+    SELECT %(run_id)s, r.last_seq, 'usage.recorded', %(payload)s, %(op_key)s FROM r
 )
 SELECT {_NOTIFY} FROM r
 """
@@ -535,6 +565,7 @@ class Queries:
     patch_state: str = PATCH_STATE
     save_state: str = SAVE_STATE
     get_state: str = GET_STATE
+    get_state_at: str = GET_STATE_AT
     list_state_versions: str = LIST_STATE_VERSIONS
     get_gate: str = GET_GATE
     list_gates: str = LIST_GATES

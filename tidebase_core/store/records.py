@@ -21,12 +21,13 @@ class Claim:
     attempt: int
     created: bool = False
     input: bytes | None = None
-    ops: int = 0
-    """Workflow-body operations done by earlier attempts (replayed ones are skipped)."""
+    last_seq: int = 0
+    """The run's log position when this attempt began (what earlier attempts wrote is before)."""
     workflow_name: str | None = None
     status: str | None = None
     input_hash: str | None = None
     result: bytes | None = None
+    result_type: str | None = None
     owner_token: uuid.UUID | None = None
     owner_host: str | None = None
     owner_pid: int | None = None
@@ -36,8 +37,8 @@ class Claim:
 
     @classmethod
     def won(cls, row: tuple[Any, ...]) -> Claim:
-        attempt, created, input, ops = row[:4]  # the last column is the NOTIFY call's result
-        return cls(True, attempt, created, input, ops)
+        attempt, created, input, last_seq = row[:4]  # the last column is NOTIFY's result
+        return cls(True, attempt, created, input, last_seq)
 
     @classmethod
     def refused(cls, row: tuple[Any, ...]) -> Claim:

@@ -145,7 +145,7 @@ def test_a_changed_prompt_inside_a_step_raises_input_mismatch(
 
         return str(run.step("ask", body))
 
-    with pytest.raises(Exception, match="Interrupted"):
+    with pytest.raises(Interrupted):
         tide.run("ask", ask, run_id="m1")
     with pytest.raises(InputMismatch) as mismatch:
         tide.run("ask", ask, run_id="m1")
