@@ -7,7 +7,8 @@ Every step or child body appends "<name> <pid>" to the log file when it starts, 
 count real executions independently of the database. Environment:
 
 - SCENARIO: "steps" (STEPS steps, default 4), "gate" (a step, an approval gate, two steps),
-  "fanout" (three child runs a, b, c, then a step), "usage" (two steps that record usage);
+  "fanout" (three child runs a, b, c, then a step), "usage" (two steps that record usage),
+  "retry_charge" (an unsafe payment step whose first try fails and second charges);
 - BLOCK_AT=<name>: print "IN <name>" when that body starts and block until a line arrives on
   stdin (the test then kills, stops or releases the process);
 - READY=1: print "READY" and wait for a line on stdin before starting (a start barrier);
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tidebase import RunContext, Tidebase
+from tidebase import RetryPolicy, RunContext, Tidebase
 from tidebase.errors import TidebaseError
 
 LOG = sys.argv[2] if len(sys.argv) > 2 else os.devnull
@@ -98,7 +99,29 @@ def usage(run: RunContext, input: Any) -> list[str]:
     return [run.step("first", call("first", 1000)), run.step("second", call("second", 3000))]
 
 
-SCENARIOS = {"steps": steps, "gate": gate, "fanout": fanout, "usage": usage}
+def retry_charge(run: RunContext, input: Any) -> str:
+    """An unsafe step with retries: its first try fails before charging, the second charges
+    (and blocks there, BLOCK_AT=charge, for the test to kill the process)."""
+    tries: list[int] = []
+
+    def charge() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("card network unreachable")
+        return str(body("charge")())
+
+    return str(run.step("charge", charge, side_effects=["payment"], retries=_FAST_RETRIES))
+
+
+_FAST_RETRIES = RetryPolicy(max_retries=2, initial_delay=0.0)
+
+SCENARIOS = {
+    "steps": steps,
+    "gate": gate,
+    "fanout": fanout,
+    "usage": usage,
+    "retry_charge": retry_charge,
+}
 
 
 def main() -> int:
