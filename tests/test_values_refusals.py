@@ -162,6 +162,19 @@ def test_existing_refusals_name_the_path_in_models_and_sets_too() -> None:
         encode_with_hash({"h": [Handle()]}, what="input")
 
 
+@pytest.mark.parametrize("fn", BOTH)
+def test_lone_surrogates_are_refused_in_values_and_keys(fn: Callable[..., str]) -> None:
+    with pytest.raises(NotSerializable, match=r"at \['a'\]\[0\]: the string contains a lone"):
+        fn({"a": ["\ud800"]}, what="output")
+    with pytest.raises(NotSerializable, match=r"at \['x\\udc80'\]: the string contains a lone"):
+        fn({"x\udc80": 1}, what="output")
+
+
+def test_a_nul_character_in_a_key_is_refused_too() -> None:
+    with pytest.raises(NotSerializable, match=r"at \['k\\x00'\]: the string contains a NUL"):
+        encode({"k\x00": 1})
+
+
 def test_a_nul_character_is_refused_for_storage_but_can_be_hashed() -> None:
     # Postgres cannot store it; a hash of it is only compared, never stored as text.
     with pytest.raises(NotSerializable, match="NUL"):

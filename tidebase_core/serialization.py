@@ -148,9 +148,6 @@ def _codecs_possible(cls: type) -> bool:
 def _fallback(value: Any) -> Any:
     """pydantic's hook for values it does not know: a registered codec, or an error."""
     codec = _codec_for_class(type(value))
-    if codec is None and _load_plugins():
-        _codec_by_class.clear()
-        codec = _codec_for_class(type(value))
     if codec is None:
         raise TypeError(f"Unable to serialize unknown type: {type(value)}")
     return {TAG: codec.tag, "value": codec.dump(value)}
@@ -475,6 +472,14 @@ def _walk(value: Any, storing: bool, parents: set[int]) -> Any:
                 "the string contains a NUL character (\\x00), which Postgres cannot store; "
                 "remove it or encode the text (base64, say)"
             )
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise _Refusal(
+                    "the string contains a lone surrogate (half of a UTF-16 pair), which is "
+                    "not text; decode the bytes it came from with errors='replace'"
+                ) from None
         return value
     if cls is int or cls is bool or value is None:
         return value
@@ -537,7 +542,7 @@ def _walk_container(value: Any, storing: bool, parents: set[int]) -> Any:
         result = {}
         for k, item in value.items():
             try:
-                result[_key(k)] = _walk(item, storing, parents)
+                result[_walk(_key(k), storing, parents)] = _walk(item, storing, parents)
             except _Refusal as refusal:
                 refusal.path.append(f"[{k!r}]")
                 raise
