@@ -159,6 +159,33 @@ def test_models_keep_aliases_serializers_computed_fields_and_exclusions() -> Non
         assert input_hash(decode(encode(model), Account)) == input_hash(model)
 
 
+class Stamped(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(ser_json_bytes="hex", val_json_bytes="hex")
+
+    when: Annotated[
+        datetime, pydantic.PlainSerializer(lambda d: d.strftime("%Y-%m-%d"), when_used="json")
+    ]
+    raw: bytes
+    tags: set[str]
+    nested: list[frozenset[frozenset[str]]] = []
+
+
+def test_json_only_serializers_and_json_config_still_apply_when_a_model_has_sets() -> None:
+    stamped = Stamped(
+        when=datetime(2024, 5, 6, 7, 8, tzinfo=UTC),
+        raw=b"\x01\xff",
+        tags={"b", "a"},
+        nested=[frozenset({frozenset({"y", "x"}), frozenset({"a"})})],
+    )
+    text = encode(stamped)
+    assert text == (
+        '{"when":"2024-05-06","raw":"01ff","tags":["a","b"],"nested":[[["a"],["x","y"]]]}'
+    )
+    replayed = decode(text, Stamped)
+    assert replayed.raw == b"\x01\xff" and replayed.tags == {"a", "b"}
+    assert replayed.nested == stamped.nested
+
+
 class Inner(pydantic.BaseModel):
     labels: frozenset[str]
 

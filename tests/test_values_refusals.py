@@ -137,6 +137,29 @@ def test_self_referencing_values_are_refused_with_the_path(fn: Callable[..., str
         fn({"x": holder}, what="output")
 
 
+class Measured(pydantic.BaseModel):
+    score: float
+    note: str | None = None
+
+
+class Sized(pydantic.BaseModel):
+    sizes: set[int]
+    ratio: float
+
+
+@pytest.mark.parametrize("fn", BOTH)
+def test_nan_in_a_model_float_field_is_refused_not_stored_as_null(fn: Callable[..., str]) -> None:
+    # pydantic's JSON dump of a model writes NaN and ±inf as null: replay would get None.
+    with pytest.raises(NotSerializable, match=r"at \['score'\]: nan is not a JSON number"):
+        fn(Measured(score=float("nan")), what="output")
+    with pytest.raises(NotSerializable, match=r"at \['m'\]\[1\]\['score'\]: -inf is not"):
+        fn({"m": [Measured(score=1.0), Measured(score=float("-inf"))]}, what="output")
+    with pytest.raises(NotSerializable, match=r"at \['ratio'\]: inf is not a JSON number"):
+        fn(Sized(sizes={1}, ratio=float("inf")), what="output")
+    # A null that is a None is fine.
+    assert fn(Measured(score=0.5), what="output") == fn(Measured(score=0.5), what="output")
+
+
 def test_shared_but_acyclic_references_are_fine() -> None:
     shared = [1, 2]
     assert encode({"a": shared, "b": shared}) == '{"a":[1,2],"b":[1,2]}'

@@ -161,7 +161,8 @@ def encode(value: Any, *, what: str = "value") -> str:
 
     Dict key order is kept; sets become sorted lists (see the module docstring).
     """
-    if _route(value):
+    route = _route(value)
+    if route:
         try:
             raw = pydantic_core.to_json(
                 value, by_alias=True, bytes_mode="base64", inf_nan_mode="constants"
@@ -170,7 +171,12 @@ def encode(value: Any, *, what: str = "value") -> str:
             pass  # the walk below names the problem
         else:
             # Rare tokens only need the exact (slower) check when they appear at all.
-            if b"NaN" in raw or b"Infinity" in raw or b"\\u0000" in raw:
+            if (
+                b"NaN" in raw
+                or b"Infinity" in raw
+                or b"\\u0000" in raw
+                or (route == _CHECKED and b"null" in raw)
+            ):
                 _tree(value, what, storing=True)
             return raw.decode()
     return pydantic_core.to_json(_tree(value, what, storing=True)).decode()
@@ -187,9 +193,11 @@ def input_hash(value: Any, *, what: str = "value") -> str:
     try:
         if route == _NATIVE:
             return _sha256(_canonical_text(value))
-        if route == _PYDANTIC:
+        if route:
             data = pydantic_core.to_jsonable_python(value, by_alias=True, bytes_mode="base64")
-            return _sha256(_canonical_text(data))
+            text = _canonical_text(data)
+            if route == _PYDANTIC or "null" not in text:
+                return _sha256(text)
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
         pass  # the walk below names the problem
     return _sha256(_canonical_text(_tree(value, what, storing=False)))
@@ -213,7 +221,9 @@ def _sha256(text: str) -> str:
 # Routes: how a value can be turned into JSON. The fast routes hand the value to pydantic_core
 # as it is; the walk is for values holding anything that needs a look (sets, secrets,
 # generators, codec types, cycles, objects pydantic would dump by guessing).
-_WALK, _PYDANTIC, _NATIVE = 0, 1, 2
+# _CHECKED: as _PYDANTIC, but a model's float field that is NaN or ±inf is written as null
+# (pydantic's default ser_json_inf_nan), so a null in the dump calls for the walk's check.
+_WALK, _CHECKED, _PYDANTIC, _NATIVE = 0, 1, 2, 3
 _JSON_LEAVES = frozenset({str, int, float, bool, type(None)})
 _PYDANTIC_LEAVES = frozenset(
     {
@@ -232,8 +242,9 @@ _FAST_BUDGET = 10_000
 
 
 def _route(value: Any) -> int:
-    """``_NATIVE`` for plain JSON values, ``_PYDANTIC`` when pydantic's JSON dump of ``value``
-    is exactly the stored form, ``_WALK`` otherwise. On the hot path: a loop, not recursion."""
+    """``_NATIVE`` for plain JSON values, ``_PYDANTIC`` (or ``_CHECKED``) when pydantic's JSON
+    dump of ``value`` is exactly the stored form, ``_WALK`` otherwise. On the hot path: a
+    loop, not recursion."""
     leaves = _JSON_LEAVES
     route = _NATIVE
     stack = [value]
@@ -261,22 +272,24 @@ def _route(value: Any) -> int:
         elif cls in leaves:
             pass
         elif cls in _PYDANTIC_LEAVES:
-            route = _PYDANTIC
+            route = min(route, _PYDANTIC)
         else:
             plan = _route_by_class.get(cls)
             if plan is None:
                 plan = _route_by_class[cls] = _plan_for_class(cls)
             if plan is _PLAN_PYDANTIC:
-                route = _PYDANTIC
+                route = min(route, _PYDANTIC)
+            elif plan is _PLAN_FLOATS:
+                route = _CHECKED
             elif plan is _PLAN_ENUM:
                 if type(item.value) not in leaves:
                     return _WALK
-                route = _PYDANTIC
+                route = min(route, _PYDANTIC)
             elif isinstance(plan, tuple):  # a stdlib dataclass: pydantic guesses from its fields
                 budget -= 1
                 if budget < 0:
                     return _WALK
-                route = _PYDANTIC
+                route = min(route, _PYDANTIC)
                 for name in plan:
                     push(getattr(item, name))
             else:
@@ -285,6 +298,7 @@ def _route(value: Any) -> int:
 
 
 _PLAN_PYDANTIC = "pydantic"
+_PLAN_FLOATS = "pydantic with floats"
 _PLAN_ENUM = "enum"
 _PLAN_WALK = "walk"
 _route_by_class: dict[type, str | tuple[str, ...]] = {}
@@ -302,7 +316,9 @@ def _plan_for_class(cls: type) -> str | tuple[str, ...]:
             plain = _schema_is_plain(schema, {}, set())
         except Exception:  # a schema not built yet (forward references) or of a new kind
             plain = False
-        return _PLAN_PYDANTIC if plain else _PLAN_WALK
+        if not plain:
+            return _PLAN_WALK
+        return _PLAN_FLOATS if _mentions_float(schema) else _PLAN_PYDANTIC
     if dataclasses.is_dataclass(cls):
         return tuple(f.name for f in dataclasses.fields(cls))
     return _PLAN_WALK
@@ -310,6 +326,14 @@ def _plan_for_class(cls: type) -> str | tuple[str, ...]:
 
 def _is_pydantic_class(cls: type) -> bool:
     return issubclass(cls, pydantic.BaseModel) or pydantic.dataclasses.is_pydantic_dataclass(cls)
+
+
+def _mentions_float(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("type") == "float" or any(_mentions_float(v) for v in node.values())
+    if isinstance(node, list | tuple):
+        return any(_mentions_float(v) for v in node)
+    return False
 
 
 _PLAIN_SCHEMAS = frozenset(
@@ -573,30 +597,108 @@ def _member_key(member: Any) -> str:
 
 
 def _walk_object(value: Any, storing: bool, parents: set[int]) -> Any:
-    """A model or dataclass, through pydantic's own dump (aliases, field serializers, computed
-    fields and exclusions apply) in python mode, which the walk then finishes."""
+    """A model or dataclass, as pydantic dumps it to JSON (aliases, serializers, computed
+    fields, exclusions and JSON config apply), with its sets sorted.
+
+    pydantic's JSON dump hides what the walk must see (a set is already a list in iteration
+    order, a secret is already masked, a generator already consumed), so the python-mode dump,
+    which keeps them as they are, is looked at first and then guides the JSON dump.
+    """
     key = id(value)
     if key in parents:
-        raise _Refusal(
-            f"the {type(value).__name__} refers to itself; store an acyclic copy (replace the "
-            "back-reference by an id, say)"
-        )
+        raise _Refusal(_refers_to_itself(value))
     parents.add(key)
     try:
         # No warnings: a value of an unexpected type is the walk's to judge.
-        dumped = _PYTHON_DUMP.to_python(value, mode="python", by_alias=True, warnings=False)
+        python = _PYTHON_DUMP.to_python(value, mode="python", by_alias=True, warnings=False)
     except ValueError as exc:
         if "ircular" not in str(exc):
             raise _Refusal(f"pydantic could not dump the {type(value).__name__}: {exc}") from None
-        refusal = _Refusal(
-            f"the {type(value).__name__} refers to itself; store an acyclic copy (replace the "
-            "back-reference by an id, say)"
-        )
+        refusal = _Refusal(_refers_to_itself(value))
         refusal.path = _cycle_path(value, set()) or []
         raise refusal from None
-    result = _walk(dumped, storing, parents)
+    _inspect(python)
+    try:
+        dumped = pydantic_core.to_jsonable_python(
+            value, by_alias=True, bytes_mode="base64", fallback=_fallback
+        )
+    except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+        _walk(python, storing, parents)  # names the object it could not dump, with its path
+        raise _Refusal(f"pydantic could not dump the {type(value).__name__}: {exc}") from None
+    result = _settle(dumped, python, storing, parents)
     parents.discard(key)
     return result
+
+
+def _refers_to_itself(value: Any) -> str:
+    return (
+        f"the {type(value).__name__} refers to itself; store an acyclic copy (replace the "
+        "back-reference by an id, say)"
+    )
+
+
+def _inspect(python: Any) -> None:
+    """Refuse what a python-mode dump shows and its JSON dump would hide: secrets, generators
+    (wrapped, unconsumed) and NaN/±inf (null in a model's JSON dump). Objects pydantic passed
+    through are not entered."""
+    cls = type(python)
+    if cls is dict:
+        for k, item in python.items():
+            try:
+                _inspect(item)
+            except _Refusal as refusal:
+                refusal.path.append(f"[{k!r}]")
+                raise
+    elif cls is list or cls is tuple:
+        for i, item in enumerate(python):
+            try:
+                _inspect(item)
+            except _Refusal as refusal:
+                refusal.path.append(f"[{i}]")
+                raise
+    elif cls is set or cls is frozenset:
+        for item in python:
+            try:
+                _inspect(item)
+            except _Refusal as refusal:
+                refusal.path.append(_SET_MEMBER)
+                raise
+    elif cls is float or isinstance(python, (*_SECRETS, *_CONSUMABLE)):
+        _walk(python, False, set())  # raises the refusal, if any
+
+
+def _settle(dumped: Any, python: Any, storing: bool, parents: set[int]) -> Any:
+    """The JSON dump ``dumped`` with each list that was a set in ``python`` (the same value's
+    python-mode dump) sorted, and checked for what cannot be stored."""
+    if isinstance(python, set | frozenset) and type(dumped) is list:
+        if any(isinstance(m, set | frozenset | tuple | list | dict) for m in python):
+            # Members with sets of their own: only the python-mode members show them.
+            members = [_walk(m, storing, parents) for m in python]
+        else:
+            members = [_walk(m, storing, parents) for m in dumped]
+        members.sort(key=_member_key)
+        return members
+    if type(dumped) is dict and type(python) is dict:
+        by_key = {_key(k): v for k, v in python.items()}
+        result = {}
+        for k, item in dumped.items():
+            try:
+                result[_walk(k, storing, parents)] = _settle(item, by_key.get(k), storing, parents)
+            except _Refusal as refusal:
+                refusal.path.append(f"[{k!r}]")
+                raise
+        return result
+    if type(dumped) is list and type(python) in (list, tuple) and len(dumped) == len(python):
+        items = []
+        for i, (item, guide) in enumerate(zip(dumped, python, strict=True)):
+            try:
+                items.append(_settle(item, guide, storing, parents))
+            except _Refusal as refusal:
+                refusal.path.append(f"[{i}]")
+                raise
+        return items
+    # Nothing (more) to guide by, e.g. where a serializer changed the shape: check it as it is.
+    return _walk(dumped, storing, parents)
 
 
 def _cycle_path(value: Any, parents: set[int]) -> list[str] | None:
