@@ -642,6 +642,8 @@ def _inspect(python: Any) -> None:
     (wrapped, unconsumed) and NaN/±inf (null in a model's JSON dump). Objects pydantic passed
     through are not entered."""
     cls = type(python)
+    if cls is str or cls is int or cls is bool or python is None:
+        return
     if cls is dict:
         for k, item in python.items():
             try:
@@ -670,7 +672,8 @@ def _inspect(python: Any) -> None:
 def _settle(dumped: Any, python: Any, storing: bool, parents: set[int]) -> Any:
     """The JSON dump ``dumped`` with each list that was a set in ``python`` (the same value's
     python-mode dump) sorted, and checked for what cannot be stored."""
-    if isinstance(python, set | frozenset) and type(dumped) is list:
+    kind = type(python)
+    if (kind is set or kind is frozenset) and type(dumped) is list:
         if any(isinstance(m, set | frozenset | tuple | list | dict) for m in python):
             # Members with sets of their own: only the python-mode members show them.
             members = [_walk(m, storing, parents) for m in python]
@@ -678,7 +681,7 @@ def _settle(dumped: Any, python: Any, storing: bool, parents: set[int]) -> Any:
             members = [_walk(m, storing, parents) for m in dumped]
         members.sort(key=_member_key)
         return members
-    if type(dumped) is dict and type(python) is dict:
+    if type(dumped) is dict and kind is dict:
         by_key = {_key(k): v for k, v in python.items()}
         result = {}
         for k, item in dumped.items():
@@ -688,7 +691,7 @@ def _settle(dumped: Any, python: Any, storing: bool, parents: set[int]) -> Any:
                 refusal.path.append(f"[{k!r}]")
                 raise
         return result
-    if type(dumped) is list and type(python) in (list, tuple) and len(dumped) == len(python):
+    if type(dumped) is list and (kind is list or kind is tuple) and len(dumped) == len(python):
         items = []
         for i, (item, guide) in enumerate(zip(dumped, python, strict=True)):
             try:
