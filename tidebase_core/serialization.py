@@ -162,24 +162,30 @@ def encode(value: Any, *, what: str = "value") -> str:
     Dict key order is kept; sets become sorted lists (see the module docstring).
     """
     route = _route(value)
+    raw = None
     if route:
         try:
             raw = pydantic_core.to_json(
                 value, by_alias=True, bytes_mode="base64", inf_nan_mode="constants"
             )
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
-            pass  # the walk below names the problem
-        else:
-            # Rare tokens only need the exact (slower) check when they appear at all.
-            if (
-                b"NaN" in raw
-                or b"Infinity" in raw
-                or b"\\u0000" in raw
-                or (route == _CHECKED and b"null" in raw)
-            ):
-                _tree(value, what, storing=True)
-            return raw.decode()
-    return pydantic_core.to_json(_tree(value, what, storing=True)).decode()
+            raw = None  # the walk below names the problem
+    else:
+        dumped = _set_fields_dump(value)
+        if dumped is not None:
+            data, route = dumped
+            raw = pydantic_core.to_json(data, inf_nan_mode="constants")
+    if raw is None:
+        return pydantic_core.to_json(_tree(value, what, storing=True)).decode()
+    # Rare tokens only need the exact (slower) check when they appear at all.
+    if (
+        b"NaN" in raw
+        or b"Infinity" in raw
+        or b"\\u0000" in raw
+        or (route == _CHECKED and b"null" in raw)
+    ):
+        _tree(value, what, storing=True)
+    return raw.decode()
 
 
 def input_hash(value: Any, *, what: str = "value") -> str:
@@ -195,8 +201,11 @@ def input_hash(value: Any, *, what: str = "value") -> str:
             return _sha256(_canonical_text(value))
         if route:
             data = pydantic_core.to_jsonable_python(value, by_alias=True, bytes_mode="base64")
+        else:
+            data, route = _set_fields_dump(value) or (None, _WALK)
+        if route:
             text = _canonical_text(data)
-            if route == _PYDANTIC or "null" not in text:
+            if route != _CHECKED or "null" not in text:
                 return _sha256(text)
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
         pass  # the walk below names the problem
@@ -285,7 +294,7 @@ def _route(value: Any) -> int:
                 if type(item.value) not in leaves:
                     return _WALK
                 route = min(route, _PYDANTIC)
-            elif isinstance(plan, tuple):  # a stdlib dataclass: pydantic guesses from its fields
+            elif type(plan) is tuple:  # a stdlib dataclass: pydantic guesses from its fields
                 budget -= 1
                 if budget < 0:
                     return _WALK
@@ -301,10 +310,79 @@ _PLAN_PYDANTIC = "pydantic"
 _PLAN_FLOATS = "pydantic with floats"
 _PLAN_ENUM = "enum"
 _PLAN_WALK = "walk"
-_route_by_class: dict[type, str | tuple[str, ...]] = {}
+_route_by_class: dict[type, str | tuple[str, ...] | _SetFields] = {}
 
 
-def _plan_for_class(cls: type) -> str | tuple[str, ...]:
+@dataclass(frozen=True, slots=True)
+class _SetFields:
+    """A model plain but for some top-level fields that are sets of strings or ints (the
+    common ``tags: set[str]``): its JSON dump with those lists sorted is the stored form."""
+
+    keys: tuple[str, ...]  # where they are in the dump (serialization aliases)
+    route: int  # _CHECKED when it has float fields, else _PYDANTIC
+
+
+def _set_fields_dump(value: Any) -> tuple[Any, int] | None:
+    """The stored form of a ``_SetFields`` model as JSON values, and its route (None for
+    other values)."""
+    plan = _route_by_class.get(type(value))
+    if type(plan) is not _SetFields:
+        return None
+    data = pydantic_core.to_jsonable_python(value, by_alias=True, bytes_mode="base64")
+    for key in plan.keys:
+        members = data.get(key)
+        if type(members) is list:
+            members.sort(key=_member_key)
+    return data, plan.route
+
+
+def _set_field_keys(schema: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """Aliases of a model's set-of-str/int fields when all its other fields are plain."""
+    defs: dict[str, Mapping[str, Any]] = {}
+    seen: set[str] = set()
+    if schema["type"] == "definitions":
+        for definition in schema["definitions"]:
+            defs[definition["ref"]] = definition
+        schema = schema["schema"]
+    if "serialization" in schema or schema["type"] not in ("model", "dataclass"):
+        return None
+    if (schema.get("config") or {}).get("extra_fields_behavior") == "allow":
+        return None
+    if "ref" in schema:
+        seen.add(schema["ref"])
+    body = schema["schema"]
+    if "serialization" in body or body.get("extra_behavior") == "allow" or "extras_schema" in body:
+        return None
+    if body["type"] == "model-fields":
+        fields = list(body["fields"].items())
+    elif body["type"] == "dataclass-args":
+        fields = [(f["name"], f) for f in body["fields"]]
+    else:
+        return None
+    if not all(
+        _schema_is_plain(c["return_schema"], defs, seen) for c in body.get("computed_fields") or ()
+    ):
+        return None
+    keys = []
+    for name, field in fields:
+        inner = field["schema"]
+        while inner["type"] in ("default", "nullable") and "serialization" not in inner:
+            inner = inner["schema"]
+        items = inner.get("items_schema") or {}
+        if (
+            inner["type"] in ("set", "frozenset")
+            and "serialization" not in inner
+            and items.get("type") in ("str", "int")
+            and "serialization" not in items
+            and "serialization" not in field
+        ):
+            keys.append(field.get("serialization_alias") or name)
+        elif not _schema_is_plain(field, defs, seen):
+            return None
+    return tuple(keys) if keys else None
+
+
+def _plan_for_class(cls: type) -> str | tuple[str, ...] | _SetFields:
     """How instances of ``cls`` can be encoded: decided once per class."""
     if _codec_for_class(cls) is not None:
         return _PLAN_WALK
@@ -316,9 +394,16 @@ def _plan_for_class(cls: type) -> str | tuple[str, ...]:
             plain = _schema_is_plain(schema, {}, set())
         except Exception:  # a schema not built yet (forward references) or of a new kind
             plain = False
-        if not plain:
+        if plain:
+            return _PLAN_FLOATS if _mentions_float(schema) else _PLAN_PYDANTIC
+        try:
+            keys = _set_field_keys(schema)
+        except Exception:
+            keys = None
+        if keys is None:
             return _PLAN_WALK
-        return _PLAN_FLOATS if _mentions_float(schema) else _PLAN_PYDANTIC
+        return _SetFields(keys, _CHECKED if _mentions_float(schema) else _PYDANTIC)
+
     if dataclasses.is_dataclass(cls):
         return tuple(f.name for f in dataclasses.fields(cls))
     return _PLAN_WALK
@@ -592,8 +677,17 @@ def _walk_container(value: Any, storing: bool, parents: set[int]) -> Any:
 
 
 def _member_key(member: Any) -> str:
-    # Sorted keys and ASCII escapes, as the hash of top-level sets has always sorted them.
+    # Sorted keys and ASCII escapes, as the hash of top-level sets has always sorted them
+    # (json.dumps' own results for strings and ints, without its per-call overhead).
+    cls = type(member)
+    if cls is str:
+        return _ascii_json_string(member)
+    if cls is int:
+        return int.__repr__(member)
     return json.dumps(member, sort_keys=True)
+
+
+_ascii_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def _walk_object(value: Any, storing: bool, parents: set[int]) -> Any:
