@@ -574,6 +574,8 @@ def _tree(value: Any, what: str, *, storing: bool) -> Any:
 
 
 def _walk(value: Any, storing: bool, parents: set[int]) -> Any:
+    """``value`` as plain JSON values; ``parents`` holds the ids of the containers and objects
+    being walked through, to tell a cycle from a value that is merely shared."""
     cls = type(value)
     if cls is str:
         if storing and "\x00" in value:
