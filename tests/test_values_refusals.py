@@ -212,3 +212,20 @@ def test_a_step_returning_a_secret_fails_at_that_step(tide: Tidebase) -> None:
     with pytest.raises(NotSerializable, match=r"step 'load settings'.*\['api_key'\].*masked"):
         tide.run("wf", wf, run_id="secret")
     assert [s.status for s in tide.runs.steps("secret")] in ([], ["failed"])
+
+
+def test_a_step_returning_a_generator_fails_at_that_step_and_the_generator_is_intact(
+    tide: Tidebase,
+) -> None:
+    made: list[Iterator[int]] = []
+
+    def make() -> Iterator[int]:
+        made.append(numbers())
+        return made[-1]
+
+    def wf(run: RunContext, input: None) -> None:
+        run.step("stream", make)
+
+    with pytest.raises(NotSerializable, match=r"output of step 'stream'.*generator.*list\("):
+        tide.run("wf", wf, run_id="gen")
+    assert list(made[0]) == [1, 2]
