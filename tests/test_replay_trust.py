@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 import tidebase
@@ -451,3 +452,73 @@ def _wait(condition: Any, timeout: float = 30.0) -> None:
             return
         done.wait(0.02)
     raise AssertionError("condition not reached")
+
+
+# -- values through a checkpoint --------------------------------------------------------------
+
+
+def test_stored_outputs_replay_exactly_as_json_wrote_them(tide: Tidebase) -> None:
+    weather = {"temperature": 21, "city": "Oslo", "big": 1e16, "zero": -0.0}
+    prompts: list[str] = []
+
+    def wf(run: RunContext, input: None) -> str:
+        got = run.step("weather", lambda: dict(weather))
+        prompt = f"Write about {got}"  # key order and number forms reach the prompt
+        prompts.append(prompt)
+        text = str(run.step("write", lambda: prompt.upper(), input={"weather": got}))
+        if run.attempt == 1:
+            raise Crash
+        return text
+
+    with pytest.raises(Crash):
+        tide.run("wf", wf, run_id="r")
+    tide.run("wf", wf, run_id="r")  # no InputMismatch: the replayed value hashes the same
+    assert (
+        prompts[0]
+        == prompts[1]
+        == ("Write about {'temperature': 21, 'city': 'Oslo', 'big': 1e+16, 'zero': -0.0}")
+    )
+
+
+class Approve(pydantic.BaseModel):
+    reason: str
+
+
+class Reject(pydantic.BaseModel):
+    reason: str
+
+
+class Animal(pydantic.BaseModel):
+    name: str
+
+
+class Dog(Animal):
+    good: bool = True
+
+
+@tidebase.step
+def review(ok: bool) -> Approve | Reject:
+    return Approve(reason="fine") if ok else Reject(reason="too costly")
+
+
+@tidebase.step
+def adopt() -> Animal:
+    return Dog(name="Rex", good=True)
+
+
+def test_a_union_or_base_class_annotation_replays_the_concrete_type(tide: Tidebase) -> None:
+    seen: list[Any] = []
+
+    @tidebase.workflow
+    def decide() -> str:
+        seen.extend([review(False), adopt()])
+        if len(seen) == 2:
+            raise Crash
+        return "done"
+
+    with pytest.raises(Crash):
+        decide.run(run_id="r")
+    decide.run(run_id="r")
+    replayed_review, replayed_pet = seen[2], seen[3]
+    assert type(replayed_review) is Reject, "a Reject replayed as an Approve"
+    assert type(replayed_pet) is Dog and replayed_pet.good is True
