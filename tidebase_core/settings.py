@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "default_home", "redact_dsn"]
 
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _FALSE = {"0", "false", "no", "off"}
@@ -23,7 +23,9 @@ class Settings:
     lease_seconds: float = 60.0
     schema: str = "tidebase"
     auto_migrate: bool = True
-    home: Path = Path(".tidebase")
+    home: Path = field(default_factory=lambda: default_home())
+    """Where the embedded server keeps its data (``pgdata``): ``TIDEBASE_HOME`` or
+    :func:`default_home`, the same for every working directory."""
     max_connections: int = 10
 
     @classmethod
@@ -60,7 +62,8 @@ class Settings:
         pool = max_connections if max_connections is not None else 10
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
             raise ConfigurationError(f"max_connections must be an int >= 1, got {pool!r}")
-        home_path = Path(home if home is not None else env.get("TIDEBASE_HOME", ".tidebase"))
+        raw_home = home if home is not None else env.get("TIDEBASE_HOME") or None
+        home_path = Path(raw_home).expanduser() if raw_home is not None else default_home()
         return cls(url, float(lease), schema, bool(auto_migrate), home_path, pool)
 
     @property
@@ -68,7 +71,42 @@ class Settings:
         """The database URL with any password hidden, for messages."""
         if self.database_url is None:
             return f"embedded server in {self.home / 'pgdata'}"
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.database_url)
+        return redact_dsn(self.database_url)
+
+
+def default_home() -> Path:
+    """The embedded server's home unless ``TIDEBASE_HOME`` says otherwise: the user's data
+    directory (``~/.local/share/tidebase`` on Linux, ``~/Library/Application Support/tidebase``
+    on macOS), so every process of the user finds the same runs whatever its working directory."""
+    import platformdirs
+
+    return platformdirs.user_data_path("tidebase", appauthor=False)
+
+
+REDACTED = "***"
+# scheme://[user[:password]@]hosts/...: the userinfo ends at the LAST '@' before the path, so an
+# unencoded '@' in the password is hidden too.
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/?#@'\"]*):(?P<pw>[^\s/?#'\"]+)@"
+    r"(?=[^\s@/?#'\"]*(?:[/?#\s'\"]|$))"
+)
+# password=... as a URL query parameter
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&;](?:password|pass|pwd|sslpassword)=)[^&#\s'\"]*", re.I)
+# password=... / password = '...' in a key=value DSN (libpq conninfo)
+_KV_PASSWORD = re.compile(
+    r"(?P<key>(?<![\w.])(?:password|sslpassword)\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|[^\s'&]+)",
+    re.I,
+)
+
+
+def redact_dsn(text: str) -> str:
+    """``text`` with every database password hidden: the one function used wherever a URL,
+    a DSN or an error quoting one is shown (``postgresql://user:pw@host``, any scheme,
+    ``?password=``, ``password=... `` and ``password='quoted value'`` in key=value DSNs)."""
+    text = _URL_USERINFO.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+    text = _QUERY_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
+    return _KV_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
 
 
 def _env_float(name: str) -> float | None:
