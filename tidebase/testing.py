@@ -40,7 +40,7 @@ def tidebase_database_url() -> Iterator[str]:
     if url:
         yield url
         return
-    home = Path(os.environ.get("TIDEBASE_HOME", ".tidebase"))
+    home = _test_home()
     server = embedded.embedded_server_uri(home)
     name = f"tidebase_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as conn:
@@ -52,6 +52,12 @@ def tidebase_database_url() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def _test_home() -> Path:
+    """The embedded server of the test session: TIDEBASE_HOME, else ``./.tidebase`` (never the
+    user's own data directory, which is the default home outside tests)."""
+    return Path(os.environ.get("TIDEBASE_HOME") or ".tidebase").absolute()
 
 
 @pytest.fixture
@@ -68,6 +74,9 @@ def tidebase_env(tidebase_database_url: str, tidebase_schema: str) -> dict[str, 
     env = dict(os.environ)
     env["TIDEBASE_DATABASE_URL"] = tidebase_database_url
     env["TIDEBASE_SCHEMA"] = tidebase_schema
+    if not os.environ.get("TIDEBASE_TEST_DATABASE_URL"):
+        # A child that drops the URL to use the embedded default gets the session's server.
+        env["TIDEBASE_HOME"] = str(_test_home())
     return env
 
 

@@ -135,7 +135,8 @@ def embedded_url(home: Path) -> str:
             ) from exc
         with (
             psycopg.connect(embedded_server_uri(home), autocommit=True) as conn,
-            contextlib.suppress(psycopg.errors.DuplicateDatabase),  # another process won
+            # Another process won the race (the catalog's unique index may say so first).
+            contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation),
         ):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
     _ready.add(uri)
