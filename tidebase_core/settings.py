@@ -46,6 +46,8 @@ class Settings:
                 "database_url must be a non-empty Postgres URL such as "
                 "'postgresql://user:password@host:5432/dbname', or None for the embedded server"
             )
+        if url is not None:
+            _check_url(url)
         lease = lease_seconds if lease_seconds is not None else _env_float("TIDEBASE_LEASE_SECONDS")
         if lease is None:
             lease = 60.0
@@ -107,6 +109,28 @@ def redact_dsn(text: str) -> str:
     text = _URL_USERINFO.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
     text = _QUERY_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
     return _KV_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
+
+
+_URL_AUTHORITY = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<authority>[^/?#]*)")
+
+
+def _check_url(url: str) -> None:
+    """Reject URLs that psycopg would misread, saying so without showing the password."""
+    match = _URL_AUTHORITY.match(url)
+    if match is None:
+        return  # a key=value DSN: libpq parses it
+    if match["scheme"].lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"database_url must be a postgresql:// URL or a key=value DSN, got a "
+            f"{match['scheme']}:// URL ({redact_dsn(url)}). Tidebase connects with psycopg "
+            "directly: write postgresql://user:password@host:5432/dbname"
+        )
+    if match["authority"].count("@") > 1:
+        raise ConfigurationError(
+            f"database_url has an unencoded '@' in its user name or password "
+            f"({redact_dsn(url)}): percent-encode it as %40 (urllib.parse.quote(password, "
+            "safe=''))"
+        )
 
 
 def _env_float(name: str) -> float | None:
