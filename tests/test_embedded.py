@@ -43,6 +43,12 @@ def destroy(home: Path) -> None:
     if info is not None and embedded._is_postgres(info.pid):
         os.kill(info.pid, signal.SIGKILL)
     if data.parent.parent == embedded.ROOT_BASE:
+        # initdb and pg_ctl of processes killed mid-start outlive them: stop them first.
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(str(data.parent) in arg for arg in proc.info["cmdline"] or []):
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+                    proc.wait(10)
         shutil.rmtree(data.parent, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
 
