@@ -14,6 +14,11 @@ Installed with Tidebase and registered as a pytest plugin, so in any test::
   ``atide`` needs pytest-asyncio.
 - ``tidebase_env``: environment variables that point a subprocess at the same database and
   schema (for crash tests that kill a real worker process).
+
+Outside tests the embedded server lives in the user's data directory, shared by all their runs.
+A test session never touches it: unless ``TIDEBASE_HOME`` (or ``TIDEBASE_TEST_DATABASE_URL``)
+is set, the plugin sets ``TIDEBASE_HOME`` to ``<rootdir>/.tidebase`` for the whole session, its
+in-process clients and the processes it starts alike.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from tidebase_core._async.client import AsyncTidebase
 from tidebase_core._sync.client import Tidebase
 
 __all__ = ["atide", "tide", "tidebase_database_url", "tidebase_env", "tidebase_schema"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("TIDEBASE_HOME") and not os.environ.get("TIDEBASE_TEST_DATABASE_URL"):
+        os.environ["TIDEBASE_HOME"] = str(config.rootpath / ".tidebase")
 
 
 @pytest.fixture(scope="session")
