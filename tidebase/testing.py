@@ -14,6 +14,11 @@ Installed with Tidebase and registered as a pytest plugin, so in any test::
   ``atide`` needs pytest-asyncio.
 - ``tidebase_env``: environment variables that point a subprocess at the same database and
   schema (for crash tests that kill a real worker process).
+
+Outside tests the embedded server lives in the user's data directory, shared by all their runs.
+A test session never touches it: unless ``TIDEBASE_HOME`` (or ``TIDEBASE_TEST_DATABASE_URL``)
+is set, the plugin sets ``TIDEBASE_HOME`` to ``<rootdir>/.tidebase`` for the whole session, its
+in-process clients and the processes it starts alike.
 """
 
 from __future__ import annotations
@@ -34,13 +39,18 @@ from tidebase_core._sync.client import Tidebase
 __all__ = ["atide", "tide", "tidebase_database_url", "tidebase_env", "tidebase_schema"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("TIDEBASE_HOME") and not os.environ.get("TIDEBASE_TEST_DATABASE_URL"):
+        os.environ["TIDEBASE_HOME"] = str(config.rootpath / ".tidebase")
+
+
 @pytest.fixture(scope="session")
 def tidebase_database_url() -> Iterator[str]:
     url = os.environ.get("TIDEBASE_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    home = Path(os.environ.get("TIDEBASE_HOME", ".tidebase"))
+    home = _test_home()
     server = embedded.embedded_server_uri(home)
     name = f"tidebase_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as conn:
@@ -52,6 +62,12 @@ def tidebase_database_url() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def _test_home() -> Path:
+    """The embedded server of the test session: TIDEBASE_HOME, else ``./.tidebase`` (never the
+    user's own data directory, which is the default home outside tests)."""
+    return Path(os.environ.get("TIDEBASE_HOME") or ".tidebase").absolute()
 
 
 @pytest.fixture
@@ -68,6 +84,9 @@ def tidebase_env(tidebase_database_url: str, tidebase_schema: str) -> dict[str, 
     env = dict(os.environ)
     env["TIDEBASE_DATABASE_URL"] = tidebase_database_url
     env["TIDEBASE_SCHEMA"] = tidebase_schema
+    if not os.environ.get("TIDEBASE_TEST_DATABASE_URL"):
+        # A child that drops the URL to use the embedded default gets the session's server.
+        env["TIDEBASE_HOME"] = str(_test_home())
     return env
 
 

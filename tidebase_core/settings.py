@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "default_home", "redact_dsn"]
 
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _FALSE = {"0", "false", "no", "off"}
@@ -23,7 +23,9 @@ class Settings:
     lease_seconds: float = 60.0
     schema: str = "tidebase"
     auto_migrate: bool = True
-    home: Path = Path(".tidebase")
+    home: Path = field(default_factory=lambda: default_home())
+    """Where the embedded server keeps its data (``pgdata``): ``TIDEBASE_HOME`` or
+    :func:`default_home`, the same for every working directory."""
     max_connections: int = 10
 
     @classmethod
@@ -44,6 +46,8 @@ class Settings:
                 "database_url must be a non-empty Postgres URL such as "
                 "'postgresql://user:password@host:5432/dbname', or None for the embedded server"
             )
+        if url is not None:
+            _check_url(url)
         lease = lease_seconds if lease_seconds is not None else _env_float("TIDEBASE_LEASE_SECONDS")
         if lease is None:
             lease = 60.0
@@ -60,7 +64,8 @@ class Settings:
         pool = max_connections if max_connections is not None else 10
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
             raise ConfigurationError(f"max_connections must be an int >= 1, got {pool!r}")
-        home_path = Path(home if home is not None else env.get("TIDEBASE_HOME", ".tidebase"))
+        raw_home = home if home is not None else env.get("TIDEBASE_HOME") or None
+        home_path = Path(raw_home).expanduser() if raw_home is not None else default_home()
         return cls(url, float(lease), schema, bool(auto_migrate), home_path, pool)
 
     @property
@@ -68,7 +73,64 @@ class Settings:
         """The database URL with any password hidden, for messages."""
         if self.database_url is None:
             return f"embedded server in {self.home / 'pgdata'}"
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.database_url)
+        return redact_dsn(self.database_url)
+
+
+def default_home() -> Path:
+    """The embedded server's home unless ``TIDEBASE_HOME`` says otherwise: the user's data
+    directory (``~/.local/share/tidebase`` on Linux, ``~/Library/Application Support/tidebase``
+    on macOS), so every process of the user finds the same runs whatever its working directory."""
+    import platformdirs
+
+    return platformdirs.user_data_path("tidebase", appauthor=False)
+
+
+REDACTED = "***"
+# scheme://[user[:password]@]hosts/...: the userinfo ends at the LAST '@' before the path, so an
+# unencoded '@' in the password is hidden too.
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/?#@'\"]*):(?P<pw>[^\s/?#'\"]+)@"
+    r"(?=[^\s@/?#'\"]*(?:[/?#\s'\"]|$))"
+)
+# password=... as a URL query parameter
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&;](?:password|pass|pwd|sslpassword)=)[^&#\s'\"]*", re.I)
+# password=... / password = '...' in a key=value DSN (libpq conninfo)
+_KV_PASSWORD = re.compile(
+    r"(?P<key>(?<![\w.])(?:password|sslpassword)\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|[^\s'&]+)",
+    re.I,
+)
+
+
+def redact_dsn(text: str) -> str:
+    """``text`` with every database password hidden: the one function used wherever a URL,
+    a DSN or an error quoting one is shown (``postgresql://user:pw@host``, any scheme,
+    ``?password=``, ``password=... `` and ``password='quoted value'`` in key=value DSNs)."""
+    text = _URL_USERINFO.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+    text = _QUERY_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
+    return _KV_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
+
+
+_URL_AUTHORITY = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<authority>[^/?#]*)")
+
+
+def _check_url(url: str) -> None:
+    """Reject URLs that psycopg would misread, saying so without showing the password."""
+    match = _URL_AUTHORITY.match(url)
+    if match is None:
+        return  # a key=value DSN: libpq parses it
+    if match["scheme"].lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"database_url must be a postgresql:// URL or a key=value DSN, got a "
+            f"{match['scheme']}:// URL ({redact_dsn(url)}). Tidebase connects with psycopg "
+            "directly: write postgresql://user:password@host:5432/dbname"
+        )
+    if match["authority"].count("@") > 1:
+        raise ConfigurationError(
+            f"database_url has an unencoded '@' in its user name or password "
+            f"({redact_dsn(url)}): percent-encode it as %40 (urllib.parse.quote(password, "
+            "safe=''))"
+        )
 
 
 def _env_float(name: str) -> float | None:

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from .. import embedded
 from ..errors import DatabaseUnavailable, MigrationsPending
-from ..settings import Settings
+from ..settings import Settings, redact_dsn
 
 __all__ = [
     "Migration",
@@ -85,8 +85,9 @@ def migrate(
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in todo)
         raise MigrationsPending(
             f"the Tidebase schema {schema!r} needs migrations {names} and TIDEBASE_AUTO_MIGRATE=0 "
-            "forbids applying them here. Apply them with `python -m tidebase migrate` (or "
-            "Tidebase(...).migrate()) from a deploy step, or unset TIDEBASE_AUTO_MIGRATE"
+            "forbids applying them here. Apply them from a deploy step with `tidebase migrate` "
+            "(or `python -m tidebase migrate`, or Tidebase(...).migrate()), with the same "
+            "TIDEBASE_DATABASE_URL and TIDEBASE_SCHEMA, or unset TIDEBASE_AUTO_MIGRATE"
         )
     ident = sql.Identifier(schema)
     applied: list[Migration] = []
@@ -119,7 +120,8 @@ def connect_and_migrate(settings: Settings, *, apply: bool) -> tuple[str, list[M
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
-            f"could not connect to Postgres at {settings.safe_url}: {str(exc).strip()}. "
+            f"could not connect to Postgres at {settings.safe_url}: "
+            f"{redact_dsn(str(exc).strip())}. "
             "Check TIDEBASE_DATABASE_URL (or database_url=), or unset it to use the embedded "
             "server"
         ) from exc
