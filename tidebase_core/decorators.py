@@ -30,6 +30,7 @@ from ._sync.context import RunContext
 from .defaults import default_async_client, default_client
 from .errors import NotSerializable
 from .plugin import run_sync_step
+from .registry import register
 from .replay import ReplayMode, StepPolicy
 from .retry import RetryPolicy
 from .serialization import input_hash
@@ -165,6 +166,8 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
             )
         return client.run(name, body, run_id=run_id, input=arguments, output_type=output_type)
 
+    # By name, so a worker that claims a run of this workflow finds the function.
+    register(name, fn, output_type=_return_type(_unwrap_function(fn)))
     return _Workflow(fn, wrapper)
 
 
@@ -172,7 +175,11 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
 def workflow(fn: F, /) -> F: ...
 @overload
 def workflow(
-    fn: None = None, /, *, name: str | None = None, client: Tidebase | AsyncTidebase | None = None
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    client: Tidebase | AsyncTidebase | None = None,
 ) -> Callable[[F], F]: ...
 def workflow(
     fn: Any = None,
@@ -183,9 +190,14 @@ def workflow(
 ) -> Any:
     """Make a function a durable workflow: each call is a run; its steps are checkpointed.
 
-    ``@workflow`` or ``@workflow(name="research")``. The default name is the function's
-    qualified name; it identifies the workflow in the database, so keep it stable.
+    ``@workflow``, ``@workflow("research")`` or ``@workflow(name="research")``. The default
+    name is the function's qualified name; it identifies the workflow in the database (and a
+    worker finds the function by it), so keep it stable.
     """
+    if isinstance(fn, str):  # @workflow("name"): the official SDK's spelling
+        if name is not None:
+            raise TypeError(f"workflow name given twice: {fn!r} and name={name!r}")
+        fn, name = None, fn
     options = _WorkflowOptions(name, client)
     if fn is None:
         return lambda f: _make_workflow(f, options)
