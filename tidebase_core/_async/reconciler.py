@@ -126,8 +126,8 @@ class AsyncReconciler:
         report.fired = await qs.fire_due_schedules(
             now=now, next_after=next_fire_time, enqueue_params=self._schedule_params
         )
-        for name, fire_time, run_id in report.fired:
-            log.info("schedule %s fired for %s: run %s", name, fire_time.isoformat(), run_id)
+        for name, fire_time, fired_run in report.fired:
+            log.info("schedule %s fired for %s: run %s", name, fire_time.isoformat(), fired_run)
         report.dispatched = await self._dispatch_push(qs)
         await qs.prune_claims()
         return report
