@@ -15,8 +15,6 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import psycopg
-
 from ..store.adapters import JsonText
 from ..store.queue_queries import QueueQueries
 from .store import AsyncStoreConnection, Row, _ConnectionLost
@@ -134,14 +132,21 @@ class AsyncQueueStore:
             r = rows[0]
             return QueuedClaim(r[0], r[1], r[2], r[3], r[4], r[5])
 
-    async def retry_or_give_up(self, *, run_id: str, attempt: int, delay: float) -> str | None:
-        """After a failed attempt: 'queued' (retry scheduled), 'failed' (max_retries) or None."""
-        try:
-            rows = await self.db._write_idempotent(
-                self.q.retry_or_give_up, {"run_id": run_id, "attempt": attempt, "delay": delay}
-            )
-        except psycopg.errors.UniqueViolation:
-            return None  # another run took the dedupe key meanwhile: this one stays failed
+    async def fail_queued(
+        self, *, run_id: str, token: uuid.UUID, error: str, payload: str, delay: float
+    ) -> str | None:
+        """Record a failed attempt of a queued run: 'queued' (retry after ``delay``), 'failed'
+        (max_retries), or None when the fence refused it (cancelled, taken over)."""
+        rows = await self.db._write_idempotent(
+            self.q.fail_queued,
+            {
+                "run_id": run_id,
+                "token": token,
+                "error": JsonText(error),
+                "payload": JsonText(payload),
+                "delay": delay,
+            },
+        )
         return str(rows[0][0]) if rows else None
 
     # -- queues -------------------------------------------------------------------------------

@@ -18,12 +18,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._acompat import gather, sleep
-from .._run_base import check_name
-from ..errors import GatePending, LeaseLost, RunCancelled, RunLocked, TidebaseError
+from .._acompat import gather, resolve, sleep
+from .._run_base import check_name, error_payload
+from ..errors import GatePending, LeaseLost, RunCancelled, RunLocked, StepFailed, TidebaseError
 from ..owner import Owner, process_is_gone, this_host
 from ..registry import UnknownWorkflow, lookup, registered_names
-from ..serialization import decode_json
+from ..serialization import decode_json, encode
 from ..store.records import Claim
 from .queue_store import AsyncQueueStore, QueuedClaim
 from .reconciler import AsyncReconciler
@@ -168,66 +168,74 @@ class AsyncWorker:
             "claimed run %s (%s) from queue %s, attempt %d", run_id, name, queue, claim.attempt
         )
         try:
-            entry = lookup(name)
-            fn: Any = entry.invoke
-            output_type = entry.output_type
+            invoke: Any = lookup(name).invoke
         except UnknownWorkflow as exc:
             error = exc
 
-            def fn(run: Any, input: Any) -> Any:
-                raise error  # recorded as the attempt's failure; another worker may know it
+            def invoke(run: Any, input: Any) -> Any:
+                raise error  # a failed attempt like any other: another worker may know it
 
-            output_type = None
-        del output_type  # the worker does not return the result: nothing to re-type
+        outcome: dict[str, str | None] = {}
+
+        async def guarded(run: Any, input: Any) -> Any:
+            try:
+                return await resolve(invoke(run, input))
+            except (GatePending, RunCancelled, LeaseLost, StepFailed):
+                raise  # the engine's own outcomes: it records them
+            except Exception as exc:
+                # Retry or give up in the same fenced statement that records the failure.
+                outcome["status"] = await self._fail_attempt(run, claim, exc)
+                raise
+
         engine_claim = Claim(True, claim.attempt, False, claim.input, claim.ops)
         try:
             await self.client._execute_claimed(
-                db, run_id, name, owner, engine_claim, fn, decode_json(claim.input)
+                db, run_id, name, owner, engine_claim, guarded, decode_json(claim.input)
             )
         except GatePending:
-            log.info(
-                "run %s is waiting at a gate; it returns to queue %s when decided", run_id, queue
-            )
+            log.info("run %s waits at a gate; it goes back to queue %s when decided", run_id, queue)
         except RunCancelled as exc:
             log.info("run %s was cancelled (%s)", run_id, exc.reason)
         except LeaseLost:
             log.warning("run %s: lease lost to another worker; left to it", run_id)
         except Exception as exc:
-            await self._after_failure(db, queue, claim, exc)
+            self._log_failure(claim, exc, outcome.get("status"))
         else:
             log.info("finished run %s (%s), attempt %d", run_id, name, claim.attempt)
 
-    async def _after_failure(
-        self, db: Any, queue: str, claim: QueuedClaim, exc: BaseException
-    ) -> None:
-        delay = backoff_seconds(claim.attempt)
-        status = await AsyncQueueStore(db).retry_or_give_up(
-            run_id=claim.run_id, attempt=claim.attempt, delay=delay
+    async def _fail_attempt(self, run: Any, claim: QueuedClaim, exc: BaseException) -> str | None:
+        error = error_payload(exc)
+        return await AsyncQueueStore(run._db).fail_queued(
+            run_id=claim.run_id,
+            token=run._execution.token,
+            error=encode(error, what="run error"),
+            payload=encode(
+                {"error": {"type": error["type"], "message": error["message"]}}, what="event"
+            ),
+            delay=backoff_seconds(claim.attempt),
         )
+
+    def _log_failure(self, claim: QueuedClaim, exc: BaseException, status: str | None) -> None:
+        kind = f"{type(exc).__name__}: {exc}"
         if status == "queued":
             log.warning(
-                "run %s failed attempt %d/%d (%s: %s); retrying in %.1fs",
+                "run %s failed attempt %d/%d (%s); retrying in %.1fs",
                 claim.run_id,
                 claim.attempt,
                 claim.max_attempts or 1,
-                type(exc).__name__,
-                exc,
-                delay,
+                kind,
+                backoff_seconds(claim.attempt),
             )
         elif status == "failed":
             log.error(
-                "gave up on run %s after %d attempt(s) (max_retries): %s: %s",
+                "gave up on run %s after %d attempt(s) (max_retries): %s",
                 claim.run_id,
                 claim.attempt,
-                type(exc).__name__,
-                exc,
+                kind,
             )
         else:
             log.error(
-                "run %s failed (%s: %s); not retried (its failure needs a person)",
-                claim.run_id,
-                type(exc).__name__,
-                exc,
+                "run %s failed (%s); not retried (its failure needs a person)", claim.run_id, kind
             )
 
     async def recover_plain_runs(self) -> int:

@@ -90,27 +90,31 @@ WITH picked AS (
 SELECT r.run_id, r.workflow_name, r.attempt, r.input, r.ops, r.max_attempts, {_NOTIFY_R} FROM r
 """
 
-# After a queued run failed: back to 'queued' after the backoff while attempts remain, else
-# marked max_retries. A failure the resume contract decided (manual_review …) is left alone.
-RETRY_OR_GIVE_UP = f"""
+# A queued run's attempt failed (fenced on the worker's token, in one statement, so the run is
+# never seen 'failed' while attempts remain): back to 'queued' after the backoff, or 'failed'
+# with failure_class 'max_retries' once its attempts are spent.
+FAIL_QUEUED = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET
-        status = CASE WHEN attempt < coalesce(max_attempts, 1) THEN 'queued' ELSE status END,
+        status = CASE WHEN attempt < coalesce(max_attempts, 1) THEN 'queued' ELSE 'failed' END,
         run_at = CASE WHEN attempt < coalesce(max_attempts, 1)
                       THEN now() + make_interval(secs => %(delay)s) ELSE run_at END,
         failure_class = CASE WHEN attempt < coalesce(max_attempts, 1) THEN NULL
                              ELSE 'max_retries' END,
-        completed_at = CASE WHEN attempt < coalesce(max_attempts, 1) THEN NULL
-                            ELSE completed_at END,
+        completed_at = CASE WHEN attempt < coalesce(max_attempts, 1) THEN NULL ELSE now() END,
+        error = %(error)s, owner_token = NULL, lease_expires_at = NULL,
         last_seq = last_seq + 1, updated_at = now()
-    WHERE run_id = %(run_id)s AND status = 'failed' AND attempt = %(attempt)s
-      AND queue_name IS NOT NULL AND failure_class IS NULL
-    RETURNING run_id, status, last_seq, {_WATCHED}
+    WHERE run_id = %(run_id)s AND owner_token = %(token)s AND status IN ('running', 'waiting')
+      AND queue_name IS NOT NULL
+    RETURNING run_id, status, attempt, last_seq, {_WATCHED}
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload)
     SELECT r.run_id, r.last_seq,
-           CASE WHEN r.status = 'queued' THEN 'run.retrying' ELSE 'run.gave_up' END,
-           jsonb_build_object('attempt', %(attempt)s::int, 'delay_s', %(delay)s::float8)
+           CASE WHEN r.status = 'queued' THEN 'run.retrying' ELSE 'run.failed' END,
+           %(payload)s::jsonb || jsonb_build_object(
+               'attempt', r.attempt,
+               'failure_class', CASE WHEN r.status = 'failed' THEN 'max_retries' END,
+               'delay_s', CASE WHEN r.status = 'queued' THEN %(delay)s::float8 END)
     FROM r
 )
 SELECT r.status, {_NOTIFY_R} FROM r
@@ -352,7 +356,7 @@ class QueueQueries:
     queue_lock: str = QUEUE_LOCK
     queue_room: str = QUEUE_ROOM
     claim_queued: str = CLAIM_QUEUED
-    retry_or_give_up: str = RETRY_OR_GIVE_UP
+    fail_queued: str = FAIL_QUEUED
     upsert_queue: str = UPSERT_QUEUE
     list_queues: str = LIST_QUEUES
     reconciler_lock: str = RECONCILER_LOCK
