@@ -74,7 +74,9 @@ WITH picked AS (
     UPDATE {{s}}.runs r SET
         status = 'running', attempt = r.attempt + 1, last_seq = r.last_seq + 1,
         owner_token = %(token)s, owner_host = %(host)s, owner_pid = %(pid)s,
-        owner_started = %(started)s, lease_expires_at = {_LEASE}, claimed_at = now(),
+        owner_started = %(started)s, lease_expires_at = {_LEASE},
+        -- after the queue lock (an earlier statement): claims are ordered by it
+        claimed_at = clock_timestamp(),
         error = NULL, failure_class = NULL, updated_at = now()
     FROM picked WHERE r.run_id = picked.run_id
     RETURNING r.run_id, r.workflow_name, r.attempt, r.input, r.ops, r.max_attempts, r.last_seq,
