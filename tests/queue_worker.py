@@ -9,7 +9,9 @@ the log file when it starts, so a test counts real executions. Environment:
 - CONCURRENCY (default 1);
 - BLOCK_AT=<step>: print "IN <run_id> <step>" when that body starts and block on stdin;
 - TRACK=<path>: the "track" workflow appends "+<run_id>"/"-<run_id>" around its step (the
-  claim-race test measures concurrency from it).
+  claim-race test measures concurrency from it);
+- PLAIN_RUN=<run_id>: instead of working queues, run "three-steps" as a plain run
+  (``tide.run``), then exit.
 Prints "READY" once the worker loop is about to start and "STOPPED" after draining.
 """
 
@@ -72,6 +74,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    plain = os.environ.get("PLAIN_RUN")
+    if plain:
+        print("READY", flush=True)
+        print("RESULT", tide.run("three-steps", three_steps, run_id=plain, input={}), flush=True)
+        return
     print("READY", flush=True)
     tide.work(QUEUES, concurrency=int(os.environ.get("CONCURRENCY", "1")), stop=stop, poll_s=0.05)
     print("STOPPED", flush=True)

@@ -30,7 +30,7 @@ from ._sync.context import RunContext
 from .defaults import default_async_client, default_client
 from .errors import NotSerializable
 from .plugin import run_sync_step
-from .registry import register
+from .registry import register, takes_run
 from .replay import ReplayMode, StepPolicy
 from .retry import RetryPolicy
 from .serialization import input_hash
@@ -118,7 +118,13 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
     is_async = inspect.iscoroutinefunction(_unwrap_function(fn))
     name = check_name(options.name or _qualname(fn), "workflow name")
 
+    sdk_shape = takes_run(fn)
+
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if sdk_shape and args and isinstance(args[0], RunContext | AsyncRunContext):
+            # The official SDK's shape, handed to tide.run(name, wf): the engine calls wf(run,
+            # input) inside the run it already started.
+            return wrapped(*args, **kwargs)
         run_id = context.take_next_run_id()
         arguments = _bound_arguments(wrapped, args, kwargs)
         output_type = _return_type(_unwrap_function(wrapped))
