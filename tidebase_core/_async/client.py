@@ -38,6 +38,7 @@ from ..heartbeat import Heartbeat
 from ..models import Event, RunInfo, RunStatus, StateVersion, StepInfo
 from ..owner import Owner
 from ..queue_models import Enqueued, WebhookAttempt
+from ..registry import lookup as lookup_workflow
 from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
@@ -215,7 +216,7 @@ class AsyncTidebase:
     async def run(
         self,
         name: str,
-        fn: Callable[[AsyncRunContext, Any], Any],
+        fn: Callable[[AsyncRunContext, Any], Any] | None = None,
         *,
         run_id: str | None = None,
         input: Any = None,
@@ -228,10 +229,14 @@ class AsyncTidebase:
         Steps completed by an earlier attempt return their checkpoints without executing; a
         completed run returns its stored result. ``input=None`` on an existing run resumes it
         with its stored input. Another live worker on the run raises ``RunLocked`` (or, with
-        ``wait=True``, is waited for before replaying).
+        ``wait=True``, is waited for before replaying). Without ``fn``, the workflow registered
+        under ``name`` runs.
         """
         check_name(name, "workflow name")
         run_id = new_run_id() if run_id is None else check_run_id(run_id)
+        if fn is None:  # the workflow registered under this name (@tide.workflow("name"))
+            entry = lookup_workflow(name)
+            fn, output_type = entry.invoke, output_type or entry.output_type
         if not callable(fn):
             raise TypeError(f"workflow {name!r}: fn must be callable as fn(run, input)")
         if metadata is not None and not isinstance(metadata, Mapping):

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from .._run_base import Execution, check_name, check_run_id, new_run_id
-from ..errors import RunNotFound, TidebaseError
+from ..errors import LeaseLost, RunNotFound, TidebaseError
 from ..models import RunInfo
 from ..owner import Owner
 from ..serialization import decode_json, encode, encode_with_hash
@@ -65,6 +65,16 @@ class AsyncRunSession(AsyncRunContext):
             return await self._info()
         finally:
             await self._end()
+
+    async def heartbeat(self) -> None:
+        """Renew the lease once (the client's heartbeat also does, on its own). Raises
+        ``LeaseLost`` if the run is no longer this session's, ``SessionClosed`` after
+        ``complete``/``fail``/``close``."""
+        self._check_open()
+        ex = self._execution
+        held = await self._db.renew_leases(lease=ex.lease_seconds, held=[(ex.run_id, ex.token)])
+        if ex.run_id not in held:
+            raise LeaseLost(ex.run_id, "the session's lease was taken over or the run ended")
 
     async def close(self) -> None:
         """Stop holding the run without finishing it: the lease is given back at once and the
