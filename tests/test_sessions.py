@@ -56,6 +56,7 @@ def test_a_held_session_locks_others_out_and_a_context_manager_fails_on_error(
     finally:
         other.close()
     session.close()
+
     def use_session() -> str:
         with tide.runs.attach("cm") as cm:
             cm.step("one", lambda: 1)

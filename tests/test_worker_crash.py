@@ -109,3 +109,42 @@ def test_sigterm_drains_a_worker_process(tide: Tidebase, spawn: Any, tmp_path: P
     rest = other if held == run_id else run_id
     run = tide.runs.get(rest)
     assert run.status == "queued" and run.attempt == 0
+
+
+def test_worker_main_runs_a_module_and_drains_on_sigterm(
+    tide: Tidebase, tidebase_env: dict[str, str]
+) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    run_id = tide.enqueue("cli-job", queue="cli", input={"who": "cli"}).run.run_id
+    env = {**tidebase_env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tidebase_core.worker",
+            "tests.jobs_module:tide",
+            "-q",
+            "cli",
+            "--poll",
+            "0.05",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: tide.runs.get(run_id).status == "completed", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read() if proc.stderr else ""
+    assert tide.runs.get(run_id).result == "hello cli"
+    assert f"claimed run {run_id}" in err and f"finished run {run_id}" in err
+    assert "SIGTERM: draining" in err and "drained and stopped" in err
