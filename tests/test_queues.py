@@ -273,6 +273,8 @@ def test_bad_enqueue_input_is_a_clear_error(tide: Tidebase) -> None:
         tide.enqueue("x", run_at="soon")
     with pytest.raises(ValueError, match="at least one queue"):
         Worker(tide, [])
+    with pytest.raises(ValueError, match=r"max_connections=10; create it with Tidebase\(max_"):
+        Worker(tide, ["default"], concurrency=10)
 
 
 def test_sigterm_style_stop_drains_the_run_in_hand(tide: Tidebase) -> None:

@@ -101,7 +101,7 @@ class AsyncReconciler:
         report.cancelled = await qs.cancel_past_deadline()
         for run_id in report.cancelled:
             log.info("cancelled run %s: past its deadline", run_id)
-        for run in await qs.stalled_runs(host=this_host()):
+        for run in await qs.stalled_runs(host=this_host(), actionable=True):
             gone = process_is_gone(run.owner_host, run.owner_pid, run.owner_started)
             if not (run.expired or gone):
                 continue

@@ -180,11 +180,18 @@ class QueueStore:
         host: str,
         workflows: list[str] | None = None,
         queued: bool | None = None,
+        actionable: bool = False,
         limit: int = 200,
     ) -> list[StalledRun]:
         rows = self.db._read(
             self.q.stalled_runs,
-            {"host": host, "workflows": workflows, "queued": queued, "limit": limit},
+            {
+                "host": host,
+                "workflows": workflows,
+                "queued": queued,
+                "actionable": actionable,
+                "limit": limit,
+            },
         )
         return [StalledRun(*r) for r in rows]
 

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._compat import gather, resolve, sleep
 from .._run_base import check_name, error_payload
-from ..errors import GatePending, LeaseLost, RunCancelled, RunLocked, StepFailed, TidebaseError
+from ..errors import (
+    ConfigurationError,
+    GatePending,
+    LeaseLost,
+    RunCancelled,
+    RunLocked,
+    StepFailed,
+    TidebaseError,
+)
 from ..owner import Owner, process_is_gone, this_host
 from ..registry import UnknownWorkflow, lookup, registered_names
 from ..serialization import decode_json, encode
@@ -88,6 +96,13 @@ class Worker:
         self.queues = [check_name(q, "queue name") for q in queues]
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        needed = concurrency + (1 if reconcile else 0)
+        if needed > client.settings.max_connections:
+            raise ConfigurationError(
+                f"work(concurrency={concurrency}) holds {needed} pooled connections at once but "
+                f"the client has max_connections={client.settings.max_connections}; create it "
+                f"with Tidebase(max_connections={needed + 2}) or lower the concurrency"
+            )
         if stop is not None and not (callable(stop) or hasattr(stop, "is_set")):
             raise TypeError("stop must be an Event (is_set()) or a callable returning bool")
         self.client = client

@@ -160,6 +160,9 @@ WHERE status = 'running' AND owner_token IS NOT NULL
   AND (lease_expires_at < now() OR owner_host = %(host)s)
   AND (%(workflows)s::text[] IS NULL OR workflow_name = ANY(%(workflows)s))
   AND (%(queued)s::bool IS NULL OR (queue_name IS NOT NULL) = %(queued)s)
+  -- the reconciler only acts on queued runs and runs with a webhook: others must not crowd
+  -- them out of the LIMIT
+  AND (NOT %(actionable)s OR queue_name IS NOT NULL OR recovery_webhook IS NOT NULL)
 ORDER BY lease_expires_at
 LIMIT %(limit)s
 """
