@@ -202,7 +202,8 @@ class AsyncWorker:
                 outcome["status"] = await self._fail_attempt(run, claim, exc)
                 raise
 
-        engine_claim = Claim(True, claim.attempt, False, claim.input, claim.ops)
+        # A first claim has no checkpoints to load (enqueue writes none): skip that round trip.
+        engine_claim = Claim(True, claim.attempt, claim.attempt == 1, claim.input, claim.ops)
         try:
             await self.client._execute_claimed(
                 db, run_id, name, owner, engine_claim, guarded, decode_json(claim.input)
