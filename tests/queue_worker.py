@@ -71,7 +71,9 @@ def track(run: RunContext, input: Any) -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    # WARNING by default: the test harness reads stderr only at exit, and a full pipe would
+    # block the worker on its own log lines.
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), stream=sys.stderr)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     plain = os.environ.get("PLAIN_RUN")

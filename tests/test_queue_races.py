@@ -42,8 +42,9 @@ def test_eight_claimers_over_500_runs(
     tidebase_database_url: str,
     tidebase_schema: str,
 ) -> None:
-    """Two worker processes × 4 slots: each run claimed once, the concurrency cap never
-    exceeded, the rate cap held within its minute, claims in priority order."""
+    """Two worker processes × 4 slots: each run claimed once (on capped queues, under the queue
+    lock, and on an uncapped one), the concurrency cap never exceeded, the rate cap held within
+    its minute, claims in priority order."""
     track = tmp_path / "track"
     track.touch()
     tide.queues.configure("race", concurrency=3)
@@ -53,9 +54,11 @@ def test_eight_claimers_over_500_runs(
         for i in range(500)
     ]
     rated = [tide.enqueue("track", queue="rated", input={"i": i}).run.run_id for i in range(40)]
+    # no caps: claimed without the queue lock, by FOR UPDATE SKIP LOCKED alone
+    free = [tide.enqueue("track", queue="free", input={"i": i}).run.run_id for i in range(200)]
     workers = [
         spawn(
-            "race,rated",
+            "race,rated,free",
             tmp_path / "log",
             module="tests.queue_worker",
             CONCURRENCY="4",
@@ -76,7 +79,11 @@ def test_eight_claimers_over_500_runs(
                 "GROUP BY queue_name",
             )
         )
-        return counts.get("race", 0) == 500 and counts.get("rated", 0) >= 20
+        return (
+            counts.get("race", 0) == 500
+            and counts.get("free", 0) == 200
+            and counts.get("rated", 0) >= 20
+        )
 
     wait_for(done, timeout=240, what="500 runs completed")
     elapsed = time.monotonic() - started
@@ -94,8 +101,8 @@ def test_eight_claimers_over_500_runs(
             "SELECT run_id, count(*) FROM events WHERE type = 'run.started' GROUP BY run_id",
         )
     )
-    assert all(started_events.get(r) == 1 for r in runs)
-    assert {r.attempt for r in tide.runs.list(limit=1000) if r.run_id in set(runs)} == {1}
+    assert all(started_events.get(r) == 1 for r in runs + free)
+    assert {r.attempt for r in tide.runs.list(limit=1000) if r.run_id in set(runs + free)} == {1}
     starts = [line for line in track.read_text().splitlines() if line.startswith("+")]
     assert len({s.split()[0] for s in starts}) == len(starts)  # no run's body ran twice
     # the concurrency cap of 3 held across both processes

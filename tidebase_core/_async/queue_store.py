@@ -96,36 +96,26 @@ class AsyncQueueStore:
         started: str,
         lease: float,
     ) -> QueuedClaim | None:
-        """Claim the best ready run of ``queue`` within its caps, under the queue's lock.
+        """Claim the best ready run of ``queue`` within its caps (one round trip).
 
-        The lock is a transaction-scoped advisory lock taken before the caps are counted: each
-        statement after it sees every claim committed before it, so caps hold across workers.
+        A queue with caps is claimed under its transaction-scoped advisory lock, and the caps
+        are counted after the lock is granted, so they hold across workers.
         """
-        key = advisory_key("tidebase.queue", self.schema, queue)
         params = {
             "queue": queue,
+            "key": advisory_key("tidebase.queue", self.schema, queue),
             "token": token,
             "host": host,
             "pid": pid,
             "started": started,
             "lease": lease,
-            "limit": 1,
-            "key": key,
         }
         while True:
             try:
-                async with self.db._conn.transaction():
-                    await self.db._execute(self.q.queue_lock, params)
-                    room = await self.db._execute(self.q.queue_room, params)
-                    concurrency, rate, running, claimed = room[0]
-                    if concurrency is not None and running >= concurrency:
-                        return None
-                    if rate is not None and claimed >= rate:
-                        return None
-                    rows = await self.db._execute(self.q.claim_queued, params)
+                rows = await self.db._execute(self.q.claim_queued, params)
             except _ConnectionLost:
-                # The transaction's fate is unknown. If it committed, the run is ours under a
-                # token we drop here; its lease expires and the reconciler requeues it.
+                # Whether it committed is unknown. If it did, the run is ours under a token we
+                # drop here: its lease expires and the reconciler requeues it.
                 continue
             if not rows:
                 return None

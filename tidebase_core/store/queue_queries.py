@@ -46,50 +46,14 @@ SELECT run_id FROM {{s}}.runs
 WHERE queue_name = %(queue)s AND dedupe_key = %(dedupe_key)s AND status IN {_ACTIVE}
 """
 
-QUEUE_LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
-
-# How many runs the queue may start now: its caps minus what runs / was claimed this minute.
-QUEUE_ROOM = """
-SELECT q.concurrency, q.rate_per_minute,
-       CASE WHEN q.concurrency IS NOT NULL THEN (
-           SELECT count(*) FROM {s}.runs
-           WHERE queue_name = %(queue)s AND status = 'running') END,
-       CASE WHEN q.rate_per_minute IS NOT NULL THEN (
-           SELECT count(*) FROM {s}.queue_claims
-           WHERE queue_name = %(queue)s AND claimed_at > now() - interval '1 minute') END
-FROM (SELECT 1) one LEFT JOIN {s}.queues q ON q.name = %(queue)s
-"""
-
-# Take the lease of the best ready run: the same columns a plain claim sets, so the engine
-# executes it exactly like tide.run would (fenced writes, heartbeat, checkpoints).
-CLAIM_QUEUED = f"""
-WITH picked AS (
-    SELECT run_id FROM {{s}}.runs
-    WHERE queue_name = %(queue)s AND status = 'queued' AND run_at <= now()
-      AND (deadline_at IS NULL OR deadline_at > now())
-    ORDER BY priority DESC, run_at, created_at, run_id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), r AS (
-    UPDATE {{s}}.runs r SET
-        status = 'running', attempt = r.attempt + 1, last_seq = r.last_seq + 1,
-        owner_token = %(token)s, owner_host = %(host)s, owner_pid = %(pid)s,
-        owner_started = %(started)s, lease_expires_at = {_LEASE},
-        -- after the queue lock (an earlier statement): claims are ordered by it
-        claimed_at = clock_timestamp(),
-        error = NULL, failure_class = NULL, updated_at = now()
-    FROM picked WHERE r.run_id = picked.run_id
-    RETURNING r.run_id, r.workflow_name, r.attempt, r.input, r.ops, r.max_attempts, r.last_seq,
-              coalesce(r.watched_until > now(), false) AS watched
-), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT r.run_id, r.last_seq, 'run.started',
-           jsonb_build_object('attempt', r.attempt, 'queue', %(queue)s::text)
-    FROM r
-), log AS (
-    INSERT INTO {{s}}.queue_claims (queue_name, run_id) SELECT %(queue)s, r.run_id FROM r
-)
-SELECT r.run_id, r.workflow_name, r.attempt, r.input, r.ops, r.max_attempts, {_NOTIFY_R} FROM r
+# Take the lease of the best ready run within the queue's caps: the same columns a plain claim
+# sets, so the engine executes it exactly like tide.run would (fenced writes, heartbeat,
+# checkpoints). The work is in the claim_queued function (migration 0004): one round trip.
+CLAIM_QUEUED = """
+SELECT c.run_id, c.workflow_name, c.attempt, c.input, c.ops, c.max_attempts,
+       CASE WHEN c.watched THEN pg_notify({c} || md5(c.run_id), c.last_seq::text) END
+FROM {s}.claim_queued(
+    %(queue)s, %(key)s, %(token)s, %(host)s, %(pid)s, %(started)s, %(lease)s) AS c
 """
 
 # A queued run's attempt failed (fenced on the worker's token, in one statement, so the run is
@@ -358,8 +322,6 @@ class QueueQueries:
 
     enqueue: str = ENQUEUE
     active_by_dedupe: str = ACTIVE_BY_DEDUPE
-    queue_lock: str = QUEUE_LOCK
-    queue_room: str = QUEUE_ROOM
     claim_queued: str = CLAIM_QUEUED
     fail_queued: str = FAIL_QUEUED
     upsert_queue: str = UPSERT_QUEUE
