@@ -31,22 +31,30 @@ from tidebase_core import (
     current_run,
     run_id,
 )
+from tidebase_core._sync.sessions import RunSession
 from tidebase_core.decorators import durable_step, step, workflow
 from tidebase_core.defaults import configure
+from tidebase_core.queue_models import Enqueued, QueueInfo, Schedule, WebhookAttempt
+from tidebase_core.webhooks import verify_webhook_signature
 
 from . import errors
 
 __all__ = [
+    "Enqueued",
     "Event",
+    "QueueInfo",
     "ResumeDecision",
     "RetryPolicy",
     "RunContext",
     "RunInfo",
+    "RunSession",
     "RunStatus",
     "Runs",
+    "Schedule",
     "StepInfo",
     "StepStatus",
     "Tidebase",
+    "WebhookAttempt",
     "__version__",
     "configure",
     "current_run",
@@ -54,5 +62,6 @@ __all__ = [
     "errors",
     "run_id",
     "step",
+    "verify_webhook_signature",
     "workflow",
 ]

@@ -5,5 +5,6 @@ sync or async, and ``await run.step(...)`` awaits a coroutine a step function re
 """
 
 from tidebase_core import AsyncRunContext, AsyncRuns, AsyncTidebase
+from tidebase_core._async.sessions import AsyncRunSession
 
-__all__ = ["AsyncRunContext", "AsyncRuns", "AsyncTidebase"]
+__all__ = ["AsyncRunContext", "AsyncRunSession", "AsyncRuns", "AsyncTidebase"]

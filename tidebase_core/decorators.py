@@ -30,6 +30,7 @@ from ._sync.context import RunContext
 from .defaults import default_async_client, default_client
 from .errors import NotSerializable
 from .plugin import run_sync_step
+from .registry import register, takes_run
 from .replay import ReplayMode, StepPolicy
 from .retry import RetryPolicy
 from .serialization import input_hash
@@ -117,7 +118,13 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
     is_async = inspect.iscoroutinefunction(_unwrap_function(fn))
     name = check_name(options.name or _qualname(fn), "workflow name")
 
+    sdk_shape = takes_run(fn)
+
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if sdk_shape and args and isinstance(args[0], RunContext | AsyncRunContext):
+            # The official SDK's shape, handed to tide.run(name, wf): the engine calls wf(run,
+            # input) inside the run it already started.
+            return wrapped(*args, **kwargs)
         run_id = context.take_next_run_id()
         arguments = _bound_arguments(wrapped, args, kwargs)
         output_type = _return_type(_unwrap_function(wrapped))
@@ -165,6 +172,8 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
             )
         return client.run(name, body, run_id=run_id, input=arguments, output_type=output_type)
 
+    # By name, so a worker that claims a run of this workflow finds the function.
+    register(name, fn, output_type=_return_type(_unwrap_function(fn)))
     return _Workflow(fn, wrapper)
 
 
@@ -172,7 +181,11 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
 def workflow(fn: F, /) -> F: ...
 @overload
 def workflow(
-    fn: None = None, /, *, name: str | None = None, client: Tidebase | AsyncTidebase | None = None
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    client: Tidebase | AsyncTidebase | None = None,
 ) -> Callable[[F], F]: ...
 def workflow(
     fn: Any = None,
@@ -183,9 +196,14 @@ def workflow(
 ) -> Any:
     """Make a function a durable workflow: each call is a run; its steps are checkpointed.
 
-    ``@workflow`` or ``@workflow(name="research")``. The default name is the function's
-    qualified name; it identifies the workflow in the database, so keep it stable.
+    ``@workflow``, ``@workflow("research")`` or ``@workflow(name="research")``. The default
+    name is the function's qualified name; it identifies the workflow in the database (and a
+    worker finds the function by it), so keep it stable.
     """
+    if isinstance(fn, str):  # @workflow("name"): the official SDK's spelling
+        if name is not None:
+            raise TypeError(f"workflow name given twice: {fn!r} and name={name!r}")
+        fn, name = None, fn
     options = _WorkflowOptions(name, client)
     if fn is None:
         return lambda f: _make_workflow(f, options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,7 +55,9 @@ class RunInfo(_Model):
     result: Any = None
     error: dict[str, Any] | None = None
     attempt: int
-    failure_class: ResumeDecision | None = None
+    failure_class: ResumeDecision | Literal["max_retries"] | None = None
+    """The resume decision that failed the run, or ``max_retries`` (a queued run out of
+    attempts)."""
     metadata: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime

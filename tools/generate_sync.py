@@ -41,6 +41,17 @@ REPLACEMENTS = {
     "AsyncRunUsage": "RunUsage",
     "AsyncUsage": "Usage",
     "AsyncRunListener": "RunListener",
+    "AsyncQueueStore": "QueueStore",
+    "AsyncQueues": "Queues",
+    "AsyncSchedules": "Schedules",
+    "AsyncWorker": "Worker",
+    "AsyncReconciler": "Reconciler",
+    "AsyncRunSession": "RunSession",
+    "AsyncRunGates": "RunGates",
+    "AsyncSnapshots": "Snapshots",
+    "AsyncExitStack": "ExitStack",
+    "enter_async_context": "enter_context",
+    "aclose": "close",
     "_acompat": "_compat",
 }
 

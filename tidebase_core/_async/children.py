@@ -6,7 +6,7 @@ This is the async source; ``tidebase_core/_sync/children.py`` is generated from 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._acompat import gather
@@ -60,27 +60,46 @@ async def run_child(
 async def run_fanout(
     run: AsyncRunContext,
     name: str,
-    children: Sequence[tuple[str, Callable[[AsyncRunContext, Any], Any], Any]],
+    children: Sequence[tuple[str, Callable[[AsyncRunContext, Any], Any], Any] | Mapping[str, Any]],
     *,
     max_parallel: int | None,
 ) -> list[Any]:
     check_name(name, "fanout name")
     seen: set[str] = set()
-    for entry in children:
-        if not (isinstance(entry, tuple) and len(entry) == 3):
-            raise TypeError(
-                f"fanout {name!r}: each child is a (child_name, fn, input) tuple, got {entry!r:.80}"
-            )
+    entries = [_fanout_entry(name, entry) for entry in children]
+    for entry in entries:
         if entry[0] in seen:
             raise ValueError(f"fanout {name!r}: child name {entry[0]!r} appears twice")
         seen.add(entry[0])
     limit = max_parallel or min(_MAX_PARALLEL, max(1, run._client.settings.max_connections - 2))
 
-    def call(child_name: str, fn: Callable[[AsyncRunContext, Any], Any], input: Any) -> Any:
-        return lambda: run_child(run, f"{name}/{child_name}", child_name, fn, input=input)
+    def call(
+        child_name: str, fn: Callable[[AsyncRunContext, Any], Any], input: Any, workflow: str
+    ) -> Any:
+        return lambda: run_child(run, f"{name}/{child_name}", workflow, fn, input=input)
 
-    outcomes = await gather([call(*entry) for entry in children], limit)
+    outcomes = await gather([call(*entry) for entry in entries], limit)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
     return outcomes
+
+
+def _fanout_entry(
+    name: str, entry: object
+) -> tuple[str, Callable[[AsyncRunContext, Any], Any], Any, str]:
+    """``(child_name, fn, input, workflow_name)`` from a tuple or the official SDK's dict."""
+    if isinstance(entry, tuple) and len(entry) == 3:
+        return entry[0], entry[1], entry[2], entry[0]
+    if isinstance(entry, Mapping) and "name" in entry and "workflow" in entry:
+        child_name = entry["name"]
+        return (
+            child_name,
+            entry["workflow"],
+            entry.get("input"),
+            entry.get("workflow_name") or child_name,
+        )
+    raise TypeError(
+        f"fanout {name!r}: each child is a (child_name, fn, input) tuple or a dict "
+        f"{{'name': ..., 'workflow': fn, 'input': ...}}, got {entry!r:.80}"
+    )

@@ -36,6 +36,7 @@ from ..serialization import input_hash as hash_input
 from .children import run_child, run_fanout
 from .events import AsyncRunEvents
 from .gates import wait_at_gate
+from .run_extras import AsyncRunGates, AsyncSnapshots
 from .state import AsyncLiveState
 from .store import AsyncStoreConnection
 from .usage import AsyncRunUsage
@@ -80,6 +81,10 @@ class AsyncRunContext:
         """``emit(type, payload)`` appends to the run's event log."""
         self.usage = AsyncRunUsage(self)
         """``record(...)`` writes a token/cost ledger row for this run (and step)."""
+        self.gates = AsyncRunGates(self)
+        """Non-blocking gates: ``begin(name, prompt)`` and ``get(gate_id)``."""
+        self.snapshots = AsyncSnapshots(self)
+        """Named state snapshots: ``create(label)`` and ``list()``."""
 
     @property
     def run_id(self) -> str:
@@ -341,28 +346,37 @@ class AsyncRunContext:
 
     async def child(
         self,
-        name: str,
+        workflow_name: str,
         fn: Callable[[AsyncRunContext, Any], Any],
         *,
+        name: str | None = None,
         input: Any = None,
         output_type: Any = None,
     ) -> Any:
         """Run ``fn(run, input)`` as a child run linked to this one by the edge ``name``.
 
+        ``run.child("edge", fn)`` names the edge and the child's workflow alike; the official
+        SDK's ``run.child(workflow_name, fn, name="edge")`` names them apart.
         Idempotent by edge name: calling it again (in this attempt, a resumed one, or from a
         racing worker) joins the same child run, and a finished child returns its result
         without running again.
         """
-        return await run_child(self, name, name, fn, input=input, output_type=output_type)
+        edge = workflow_name if name is None else name
+        return await run_child(self, edge, workflow_name, fn, input=input, output_type=output_type)
 
     async def fanout(
         self,
         name: str,
-        children: Sequence[tuple[str, Callable[[AsyncRunContext, Any], Any], Any]],
+        children: Sequence[
+            tuple[str, Callable[[AsyncRunContext, Any], Any], Any] | Mapping[str, Any]
+        ],
         *,
         max_parallel: int | None = None,
     ) -> list[Any]:
         """Run ``(child_name, fn, input)`` children in parallel as child runs; their results.
+
+        A child may also be the official SDK's dict, ``{"name", "workflow", "input"}`` with an
+        optional ``"workflow_name"`` (defaults to the name).
 
         Every child runs to the end (finished ones are durable) before the first failure, if
         any, is raised. A resumed parent reuses finished children's results.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import context
@@ -43,6 +43,8 @@ from ..heartbeat import Heartbeat
 from ..keys import current_scope, current_strand
 from ..models import Event, RunInfo, RunStatus, StateVersion, StepInfo
 from ..owner import Owner
+from ..queue_models import Enqueued, WebhookAttempt
+from ..registry import lookup as lookup_workflow
 from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of, type_tag
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
@@ -50,6 +52,10 @@ from ..store.records import Claim
 from .context import RunContext
 from .events import Events, subscribe
 from .gates import Gates
+from .queue_ops import create_run, list_webhooks, recover_run
+from .queues import Queues, enqueue
+from .schedules import Schedules
+from .sessions import RunSession, attach
 from .store import Store, StoreConnection
 from .usage import Usage
 
@@ -93,6 +99,10 @@ class Tidebase:
         """Decide, list and look at approval gates."""
         self.usage = Usage(self)
         """The token/cost ledger: ``records(run_id)`` and ``summary(...)``."""
+        self.queues = Queues(self)
+        """Queue caps and push URLs (``configure``), depth and running (``list``)."""
+        self.schedules = Schedules(self)
+        """Cron schedules that enqueue workflows: ``set``, ``list``, ``delete``."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.settings.safe_url} schema={self.settings.schema!r}>"
@@ -135,6 +145,72 @@ class Tidebase:
 
         return durable_step(fn, **options)
 
+    # -- queues and workers (issue 13; the logic lives in queues.py, worker.py …) -------------
+
+    def enqueue(
+        self,
+        workflow_name: str,
+        *,
+        queue: str = "default",
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        dedupe_key: str | None = None,
+        delay_s: float | None = None,
+        run_at: Any = None,
+        max_attempts: int | None = None,
+        priority: int | None = None,
+        deadline_s: float | None = None,
+        recovery_webhook: str | None = None,
+        run_id: str | None = None,
+    ) -> Enqueued:
+        """Queue a run of ``workflow_name`` (status ``queued``) for a worker (``tide.work``).
+
+        ``dedupe_key``: while a run with this key is queued, running or waiting on this queue,
+        that run is returned (``deduplicated=True``) instead of a new one. ``delay_s``/``run_at``:
+        not before then. ``priority``: higher first. ``max_attempts`` (default 1): failed
+        attempts are retried after 5 s·2^(n−1) (at most 5 min). ``deadline_s``: cancelled
+        (reason ``deadline``) if not finished by then.
+        """
+        return enqueue(
+            self,
+            workflow_name,
+            queue=queue,
+            input=input,
+            metadata=metadata,
+            dedupe_key=dedupe_key,
+            delay_s=delay_s,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            priority=priority,
+            deadline_s=deadline_s,
+            recovery_webhook=recovery_webhook,
+            run_id=run_id,
+        )
+
+    def work(
+        self,
+        queues: Sequence[str] | str = ("default",),
+        *,
+        concurrency: int = 1,
+        stop: Any = None,
+        poll_s: float = 0.2,
+        reconcile: bool = True,
+    ) -> None:
+        """Claim and execute queued runs with the workflows registered by name, until ``stop``
+        (an Event or a callable) is set; each slot finishes its current run first."""
+        from .worker import Worker
+
+        self._after_fork()
+        Worker(
+            self, queues, concurrency=concurrency, stop=stop, poll_s=poll_s, reconcile=reconcile
+        ).run()
+
+    def webhook_app(self, *, secret: str | None = None) -> Any:
+        """An ASGI app receiving signed ``run.recover``/``run.invoke`` webhooks (see webhooks)."""
+        from ..webhooks import webhook_app
+
+        return webhook_app(self, secret=secret)
+
     def _blocking_store(self) -> Store:
         """A blocking store for the heartbeat thread and for sync steps in async workflows."""
         if self._twin is None:
@@ -146,7 +222,7 @@ class Tidebase:
     def run(
         self,
         name: str,
-        fn: Callable[[RunContext, Any], Any],
+        fn: Callable[[RunContext, Any], Any] | None = None,
         *,
         run_id: str | None = None,
         input: Any = None,
@@ -159,10 +235,14 @@ class Tidebase:
         Steps completed by an earlier attempt return their checkpoints without executing; a
         completed run returns its stored result. ``input=None`` on an existing run resumes it
         with its stored input. Another live worker on the run raises ``RunLocked`` (or, with
-        ``wait=True``, is waited for before replaying).
+        ``wait=True``, is waited for before replaying). Without ``fn``, the workflow registered
+        under ``name`` runs.
         """
         check_name(name, "workflow name")
         run_id = new_run_id() if run_id is None else check_run_id(run_id)
+        if fn is None:  # the workflow registered under this name (@tide.workflow("name"))
+            entry = lookup_workflow(name)
+            fn, output_type = entry.invoke, output_type or entry.output_type
         if not callable(fn):
             raise TypeError(f"workflow {name!r}: fn must be callable as fn(run, input)")
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -188,19 +268,26 @@ class Tidebase:
             )
             if not claim.claimed:  # completed earlier: its stored result, typed
                 return decode(claim.result, result_type, type_tag=claim.result_type)
-            state = Execution(
-                run_id,
-                name,
-                owner,
-                claim.attempt,
-                self.settings.lease_seconds,
-            )
-            if not claim.created:
-                state.checkpoints, state.ops_done = db.load_checkpoints(run_id)
-                state.rows = set(state.checkpoints)
-                state.resume_seq = claim.last_seq
             run_input = input if check_input else decode_json(claim.input)
-            return self._execute(db, state, fn, run_input)
+            return self._execute_claimed(db, run_id, name, owner, claim, fn, run_input)
+
+    def _execute_claimed(
+        self,
+        db: StoreConnection,
+        run_id: str,
+        name: str,
+        owner: Owner,
+        claim: Claim,
+        fn: Callable[[RunContext, Any], Any],
+        run_input: Any,
+    ) -> Any:
+        """Execute a run whose lease ``owner`` holds: by ``run`` and by queue workers alike."""
+        state = Execution(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
+        if not claim.created:
+            state.checkpoints, state.ops_done = db.load_checkpoints(run_id)
+            state.rows = set(state.checkpoints)
+            state.resume_seq = claim.last_seq
+        return self._execute(db, state, fn, run_input)
 
     def _claim(
         self,
@@ -365,6 +452,59 @@ class Runs:
 
     def __init__(self, client: Tidebase) -> None:
         self._client = client
+
+    def create(
+        self,
+        workflow_name: str,
+        *,
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        recovery_webhook: str | None = None,
+        run_id: str | None = None,
+    ) -> RunInfo:
+        """Create a run (status ``pending``) without executing it: drive it later with
+        ``tide.run(name, fn, run_id=...)``, ``runs.attach`` or a recovery webhook."""
+        return create_run(
+            self._client,
+            workflow_name,
+            input=input,
+            metadata=metadata,
+            recovery_webhook=recovery_webhook,
+            run_id=run_id,
+        )
+
+    def recover(self, run_id: str, reason: str = "manual") -> RunInfo:
+        """The retry button: put a failed or stalled run back where something re-invokes it
+        (a queued run back on its queue; a plain run ``pending`` for a worker that has its
+        workflow registered, or its recovery webhook). A run a live worker holds raises
+        ``RunLocked``; a completed or cancelled one stays as it is."""
+        return recover_run(self._client, run_id, reason=reason)
+
+    def attach(
+        self,
+        workflow_name: str,
+        *,
+        run_id: str | None = None,
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        recovery_webhook: str | None = None,
+        heartbeat_s: float | None = 20.0,
+    ) -> RunSession:
+        """A ``RunSession`` on run ``run_id`` (a new run without one): step/gate/state/usage
+        calls until ``complete(result)``, ``fail(error)`` or ``close()``."""
+        return attach(
+            self._client,
+            workflow_name,
+            run_id=run_id,
+            input=input,
+            metadata=metadata,
+            recovery_webhook=recovery_webhook,
+            heartbeat_s=heartbeat_s,
+        )
+
+    def webhooks(self, run_id: str) -> builtins.list[WebhookAttempt]:
+        """Every recovery/push webhook attempt made for the run, oldest first."""
+        return list_webhooks(self._client, run_id)
 
     def get(self, run_id: str) -> RunInfo:
         check_run_id(run_id)

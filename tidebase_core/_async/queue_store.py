@@ -1,0 +1,301 @@
+"""The store side of queues, workers, the reconciler and schedules.
+
+A thin layer over one ``AsyncStoreConnection``: it uses the connection's ``_execute`` /
+``_read`` / ``_write`` helpers, so lost connections are handled as everywhere else.
+
+This is the async source; ``tidebase_core/_sync/queue_store.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from ..store.adapters import ExactJson, JsonText
+from ..store.queue_queries import QueueQueries
+from .store import AsyncStoreConnection, Row, _ConnectionLost
+
+__all__ = ["AsyncQueueStore", "QueuedClaim", "StalledRun", "advisory_key"]
+
+
+def advisory_key(*parts: str) -> int:
+    """A stable signed 64-bit key for pg advisory locks."""
+    digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@cache
+def _queries(schema: str) -> QueueQueries:
+    return QueueQueries.for_schema(schema)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedClaim:
+    run_id: str
+    workflow_name: str
+    attempt: int
+    input: bytes | None
+    last_seq: int  # the log position this attempt began at
+    max_attempts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StalledRun:
+    run_id: str
+    workflow_name: str
+    queue_name: str | None
+    owner_token: uuid.UUID
+    owner_host: str | None
+    owner_pid: int | None
+    owner_started: str | None
+    expired: bool
+    recovery_webhook: str | None
+    input: Any
+
+
+class AsyncQueueStore:
+    """Queue, reconciler and schedule statements on one connection."""
+
+    def __init__(self, db: AsyncStoreConnection) -> None:
+        self.db = db
+        self.schema = db._store.settings.schema
+        self.q = _queries(self.schema)
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    async def enqueue(self, params: dict[str, Any]) -> str | None:
+        """Insert the queued run; None when an active run already holds the dedupe key."""
+        params = dict(params)
+        for key in ("input", "metadata", "payload"):
+            if params.get(key) is not None:
+                params[key] = (ExactJson if key == "input" else JsonText)(params[key])
+        # Idempotent: a retry after a lost connection finds its own run (the id is ours) or,
+        # with a dedupe key, the run holding the key.
+        rows = await self.db._read(self.q.enqueue, params)
+        return str(rows[0][0]) if rows else None
+
+    async def active_by_dedupe(self, queue: str, dedupe_key: str) -> str | None:
+        rows = await self.db._read(
+            self.q.active_by_dedupe, {"queue": queue, "dedupe_key": dedupe_key}
+        )
+        return str(rows[0][0]) if rows else None
+
+    # -- claims -------------------------------------------------------------------------------
+
+    async def claim_queued(
+        self,
+        *,
+        queue: str,
+        token: uuid.UUID,
+        host: str,
+        pid: int,
+        started: str,
+        lease: float,
+    ) -> QueuedClaim | None:
+        """Claim the best ready run of ``queue`` within its caps (one round trip).
+
+        A queue with caps is claimed under its transaction-scoped advisory lock, and the caps
+        are counted after the lock is granted, so they hold across workers.
+        """
+        params = {
+            "queue": queue,
+            "key": advisory_key("tidebase.queue", self.schema, queue),
+            "token": token,
+            "host": host,
+            "pid": pid,
+            "started": started,
+            "lease": lease,
+        }
+        while True:
+            try:
+                rows = await self.db._execute(self.q.claim_queued, params)
+            except _ConnectionLost:
+                # Whether it committed is unknown. If it did, the run is ours under a token we
+                # drop here: its lease expires and the reconciler requeues it.
+                continue
+            if not rows:
+                return None
+            r = rows[0]
+            return QueuedClaim(r[0], r[1], r[2], r[3], r[4], r[5])
+
+    async def fail_queued(
+        self, *, run_id: str, token: uuid.UUID, error: str, payload: str, delay: float
+    ) -> str | None:
+        """Record a failed attempt of a queued run: 'queued' (retry after ``delay``), 'failed'
+        (max_retries), or None when the fence refused it (cancelled, taken over)."""
+        rows = await self.db._write_idempotent(
+            self.q.fail_queued,
+            {
+                "run_id": run_id,
+                "token": token,
+                "error": JsonText(error),
+                "payload": JsonText(payload),
+                "delay": delay,
+            },
+        )
+        return str(rows[0][0]) if rows else None
+
+    # -- queues -------------------------------------------------------------------------------
+
+    async def upsert_queue(
+        self,
+        *,
+        name: str,
+        concurrency: int | None,
+        rate: int | None,
+        invoke_url: str | None,
+    ) -> None:
+        await self.db._read(
+            self.q.upsert_queue,
+            {"name": name, "concurrency": concurrency, "rate": rate, "invoke_url": invoke_url},
+        )
+
+    async def list_queues(self) -> list[Row]:
+        return await self.db._read(self.q.list_queues, {})
+
+    # -- reconciler ---------------------------------------------------------------------------
+
+    async def try_lock(self, name: str) -> bool:
+        rows = await self.db._read(self.q.reconciler_lock, {"key": advisory_key(name, self.schema)})
+        return bool(rows and rows[0][0])
+
+    async def unlock(self, name: str) -> None:
+        await self.db._read(self.q.reconciler_unlock, {"key": advisory_key(name, self.schema)})
+
+    async def stalled_runs(
+        self,
+        *,
+        host: str,
+        workflows: list[str] | None = None,
+        queued: bool | None = None,
+        actionable: bool = False,
+        limit: int = 200,
+    ) -> list[StalledRun]:
+        rows = await self.db._read(
+            self.q.stalled_runs,
+            {
+                "host": host,
+                "workflows": workflows,
+                "queued": queued,
+                "actionable": actionable,
+                "limit": limit,
+            },
+        )
+        return [StalledRun(*r) for r in rows]
+
+    async def idle_plain_runs(self, workflows: list[str], limit: int = 50) -> list[Row]:
+        return await self.db._read(self.q.idle_plain_runs, {"workflows": workflows, "limit": limit})
+
+    async def requeue_stalled(self, *, run_id: str, token: uuid.UUID, reason: str) -> str | None:
+        rows = await self.db._write_idempotent(
+            self.q.requeue_stalled, {"run_id": run_id, "token": token, "reason": reason}
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def requeue_pending(self) -> list[str]:
+        rows = await self.db._read(self.q.requeue_pending, {})
+        return [str(r[0]) for r in rows]
+
+    async def cancel_past_deadline(self) -> list[str]:
+        rows = await self.db._read(self.q.cancel_past_deadline, {})
+        return [str(r[0]) for r in rows]
+
+    async def prune_claims(self) -> None:
+        await self.db._read(self.q.prune_claims, {})
+
+    async def last_webhook_age(self, run_id: str, kind: str) -> float | None:
+        rows = await self.db._read(self.q.last_webhook_age, {"run_id": run_id, "kind": kind})
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def record_webhook(
+        self, *, run_id: str, kind: str, url: str, status_code: int | None, error: str | None
+    ) -> None:
+        await self.db._write(
+            self.q.record_webhook,
+            {
+                "run_id": run_id,
+                "kind": kind,
+                "url": url,
+                "status_code": status_code,
+                "error": error,
+            },
+        )
+
+    async def list_webhooks(self, run_id: str) -> list[Row]:
+        return await self.db._read(self.q.list_webhooks, {"run_id": run_id})
+
+    async def push_ready(self, limit: int = 100) -> list[Row]:
+        return await self.db._read(self.q.push_ready, {"limit": limit})
+
+    async def recover_run(self, *, run_id: str, reason: str, void_token: uuid.UUID | None) -> bool:
+        rows = await self.db._write_idempotent(
+            self.q.recover_run, {"run_id": run_id, "reason": reason, "void_token": void_token}
+        )
+        return bool(rows)
+
+    async def create_run(self, params: dict[str, Any]) -> bool:
+        params = dict(params)
+        for key in ("input", "metadata"):
+            if params.get(key) is not None:
+                params[key] = (ExactJson if key == "input" else JsonText)(params[key])
+        return bool(await self.db._read(self.q.create_run, params))
+
+    async def run_owner(self, run_id: str) -> Row | None:
+        rows = await self.db._read(self.q.run_owner, {"run_id": run_id})
+        return rows[0] if rows else None
+
+    async def set_recovery_webhook(self, run_id: str, url: str) -> None:
+        await self.db._read(self.q.set_recovery_webhook, {"run_id": run_id, "url": url})
+
+    async def recovery_webhook(self, run_id: str) -> str | None:
+        rows = await self.db._read(self.q.recovery_webhook, {"run_id": run_id})
+        return None if not rows else rows[0][0]
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def upsert_schedule(self, params: dict[str, Any]) -> Row:
+        params = dict(params)
+        if params.get("input") is not None:
+            params["input"] = ExactJson(params["input"])
+        rows = await self.db._read(self.q.upsert_schedule, params)
+        return rows[0]
+
+    async def list_schedules(self) -> list[Row]:
+        return await self.db._read(self.q.list_schedules, {})
+
+    async def delete_schedule(self, name: str) -> bool:
+        return bool(await self.db._read(self.q.delete_schedule, {"name": name}))
+
+    async def fire_due_schedules(
+        self, *, now: datetime, next_after: Any, enqueue_params: Any, limit: int = 100
+    ) -> list[tuple[str, datetime, str | None]]:
+        """Fire every due schedule once: in one transaction per tick, lock the due rows (a racing
+        reconciler skips them), enqueue each fire with the dedupe key ``sched:<name>:<time>``,
+        and move ``next_fire_at`` on by compare-and-set. ``next_after(cron, t)`` gives the next
+        fire time; ``enqueue_params(row, fire_time)`` the enqueue statement's parameters.
+        Returns ``(schedule name, fire time, run id or None if deduplicated)``."""
+        fired: list[tuple[str, datetime, str | None]] = []
+        try:
+            async with self.db._conn.transaction():
+                due = await self.db._execute(self.q.due_schedules, {"now": now, "limit": limit})
+                for row in due:
+                    name, cron, fire_time = row[0], row[1], row[5]
+                    advanced = await self.db._execute(
+                        self.q.advance_schedule,
+                        {"name": name, "fired": fire_time, "next": next_after(cron, now)},
+                    )
+                    if not advanced:
+                        continue
+                    params = dict(enqueue_params(row, fire_time))
+                    for key in ("input", "metadata", "payload"):
+                        if params.get(key) is not None:
+                            params[key] = (ExactJson if key == "input" else JsonText)(params[key])
+                    rows = await self.db._execute(self.q.enqueue, params)
+                    fired.append((name, fire_time, str(rows[0][0]) if rows else None))
+        except _ConnectionLost:
+            return []  # rolled back or committed: the next tick sees which (the CAS is exact)
+        return fired

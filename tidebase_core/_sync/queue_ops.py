@@ -1,0 +1,108 @@
+"""``tide.runs.create``, ``tide.runs.recover`` and the webhook attempt log.
+
+Generated from ``tidebase_core/_async/queue_ops.py`` by ``tools/generate_sync.py``: edit that file, not this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._run_base import check_name, check_run_id, new_run_id
+from ..errors import RunLocked, RunNotFound, WorkflowMismatch
+from ..models import RunInfo
+from ..owner import process_is_gone
+from ..queue_models import WebhookAttempt
+from ..serialization import encode, encode_with_hash
+from .queue_store import QueueStore
+from .queues import _check_url
+
+if TYPE_CHECKING:
+    from .client import Tidebase
+
+__all__ = ["create_run", "list_webhooks", "recover_run"]
+
+
+def create_run(
+    client: Tidebase,
+    workflow_name: str,
+    *,
+    input: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    recovery_webhook: str | None = None,
+    run_id: str | None = None,
+) -> RunInfo:
+    check_name(workflow_name, "workflow name")
+    run_id = new_run_id() if run_id is None else check_run_id(run_id)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    input_text, in_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
+    with client._store.connection() as db:
+        QueueStore(db).create_run(
+            {
+                "run_id": run_id,
+                "workflow": workflow_name,
+                "input": input_text,
+                "input_hash": in_hash,
+                "metadata": None if metadata is None else encode(metadata, what="run metadata"),
+                "recovery_webhook": _check_url(recovery_webhook, "recovery_webhook"),
+            }
+        )
+        run = db.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    if run.workflow_name != workflow_name:
+        raise WorkflowMismatch(run_id, workflow_name, run.workflow_name)
+    return run
+
+
+def recover_run(client: Tidebase, run_id: str, *, reason: str) -> RunInfo:
+    check_run_id(run_id)
+    check_name(reason, "recover reason")
+    with client._store.connection() as db:
+        qs = QueueStore(db)
+        found = qs.run_owner(run_id)
+        if found is None:
+            raise RunNotFound(run_id)
+        status, token, host, pid, started, expired, expires_in = found[:7]
+        webhook, queue, workflow = found[7], found[8], found[9]
+        void = None
+        if token is not None and not expired:
+            if not process_is_gone(host, pid, started):
+                raise RunLocked(
+                    run_id, host=(host or "").split("|")[0] or None, pid=pid, expires_in=expires_in
+                )
+            void = token  # its process died on this host: the lease is void
+        recovered = qs.recover_run(run_id=run_id, reason=reason, void_token=void)
+        run = db.get_run(run_id)
+    assert run is not None
+    if recovered and webhook and queue is None:
+        from .reconciler import Reconciler
+
+        with client._store.connection() as db:
+            Reconciler(client)._send(
+                QueueStore(db),
+                run_id,
+                "run.recover",
+                webhook,
+                {
+                    "type": "run.recover",
+                    "run_id": run_id,
+                    "workflow_name": workflow,
+                    "reason": reason,
+                },
+            )
+    del status
+    return run
+
+
+def list_webhooks(client: Tidebase, run_id: str) -> list[WebhookAttempt]:
+    check_run_id(run_id)
+    with client._store.connection() as db:
+        rows = QueueStore(db).list_webhooks(run_id)
+    return [
+        WebhookAttempt(
+            run_id=r[0], kind=r[1], url=r[2], status_code=r[3], error=r[4], created_at=r[5]
+        )
+        for r in rows
+    ]
