@@ -15,6 +15,8 @@ import pytest
 
 import tidebase
 from tidebase import RunContext, Tidebase
+from tidebase.errors import RunNotFound
+from tidebase_core._sync.queue_store import QueueStore
 from tidebase_core._sync.reconciler import Reconciler
 from tidebase_core.webhooks import SIGNATURE_HEADER, sign, verify_webhook_signature
 
@@ -185,3 +187,19 @@ def test_webhook_app_needs_a_secret(tide: Tidebase, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("TIDEBASE_WEBHOOK_SECRET", raising=False)
     with pytest.raises(tidebase.errors.TidebaseError, match="TIDEBASE_WEBHOOK_SECRET"):
         tide.webhook_app()
+
+
+def test_tide_run_records_its_recovery_webhook_and_refuses_a_bad_one(
+    tide: Tidebase, receiver: Receiver
+) -> None:
+
+    def wf(run: Any, input: Any) -> str:
+        return "ok"
+
+    tide.run("wf", wf, run_id="hooked-run", recovery_webhook=receiver.url)
+    with tide._store.connection() as db:
+        assert QueueStore(db).recovery_webhook("hooked-run") == receiver.url
+    with pytest.raises(ValueError, match="recovery_webhook must be an http"):
+        tide.run("wf", wf, run_id="bad-hook", recovery_webhook="ftp://example.com")
+    with pytest.raises(RunNotFound):
+        tide.runs.get("bad-hook")

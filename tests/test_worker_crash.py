@@ -111,7 +111,7 @@ def test_sigterm_drains_a_worker_process(tide: Tidebase, spawn: Any, tmp_path: P
     assert run.status == "queued" and run.attempt == 0
 
 
-def test_worker_main_runs_a_module_and_drains_on_sigterm(
+def test_tidebase_worker_runs_a_module_and_drains_on_sigterm(
     tide: Tidebase, tidebase_env: dict[str, str]
 ) -> None:
     import subprocess
@@ -125,7 +125,8 @@ def test_worker_main_runs_a_module_and_drains_on_sigterm(
         [
             sys.executable,
             "-m",
-            "tidebase_core.worker",
+            "tidebase",
+            "worker",
             "tests.jobs_module:tide",
             "-q",
             "cli",

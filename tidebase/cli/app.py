@@ -251,6 +251,31 @@ def migrate_alias(home: HomeOption = None, schema: SchemaOption = None) -> None:
     _migrate(home, schema)
 
 
+@app.command()
+def worker(
+    target: Annotated[str, typer.Argument(help="module:attribute of your client, e.g. jobs:tide")],
+    queue: Annotated[
+        list[str] | None,
+        typer.Option("--queue", "-q", help="a queue to pull from (repeat for several)"),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 1,
+    poll: Annotated[float, typer.Option("--poll", help="seconds between empty polls")] = 0.5,
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Pull runs from queues and execute them with the workflows your module registers.
+
+    SIGTERM or Ctrl-C drains: the runs in hand finish (or give their lease back), nothing new
+    is claimed. The reconciler ticks here too: dead workers' runs are requeued, schedules fire.
+    """
+    from tidebase_core.worker import main as run_worker
+
+    argv = [target, "--concurrency", str(concurrency), "--poll", str(poll)]
+    argv += ["--log-level", log_level]
+    for name in queue or ["default"]:
+        argv += ["--queue", name]
+    raise typer.Exit(run_worker(argv))
+
+
 @app.callback()
 def _root() -> None:
     """Tidebase: durable execution for AI agents on Postgres."""

@@ -53,7 +53,8 @@ from .context import AsyncRunContext
 from .events import AsyncEvents, subscribe
 from .gates import AsyncGates
 from .queue_ops import create_run, list_webhooks, recover_run
-from .queues import AsyncQueues, enqueue
+from .queue_store import AsyncQueueStore
+from .queues import AsyncQueues, check_url, enqueue
 from .schedules import AsyncSchedules
 from .sessions import AsyncRunSession, attach
 from .store import AsyncStore, AsyncStoreConnection
@@ -229,6 +230,7 @@ class AsyncTidebase:
         metadata: Mapping[str, Any] | None = None,
         wait: bool = False,
         output_type: Any = None,
+        recovery_webhook: str | None = None,
     ) -> Any:
         """Start or resume the run ``run_id`` of workflow ``name``, executing ``fn(run, input)``.
 
@@ -236,8 +238,10 @@ class AsyncTidebase:
         completed run returns its stored result. ``input=None`` on an existing run resumes it
         with its stored input. Another live worker on the run raises ``RunLocked`` (or, with
         ``wait=True``, is waited for before replaying). Without ``fn``, the workflow registered
-        under ``name`` runs.
+        under ``name`` runs. ``recovery_webhook``: an http(s) URL the reconciler calls (signed)
+        if the run stalls, so something re-invokes it.
         """
+        webhook = check_url(recovery_webhook, "recovery_webhook")
         check_name(name, "workflow name")
         run_id = new_run_id() if run_id is None else check_run_id(run_id)
         if fn is None:  # the workflow registered under this name (@tide.workflow("name"))
@@ -268,6 +272,8 @@ class AsyncTidebase:
             )
             if not claim.claimed:  # completed earlier: its stored result, typed
                 return decode(claim.result, result_type, type_tag=claim.result_type)
+            if webhook is not None:
+                await AsyncQueueStore(db).set_recovery_webhook(run_id, webhook)
             run_input = input if check_input else decode_json(claim.input)
             return await self._execute_claimed(db, run_id, name, owner, claim, fn, run_input)
 

@@ -53,7 +53,8 @@ from .context import RunContext
 from .events import Events, subscribe
 from .gates import Gates
 from .queue_ops import create_run, list_webhooks, recover_run
-from .queues import Queues, enqueue
+from .queue_store import QueueStore
+from .queues import Queues, check_url, enqueue
 from .schedules import Schedules
 from .sessions import RunSession, attach
 from .store import Store, StoreConnection
@@ -229,6 +230,7 @@ class Tidebase:
         metadata: Mapping[str, Any] | None = None,
         wait: bool = False,
         output_type: Any = None,
+        recovery_webhook: str | None = None,
     ) -> Any:
         """Start or resume the run ``run_id`` of workflow ``name``, executing ``fn(run, input)``.
 
@@ -236,8 +238,10 @@ class Tidebase:
         completed run returns its stored result. ``input=None`` on an existing run resumes it
         with its stored input. Another live worker on the run raises ``RunLocked`` (or, with
         ``wait=True``, is waited for before replaying). Without ``fn``, the workflow registered
-        under ``name`` runs.
+        under ``name`` runs. ``recovery_webhook``: an http(s) URL the reconciler calls (signed)
+        if the run stalls, so something re-invokes it.
         """
+        webhook = check_url(recovery_webhook, "recovery_webhook")
         check_name(name, "workflow name")
         run_id = new_run_id() if run_id is None else check_run_id(run_id)
         if fn is None:  # the workflow registered under this name (@tide.workflow("name"))
@@ -268,6 +272,8 @@ class Tidebase:
             )
             if not claim.claimed:  # completed earlier: its stored result, typed
                 return decode(claim.result, result_type, type_tag=claim.result_type)
+            if webhook is not None:
+                QueueStore(db).set_recovery_webhook(run_id, webhook)
             run_input = input if check_input else decode_json(claim.input)
             return self._execute_claimed(db, run_id, name, owner, claim, fn, run_input)
 

@@ -15,7 +15,7 @@ from ..owner import process_is_gone
 from ..queue_models import WebhookAttempt
 from ..serialization import encode, encode_with_hash
 from .queue_store import QueueStore
-from .queues import _check_url
+from .queues import check_url
 
 if TYPE_CHECKING:
     from .client import Tidebase
@@ -45,7 +45,7 @@ def create_run(
                 "input": input_text,
                 "input_hash": in_hash,
                 "metadata": None if metadata is None else encode(metadata, what="run metadata"),
-                "recovery_webhook": _check_url(recovery_webhook, "recovery_webhook"),
+                "recovery_webhook": check_url(recovery_webhook, "recovery_webhook"),
             }
         )
         run = db.get_run(run_id)

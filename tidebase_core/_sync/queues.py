@@ -20,7 +20,7 @@ from .queue_store import QueueStore
 if TYPE_CHECKING:
     from .client import Tidebase
 
-__all__ = ["Queues", "enqueue"]
+__all__ = ["Queues", "check_url", "enqueue"]
 
 _DEDUPE_RACES = 20
 
@@ -46,7 +46,7 @@ def _check_seconds(value: object, what: str) -> float | None:
     return float(value)
 
 
-def _check_url(value: object, what: str) -> str | None:
+def check_url(value: object, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
@@ -112,7 +112,7 @@ def enqueue_params(
         "delay": _check_seconds(delay_s, "delay_s") or 0.0,
         "max_attempts": _check_count(max_attempts, "max_attempts", 1) or 1,
         "deadline": _check_seconds(deadline_s, "deadline_s"),
-        "recovery_webhook": _check_url(recovery_webhook, "recovery_webhook"),
+        "recovery_webhook": check_url(recovery_webhook, "recovery_webhook"),
         "payload": encode({"queue": queue, "dedupe_key": dedupe_key}, what="event"),
     }
 
@@ -157,7 +157,7 @@ class Queues:
         check_name(name, "queue name")
         concurrency = _check_count(concurrency, "concurrency", 1)
         rate_per_minute = _check_count(rate_per_minute, "rate_per_minute", 1)
-        invoke_url = _check_url(invoke_url, "invoke_url")
+        invoke_url = check_url(invoke_url, "invoke_url")
         with self._client._store.connection() as db:
             QueueStore(db).upsert_queue(
                 name=name, concurrency=concurrency, rate=rate_per_minute, invoke_url=invoke_url
