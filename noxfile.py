@@ -98,7 +98,13 @@ FRAMEWORKS = {
 
 # What a plugin's tests need besides its framework (not the whole dev extra, whose newest
 # releases of the other frameworks could pin shared dependencies such as openai).
-TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=0.25", "pytest-timeout>=2.3", "vcrpy>=9.4.2"]
+TEST_TOOLS = [
+    "pytest>=8.3",
+    "pytest-asyncio>=0.25",
+    "pytest-timeout>=2.3",
+    "vcrpy>=9.4.2",
+    "hypothesis>=6.100.0",
+]
 
 
 @nox.session(python=PYTHON)

@@ -8,11 +8,6 @@ import json
 from typing import Any
 
 import pydantic
-import pytest
-
-# The dev extra installs hypothesis; the core-only session (nox tests-oldest) may not.
-pytest.importorskip("hypothesis")
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
