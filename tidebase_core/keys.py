@@ -20,9 +20,9 @@ whatever order they finish in. Threads started inside the run (an executor, ``Th
 branch each, numbered in the order they were started. Coroutines that run several steps
 concurrently (two ``agent.run`` calls in a gather) name their branches with ``run.branch``.
 Code runs in *strands* (the workflow body, each asyncio task); a strand that takes a name
-another live, unrelated strand took in the same scope, after having taken keys before, could
-be racing it: that is refused at first execution (``BranchAmbiguous``) rather than replayed by
-luck. (A strand's first key is taken in the order tasks start, which is creation order.)
+another live strand took in the same scope — one that is neither its ancestor nor a sibling
+task taking its own first key (siblings start in creation order) — could be racing it: that
+is refused at first execution (``BranchAmbiguous``) rather than replayed by luck.
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ class Strand:
         return False
 
 
+def _started_in_order(me: Strand, other: Strand) -> bool:
+    """Sibling tasks taking their first key (parallel tool calls of one model response): they
+    start in the order they were created, so the order they take keys in is program order."""
+    return me.parent is other.parent and me.allocated == 0 and other.allocated == 1
+
+
 class Scope:
     """One level of key allocation: the workflow body, a step body's try, or a branch."""
 
@@ -95,8 +101,8 @@ class Scope:
                     other is not None
                     and other is not me
                     and not other.done
-                    and me.allocated
                     and not me.descends_from(other)
+                    and not _started_in_order(me, other)
                 ):
                     raise BranchAmbiguous(self.prefix + segment, other.label)
                 self.last[name_key] = me

@@ -68,13 +68,15 @@ class TidebaseHooks(RunHooks[Any]):
 
 
 async def _emit(type: str, payload: dict[str, Any]) -> None:
-    # Replay drives the SDK through the same callbacks in the same order, so these count as
-    # workflow-body operations: a resumed run skips the ones an earlier attempt logged.
+    # Replay drives the SDK through the same callbacks, so these count as workflow-body
+    # operations: a resumed run skips the ones an earlier attempt logged. Parallel tool calls
+    # fire theirs from concurrent tasks: keyed by their call id, not by the order they ran in.
     run = current_run()
+    key = payload.get("call_id")
     if isinstance(run, AsyncRunContext):
-        await run.events.emit(type, payload)
+        await run.events.emit(type, payload, key=key)
     elif run is not None:  # a sync workflow driving the SDK: keep the event loop free
-        await asyncio.to_thread(run.events.emit, type, payload)
+        await asyncio.to_thread(run.events.emit, type, payload, key=key)
 
 
 def _tool_payload(context: Any, agent: Any, tool: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._run_base import check_event_type, check_run_id
+from .._run_base import check_event_type, check_name, check_run_id
 from ..errors import RunNotFound
 from ..models import Event
 from ..serialization import encode
@@ -29,17 +29,22 @@ class AsyncRunEvents:
     def __init__(self, run: AsyncRunContext) -> None:
         self._run = run
 
-    async def emit(self, type: str, payload: Any = None, *, once: bool = True) -> int | None:
+    async def emit(
+        self, type: str, payload: Any = None, *, once: bool = True, key: str | None = None
+    ) -> int | None:
         """Append an event; returns its seq (None when replay skipped an earlier attempt's).
 
         Emitted from the workflow body, an event is written once: a resumed run replaying that
-        code skips it. ``once=False`` appends on every attempt; for events that describe this
-        execution (a framework's callbacks), which replay does not reproduce one for one.
+        code skips it (the n-th ``type`` event here is recognised as such; ``key``, an identity
+        of your own such as a tool call id, recognises it whatever order concurrent code emits
+        in). ``once=False`` appends on every attempt; for events that describe this execution,
+        which replay does not reproduce one for one.
         """
         check_event_type(type)
         data = encode(payload, what=f"payload of event {type!r}")
         ex = self._run._execution
-        perform, op_key = ex.next_op(f"event:{type}") if once else (True, None)
+        name = f"event:{type}" if key is None else f"event:{type}:{check_name(key, 'event key')}"
+        perform, op_key = ex.next_op(name) if once else (True, None)
         if not perform:
             return None
         seq = await self._run._db.append_event(
