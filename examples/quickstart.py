@@ -4,8 +4,8 @@
     FAIL_AT=draft python examples/quickstart.py    # dies (SIGKILL) inside the "draft" step
     python examples/quickstart.py <run id>         # resumes it: finished steps replay
 
-Without TIDEBASE_DATABASE_URL it uses an embedded PostgreSQL under ./.tidebase (started on
-first use, shared by every process, left running for the next one).
+Without TIDEBASE_DATABASE_URL it uses an embedded PostgreSQL in your data directory (started on
+first use, shared by every process, left running for the next one; `tidebase db stop` stops it).
 """
 
 from __future__ import annotations

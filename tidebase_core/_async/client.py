@@ -69,7 +69,8 @@ class AsyncTidebase:
     """A Tidebase client: ``tide.run(name, fn, run_id=..., input=...)`` runs a workflow durably.
 
     ``database_url`` (or ``TIDEBASE_DATABASE_URL``) points at any Postgres ≥ 14; without one,
-    an embedded PostgreSQL starts under ``./.tidebase``. Nothing connects until first use.
+    an embedded PostgreSQL starts in the user's data directory (``TIDEBASE_HOME``). Nothing
+    connects until first use.
     """
 
     def __init__(

@@ -9,7 +9,6 @@ import pytest
 from agents import Agent, UserError, function_tool, handoff
 from tidebase_openai_agents import durable_agent, is_durable_agent, run_agent
 
-from tests.keys import unbranched
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 
 from .scripted import Scripted, call, message
@@ -105,7 +104,7 @@ async def test_an_agent_used_as_a_tool_is_one_step_whose_own_calls_are_steps_too
     first, resumed = await first_and_resumed(atide, "oai-agent-tool", workflow)
     assert first == resumed == "researched"
     assert ran == {"orchestrator": 2, "researcher": 4, "search tides": 2}
-    names = [unbranched(s.name) for s in await atide.runs.steps("oai-agent-tool")]
+    names = [s.name for s in await atide.runs.steps("oai-agent-tool")]
     for parallel_call in ("call_r1", "call_r2"):
         assert f"tool.research.{parallel_call}/model.request#2" in names
         assert f"tool.research.{parallel_call}/tool.search.call_s" in names

@@ -19,7 +19,6 @@ from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset
 from tidebase_pydantic_ai import TidebaseDurability
 
-from tests.keys import unbranched
 from tidebase import RunContext as SyncRunContext
 from tidebase import Tidebase
 from tidebase.aio import AsyncRunContext, AsyncTidebase
@@ -60,7 +59,7 @@ async def test_a_resumed_run_executes_no_model_request_and_no_tool_again(
     first, resumed = await first_and_resumed(atide, "pai-replay", workflow)
     assert first == resumed == "filed | billing: 42 errors | TICKET-1 billing 500s"
     assert ran == {"model": 3, "search_logs": 1, "file_ticket": 1}, "work executed again"
-    assert [unbranched(s.name) for s in await atide.runs.steps("pai-replay")] == [
+    assert [s.name for s in await atide.runs.steps("pai-replay")] == [
         "triage__model.request",
         "triage__function_toolset__<agent>.call_tool:search_logs",
         "triage__model.request#2",
@@ -132,7 +131,7 @@ async def test_parallel_identical_tool_calls_stay_distinct_steps(atide: AsyncTid
     assert await first_and_resumed(atide, "pai-parallel", workflow) == ("rolled | 1 | 2",) * 2
     assert ran == {"model": 2, "roll": 2}
     tool_steps = [s for s in await atide.runs.steps("pai-parallel") if "roll" in s.name]
-    assert [(unbranched(s.name), s.output["result"]) for s in tool_steps] == [
+    assert [(s.name, s.output["result"]) for s in tool_steps] == [
         ("dice__function_toolset__<agent>.call_tool:roll", 1),
         ("dice__function_toolset__<agent>.call_tool:roll#2", 2),
     ]
@@ -284,7 +283,7 @@ async def test_a_failing_tool_raises_its_own_error_and_runs_again_on_resume(
 
     with pytest.raises(ConnectionError, match="unreachable"):
         await atide.run("wf", workflow, run_id="pai-tool-error")
-    steps = {unbranched(s.name): s for s in await atide.runs.steps("pai-tool-error")}
+    steps = {s.name: s for s in await atide.runs.steps("pai-tool-error")}
     failed = steps["triage__function_toolset__<agent>.call_tool:file_ticket"]
     assert (failed.status, failed.resume_decision) == ("failed", "safe_replay")
 
