@@ -23,6 +23,7 @@ from tidebase.errors import (
     BranchAmbiguous,
     GatePending,
     InputMismatch,
+    NotSerializable,
     RunCancelled,
     RunNotFound,
     StepTimeout,
@@ -522,3 +523,19 @@ def test_a_union_or_base_class_annotation_replays_the_concrete_type(tide: Tideba
     replayed_review, replayed_pet = seen[2], seen[3]
     assert type(replayed_review) is Reject, "a Reject replayed as an Approve"
     assert type(replayed_pet) is Dog and replayed_pet.good is True
+
+
+def test_an_unstorable_output_of_an_unsafe_step_parks_it_with_the_reason(tide: Tidebase) -> None:
+    def looped() -> list[Any]:
+        value: list[Any] = ["charged"]
+        value.append(value)  # a self-referencing list
+        return value
+
+    def wf(run: RunContext, input: None) -> None:
+        run.step("charge", looped, side_effects=["payment"])
+
+    with pytest.raises(NotSerializable, match="output of step 'charge'"):
+        tide.run("wf", wf, run_id="r")
+    (step,) = tide.runs.steps("r")
+    assert (step.status, step.resume_decision) == ("failed", "manual_review")
+    assert step.error is not None and step.error["type"] == "NotSerializable"
