@@ -289,12 +289,20 @@ class AsyncTidebase:
         run_input: Any,
     ) -> Any:
         """Execute a run whose lease ``owner`` holds: by ``run`` and by queue workers alike."""
+        state = await self._execution(db, run_id, name, owner, claim)
+        return await self._execute(db, state, fn, run_input)
+
+    async def _execution(
+        self, db: AsyncStoreConnection, run_id: str, name: str, owner: Owner, claim: Claim
+    ) -> Execution:
+        """What the new lease holder knows: the checkpoints and operations of earlier attempts
+        (one query, none for a run just created)."""
         state = Execution(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
         if not claim.created:
             state.checkpoints, state.ops_done = await db.load_checkpoints(run_id)
             state.rows = set(state.checkpoints)
             state.resume_seq = claim.last_seq
-        return await self._execute(db, state, fn, run_input)
+        return state
 
     async def _claim(
         self,

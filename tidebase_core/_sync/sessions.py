@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from .._run_base import Execution, check_name, check_run_id, new_run_id
+from .._run_base import check_name, check_run_id, new_run_id
 from ..errors import LeaseLost, RunNotFound, TidebaseError
 from ..models import RunInfo
 from ..owner import Owner
@@ -166,13 +166,7 @@ def attach(
             )
         if recovery_webhook is not None:
             QueueStore(db).set_recovery_webhook(run_id, recovery_webhook)
-        state = Execution(
-            run_id, workflow_name, owner, claim.attempt, client.settings.lease_seconds
-        )
-        if not claim.created:
-            state.checkpoints, state.ops_done = db.load_checkpoints(run_id)
-            state.rows = set(state.checkpoints)
-            state.resume_seq = claim.last_seq
+        state = client._execution(db, run_id, workflow_name, owner, claim)
         run_input = input if check_input else decode_json(claim.input)
         session = RunSession(client, state, db, run_input)
     except BaseException:
