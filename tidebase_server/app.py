@@ -1,0 +1,112 @@
+"""The Starlette application of ``tidebase serve``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tidebase_core._async.client import AsyncTidebase
+from tidebase_core.errors import TidebaseError
+
+from . import broker, events, gates, openapi, runs, state
+from .access_log import AccessLogMiddleware
+from .auth import AuthMiddleware
+from .deps import Server
+from .errors import ProtocolError, handle_error
+from .store import ProtocolStore
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("tidebase.server")
+
+_UNSET: Any = object()
+
+
+async def health(request: Request) -> JSONResponse:
+    """Liveness probe; open even when an API key is set."""
+    return JSONResponse({"ok": True})
+
+
+# Statuses each endpoint may answer besides 401 (for /openapi.json).
+_STATUSES: dict[Callable[..., Any], list[int]] = {
+    health: [200],
+    runs.create_run: [200, 400, 409, 422],
+    runs.list_runs: [200, 400],
+    runs.get_run: [200, 404],
+    runs.cancel_run: [200, 400, 404, 409],
+    events.stream_events: [200, 400, 404],
+    gates.get_gate: [200, 404],
+    gates.resolve_gate: [200, 400, 404, 409, 422],
+    state.get_state: [200, 404],
+    state.state_versions: [200, 404],
+    state.snapshots: [200, 404],
+    state.usage: [200, 404],
+    broker.not_implemented: [501],
+    openapi.openapi: [200],
+}
+for _endpoint, _codes in _STATUSES.items():
+    _endpoint.statuses = _codes  # type: ignore[attr-defined]
+
+
+def create_app(tide: AsyncTidebase | None = None, *, api_key: str | None = _UNSET) -> Starlette:
+    """The protocol server on ``tide`` (default: an ``AsyncTidebase`` from the environment,
+    opened at startup and closed at shutdown; a client passed in is opened but left open).
+
+    ``api_key`` defaults to ``TIDEBASE_API_KEY``; set, every route but ``/health`` requires it.
+    """
+    if api_key is _UNSET:
+        api_key = os.environ.get("TIDEBASE_API_KEY")
+    owned = tide is None
+    client = AsyncTidebase() if tide is None else tide
+    srv = Server(tide=client, store=ProtocolStore(client), api_key=api_key)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if api_key is not None and not api_key:
+            log.warning("TIDEBASE_API_KEY is set but empty: every request will be refused")
+        await client.open()
+        log.info(
+            "tidebase server ready on %s (auth %s)",
+            client.settings.safe_url,
+            "required" if api_key is not None else "off",
+        )
+        try:
+            yield
+        finally:
+            srv.stopping.set()
+            if owned:
+                await client.close()
+
+    all_routes: list[Any] = [
+        Route("/health", health, methods=["GET"]),
+        *openapi.routes,
+        *broker.routes,
+        *events.routes,
+        *gates.routes,
+        *state.routes,
+        *runs.routes,
+    ]
+    app = Starlette(
+        routes=all_routes,
+        middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(AuthMiddleware, api_key=api_key),
+        ],
+        exception_handlers={
+            ProtocolError: handle_error,
+            TidebaseError: handle_error,
+            Exception: handle_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.server = srv
+    return app

@@ -1,0 +1,97 @@
+"""``GET /runs/{runId}/events``: the run's log as server-sent events.
+
+Backlog first (events after ``?after=`` or the ``Last-Event-ID`` a reconnecting EventSource
+sends), then live events as they are written, delivered by Postgres LISTEN/NOTIFY through
+``tide.runs.subscribe`` — so a run driven by any process or any server replica streams here.
+Each event is ``id: <seq>`` and ``data: <the event as JSON>``; the stream ends after the run's
+terminal event (completed, cancelled, or failed and not resumed), when the client goes away,
+or when the server shuts down. A comment line is sent every 15 s so proxies keep it open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from tidebase_core.errors import RunNotFound
+from tidebase_core.models import Event
+
+from .deps import Server, server
+from .errors import ProtocolError, not_found
+from .wire import event_json
+
+__all__ = ["routes"]
+
+KEEPALIVE_SECONDS = 15.0
+
+
+def _seq(value: str, what: str) -> int:
+    if not value.isdigit():
+        raise ProtocolError(400, f"{what} must be an integer >= 0", code="invalid_request")
+    return int(value)
+
+
+def _frame(run_id: str, event: Event) -> str:
+    data = json.dumps(event_json(run_id, event), separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event.seq}\ndata: {data}\n\n"
+
+
+async def _stream(srv: Server, run_id: str, after: int) -> AsyncIterator[str]:
+    events = srv.tide.runs.subscribe(run_id, after_seq=after)
+    stop = asyncio.ensure_future(srv.stopping.wait())
+    pending: asyncio.Future[Event] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            waiters: set[asyncio.Future[Any]] = {pending, stop}
+            done, _ = await asyncio.wait(
+                waiters, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            if pending in done:
+                try:
+                    event = pending.result()
+                except (StopAsyncIteration, RunNotFound):
+                    return
+                finally:
+                    pending = None
+                yield _frame(run_id, event)
+            elif stop in done:
+                return
+            else:
+                yield ": keepalive\n\n"
+    finally:
+        stop.cancel()
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+async def stream_events(request: Request) -> StreamingResponse:
+    """The run's events as SSE: backlog after ``?after=`` / ``Last-Event-ID``, then live."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    last_id = request.headers.get("last-event-id")
+    if last_id is not None and last_id.strip():
+        after = _seq(last_id.strip(), "Last-Event-ID")
+    else:
+        after = _seq(request.query_params.get("after", "0"), "after")
+    if await srv.store.get_run(run_id) is None:
+        raise not_found("run")
+    return StreamingResponse(
+        _stream(srv, run_id, after),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+routes = [Route("/runs/{runId}/events", stream_events, methods=["GET"])]
