@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -103,6 +104,7 @@ def create_app(tide: AsyncTidebase | None = None, *, api_key: str | None = _UNSE
         ],
         exception_handlers={
             ProtocolError: handle_error,
+            HTTPException: handle_error,
             TidebaseError: handle_error,
             Exception: handle_error,
         },

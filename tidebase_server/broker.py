@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from .errors import ProtocolError
+from .routing import RawRoute as Route
 
 __all__ = ["routes"]
 

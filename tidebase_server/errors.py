@@ -12,6 +12,7 @@ import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -80,6 +81,9 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette exception handler: every failure leaves as a JSON envelope."""
     if isinstance(exc, ProtocolError):
         return exc.response()
+    if isinstance(exc, HTTPException):  # no such route (404) or method (405)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return ProtocolError(exc.status_code, str(exc.detail).lower(), code=code).response()
     if isinstance(exc, RunNotFound):
         return not_found("run").response()
     if isinstance(exc, DatabaseUnavailable):

@@ -18,13 +18,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from tidebase_core.errors import RunNotFound
 from tidebase_core.models import Event
 
 from .deps import Server, server
 from .errors import ProtocolError, not_found
+from .routing import RawRoute as Route
 from .wire import event_json
 
 __all__ = ["routes"]

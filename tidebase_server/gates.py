@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from tidebase_core.errors import (
     GateAlreadyResolved,
@@ -22,6 +21,7 @@ from tidebase_core.models import GateInfo
 from .auth import is_authenticated
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
+from .routing import RawRoute as Route
 from .wire import decode_id, gate_json
 
 __all__ = ["routes"]

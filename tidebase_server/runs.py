@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from tidebase_core.errors import RunNotFound
 from tidebase_core.serialization import encode, encode_with_hash
@@ -16,6 +15,7 @@ from tidebase_core.serialization import encode, encode_with_hash
 from .auth import is_authenticated
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
+from .routing import RawRoute as Route
 from .wire import event_json, gate_json, run_json, state_version_json, step_json, usage_json
 
 __all__ = ["routes"]

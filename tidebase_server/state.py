@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from tidebase_core.errors import RunNotFound
 
 from .deps import server
 from .errors import not_found
+from .routing import RawRoute as Route
 from .wire import state_version_json, usage_json
 
 __all__ = ["routes"]
