@@ -8,8 +8,10 @@ the database pool.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -55,4 +57,16 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, api_key: Any = 
 
     configure_logging()
     app = create_app() if api_key is None else create_app(api_key=api_key)
-    ProtocolServer(app, host=host, port=port, log_level="info").run()
+    server = ProtocolServer(app, host=host, port=port, log_level="info")
+    # uvicorn re-raises the signal that stopped it once shutdown is done, under the handlers
+    # that were installed before it ran: with these, a graceful stop exits with status 0.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """The re-raised stop signal, after a graceful shutdown: nothing left to do."""
