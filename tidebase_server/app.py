@@ -18,7 +18,7 @@ from starlette.routing import Route
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_core.errors import TidebaseError
 
-from . import broker, events, gates, openapi, runs, state
+from . import broker, events, gates, openapi, runs, state, steps, workers
 from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
 from .deps import Server
@@ -47,6 +47,14 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     events.stream_events: [200, 400, 404],
     gates.get_gate: [200, 404],
     gates.resolve_gate: [200, 400, 404, 409, 422],
+    gates.begin_gate: [200, 400, 404, 409, 422],
+    workers.begin_run: [200, 404, 409],
+    workers.heartbeat: [200, 400, 404, 409],
+    workers.complete_run: [200, 400, 404, 409],
+    workers.fail_run: [200, 400, 404, 409],
+    steps.begin_step: [200, 400, 404, 409],
+    steps.complete_step: [200, 400, 404, 409],
+    steps.fail_step: [200, 400, 404, 409],
     state.get_state: [200, 404],
     state.state_versions: [200, 404],
     state.snapshots: [200, 404],
@@ -58,17 +66,28 @@ for _endpoint, _codes in _STATUSES.items():
     _endpoint.statuses = _codes  # type: ignore[attr-defined]
 
 
-def create_app(tide: AsyncTidebase | None = None, *, api_key: str | None = _UNSET) -> Starlette:
+def create_app(
+    tide: AsyncTidebase | None = None,
+    *,
+    api_key: str | None = _UNSET,
+    lease_seconds: float | None = None,
+) -> Starlette:
     """The protocol server on ``tide`` (default: an ``AsyncTidebase`` from the environment,
     opened at startup and closed at shutdown; a client passed in is opened but left open).
 
     ``api_key`` defaults to ``TIDEBASE_API_KEY``; set, every route but ``/health`` requires it.
+    ``lease_seconds`` (protocol workers' run and step leases) defaults to ``TIDEBASE_LEASE_MS``
+    (upstream's name, in milliseconds), else the client's ``lease_seconds``.
     """
     if api_key is _UNSET:
         api_key = os.environ.get("TIDEBASE_API_KEY")
     owned = tide is None
     client = AsyncTidebase() if tide is None else tide
-    srv = Server(tide=client, store=ProtocolStore(client), api_key=api_key)
+    if lease_seconds is None and os.environ.get("TIDEBASE_LEASE_MS"):
+        lease_seconds = float(os.environ["TIDEBASE_LEASE_MS"]) / 1000
+    srv = Server(
+        tide=client, store=ProtocolStore(client, lease_seconds=lease_seconds), api_key=api_key
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,6 +112,8 @@ def create_app(tide: AsyncTidebase | None = None, *, api_key: str | None = _UNSE
         *broker.routes,
         *events.routes,
         *gates.routes,
+        *steps.routes,
+        *workers.routes,
         *state.routes,
         *runs.routes,
     ]

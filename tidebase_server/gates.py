@@ -3,6 +3,7 @@ resolve it exactly once, with the gate's resolve token or the API key."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +18,7 @@ from tidebase_core.errors import (
     RunNotFound,
 )
 from tidebase_core.models import GateInfo
+from tidebase_core.serialization import encode
 
 from .auth import is_authenticated
 from .deps import server
@@ -35,6 +37,16 @@ class ResolveGate(BaseModel):
     payload: Any = None
 
 
+class BeginGate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    data: Any = None
+    channels: list[Any] | None = None
+    capability: Any = None
+    timeoutMs: int | None = Field(default=None, gt=0)
+
+
 def _gate_name(request: Request) -> str:
     """The gate's key from its id (``gate_<base64url of the name>``; a plain name works too)."""
     gate_id: str = request.path_params["gateId"]
@@ -48,6 +60,55 @@ async def _gate(request: Request, run_id: str, name: str) -> GateInfo:
         raise not_found("run") from None
     except GateNotFound:
         raise not_found("gate") from None
+
+
+async def begin_gate(request: Request) -> JSONResponse:
+    """Open a gate, idempotent per name: ``wait`` while pending, ``return`` once decided.
+
+    The caller (the run's worker) gets the resolve token to hand to whoever decides. While a
+    gate is pending the run is ``waiting``.
+    """
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    body = await parse_body(request, BeginGate)
+    for field, given in (
+        ("channels", bool(body.channels)),
+        ("capability", body.capability is not None),
+        ("timeoutMs", body.timeoutMs is not None),
+    ):
+        if given:
+            raise ProtocolError(
+                422, f"{field} is not supported by this server yet", code="unsupported"
+            )
+    data = {} if body.data is None else body.data
+    async with srv.store.transaction() as tx:
+        locked = await tx.lock_run(run_id)
+        if locked is None:
+            raise not_found("run")
+        if locked.status == "cancelled":
+            raise ProtocolError(409, "run is cancelled", code="run_cancelled")
+        opened = await tx.open_gate(
+            run_id,
+            body.name,
+            body.prompt,
+            encode(data, what=f"data of gate {body.name!r}"),
+            secrets.token_urlsafe(24),
+        )
+        if opened:
+            await tx.wait_at_gate(
+                run_id,
+                encode(
+                    {"name": body.name, "prompt": body.prompt, "data": data},
+                    what=f"gate {body.name!r} event",
+                ),
+            )
+    gate = await _gate(request, run_id, body.name)
+    return JSONResponse(
+        {
+            "action": "wait" if gate.status == "pending" else "return",
+            "gate": gate_json(gate, show_token=True),
+        }
+    )
 
 
 async def get_gate(request: Request) -> JSONResponse:
@@ -121,6 +182,7 @@ async def resolve_gate(request: Request) -> JSONResponse:
 
 
 routes = [
+    Route("/runs/{runId}/gates/begin", begin_gate, methods=["POST"]),
     Route("/runs/{runId}/gates/{gateId}", get_gate, methods=["GET"]),
     Route("/runs/{runId}/gates/{gateId}/resolve", resolve_gate, methods=["POST"]),
 ]

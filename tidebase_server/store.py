@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tidebase_core._async.client import AsyncTidebase
+from tidebase_core._async.store import AsyncStoreConnection
 from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
 from tidebase_core.store.protocol_queries import ProtocolQueries
 
-__all__ = ["ProtocolStore", "RunRow"]
+__all__ = ["LockedRun", "ProtocolStore", "ProtocolTx", "RunRow", "StepRow"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,203 @@ def _row(r: tuple[Any, ...]) -> RunRow:
     )
 
 
+@dataclass(frozen=True)
+class LockedRun:
+    status: str
+    owner: str | None
+    """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
+    leased: bool
+    """Someone holds a live lease."""
+
+
+@dataclass(frozen=True)
+class StepRow:
+    key: str
+    status: str
+    input_hash: str | None
+    input: Any
+    options: Any
+    output: Any
+    error: Any
+    attempt: int
+    resume_decision: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    started_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    leased: bool = False
+
+
+def _step(r: tuple[Any, ...]) -> StepRow:
+    return StepRow(
+        key=r[0],
+        status=r[1],
+        input_hash=r[2],
+        input=decode_json(r[3]),
+        options=decode_json(r[4]),
+        output=decode_json(r[5]),
+        error=decode_json(r[6]),
+        attempt=r[7],
+        resume_decision=r[8],
+        lease_owner=r[9],
+        lease_expires_at=r[10],
+        started_at=r[11],
+        created_at=r[12],
+        updated_at=r[13],
+        leased=bool(r[14]) if len(r) > 14 and isinstance(r[14], bool) else False,
+    )
+
+
+# Protocol workers are named by strings; in-process fencing is by uuid: one from the other.
+_OWNER_NAMESPACE = uuid.UUID("5d7c0a52-6f0e-4e52-9a39-1f3f1b1c7e11")
+
+
+def owner_token(name: str) -> uuid.UUID:
+    return uuid.uuid5(_OWNER_NAMESPACE, name)
+
+
+class ProtocolTx:
+    """The protocol's writes inside one transaction (``ProtocolStore.transaction``). Start with
+    ``lock_run``: the run row's lock orders everything else."""
+
+    def __init__(self, db: AsyncStoreConnection, store: ProtocolStore) -> None:
+        self._db = db
+        self.q = store.q
+        self.lease = store.lease_seconds
+
+    async def _run(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._db._execute(query, params)
+
+    async def lock_run(self, run_id: str) -> LockedRun | None:
+        rows = await self._run(self.q.lock_run, {"run_id": run_id})
+        return LockedRun(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
+
+    async def append_event(self, run_id: str, type: str, payload: str) -> int:
+        rows = await self._run(
+            self.q.append_event, {"run_id": run_id, "type": type, "payload": JsonText(payload)}
+        )
+        return int(rows[0][0])
+
+    async def begin_run(self, run_id: str, owner: str, payload: str) -> None:
+        await self._run(
+            self.q.begin_run,
+            {
+                "run_id": run_id,
+                "owner": owner,
+                "token": owner_token(owner),
+                "lease": self.lease,
+                "type": "run.started",
+                "payload": JsonText(payload),
+            },
+        )
+
+    async def heartbeat(self, run_id: str, owner: str) -> bool:
+        rows = await self._run(
+            self.q.heartbeat, {"run_id": run_id, "owner": owner, "lease": self.lease}
+        )
+        return bool(rows)
+
+    async def complete_run(self, run_id: str, result: str, payload: str) -> None:
+        await self._run(
+            self.q.complete_run,
+            {
+                "run_id": run_id,
+                "result": ExactJson(result),
+                "type": "run.completed",
+                "payload": JsonText(payload),
+            },
+        )
+
+    async def fail_run(
+        self, run_id: str, error: str, failure_class: str | None, payload: str
+    ) -> None:
+        await self._run(
+            self.q.fail_run,
+            {
+                "run_id": run_id,
+                "error": JsonText(error),
+                "failure_class": failure_class,
+                "type": "run.failed",
+                "payload": JsonText(payload),
+            },
+        )
+
+    async def get_step(self, run_id: str, key: str) -> StepRow | None:
+        rows = await self._run(self.q.get_step, {"run_id": run_id, "key": key})
+        return _step(rows[0]) if rows else None
+
+    async def begin_step(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        input_hash: str,
+        input: str,
+        options: str,
+        owner: str,
+    ) -> StepRow:
+        rows = await self._run(
+            self.q.begin_step,
+            {
+                "run_id": run_id,
+                "key": key,
+                "input_hash": input_hash,
+                "input": ExactJson(input),
+                "options": JsonText(options),
+                "owner": owner,
+                "lease": self.lease,
+            },
+        )
+        return _step(rows[0])
+
+    async def complete_step(self, run_id: str, key: str, output: str) -> StepRow:
+        rows = await self._run(
+            self.q.complete_step, {"run_id": run_id, "key": key, "output": ExactJson(output)}
+        )
+        return _step(rows[0][:14])
+
+    async def fail_step(self, run_id: str, key: str, error: str, decision: str) -> StepRow:
+        rows = await self._run(
+            self.q.fail_step,
+            {"run_id": run_id, "key": key, "error": JsonText(error), "decision": decision},
+        )
+        return _step(rows[0])
+
+    async def open_gate(
+        self, run_id: str, name: str, prompt: str, data: str, gate_token: str
+    ) -> bool:
+        rows = await self._run(
+            self.q.open_gate,
+            {
+                "run_id": run_id,
+                "name": name,
+                "prompt": prompt,
+                "data": JsonText(data),
+                "gate_token": gate_token,
+            },
+        )
+        return bool(rows)
+
+    async def wait_at_gate(self, run_id: str, payload: str) -> None:
+        await self._run(
+            self.q.wait_at_gate,
+            {"run_id": run_id, "type": "gate.opened", "payload": JsonText(payload)},
+        )
+
+
 class ProtocolStore:
     """Statements of the HTTP protocol, run on the pool of the server's ``AsyncTidebase``."""
 
-    def __init__(self, tide: AsyncTidebase) -> None:
+    def __init__(self, tide: AsyncTidebase, *, lease_seconds: float | None = None) -> None:
         self._tide = tide
         self.q = ProtocolQueries.for_schema(tide.settings.schema)
+        self.lease_seconds = tide.settings.lease_seconds if lease_seconds is None else lease_seconds
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ProtocolTx]:
+        async with self._tide._store.connection() as db, db._conn.transaction():
+            yield ProtocolTx(db, self)
 
     async def create_run(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 
 from tidebase_core.models import Event, GateInfo, StateVersion, StepInfo, UsageRecord
 
-from .store import RunRow
+from .store import RunRow, StepRow
 
 __all__ = [
     "decode_id",
@@ -191,4 +191,33 @@ def usage_json(record: UsageRecord, index: int) -> dict[str, Any]:
         "costSource": record.cost_source,
         "metadata": record.metadata if record.metadata is not None else {},
         "createdAt": iso(record.created_at),
+    }
+
+
+def protocol_step_json(run_id: str, step: StepRow) -> dict[str, Any]:
+    """A step row with its lease and what the worker sent (the protocol's full step)."""
+    from .contract import normalize, to_protocol
+
+    status = step.status
+    if status == "failed" and step.resume_decision in ("failed_retryable", "manual_review"):
+        status = step.resume_decision
+    return {
+        "id": encode_id("step", step.key),
+        "runId": run_id,
+        "name": step.key,
+        "inputHash": step.input_hash,
+        "input": step.input,
+        "options": step.options if step.options is not None else {},
+        "resumeContract": normalize(step.options),
+        "resumeDecision": to_protocol(step.resume_decision),
+        "status": status,
+        "output": step.output,
+        "error": step.error,
+        "leaseOwner": step.lease_owner,
+        "leaseExpiresAt": iso(step.lease_expires_at) if step.lease_owner else None,
+        "attempt": step.attempt,
+        "startedAt": iso(step.started_at),
+        "completedAt": iso(step.updated_at) if step.status == "completed" else None,
+        "createdAt": iso(step.created_at),
+        "updatedAt": iso(step.updated_at),
     }

@@ -33,14 +33,18 @@ class _Server(ProtocolServer):
 class RunningServer:
     """The server thread: ``url`` to talk to, ``stop()`` for a graceful shutdown."""
 
-    def __init__(self, database_url: str, schema: str, api_key: str | None) -> None:
+    def __init__(
+        self, database_url: str, schema: str, api_key: str | None, lease_seconds: float | None
+    ) -> None:
         self._tide = AsyncTidebase(database_url, schema=schema)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(256)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self.server = _Server(
-            create_app(self._tide, api_key=api_key), log_config=None, log_level="warning"
+            create_app(self._tide, api_key=api_key, lease_seconds=lease_seconds),
+            log_config=None,
+            log_level="warning",
         )
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="tidebase-serve", daemon=True)
@@ -75,8 +79,8 @@ def make_server(
 ) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def make(api_key: str | None = None) -> RunningServer:
-        server = RunningServer(tidebase_database_url, tidebase_schema, api_key)
+    def make(api_key: str | None = None, lease_seconds: float | None = None) -> RunningServer:
+        server = RunningServer(tidebase_database_url, tidebase_schema, api_key, lease_seconds)
         started.append(server)
         return server
 
