@@ -1,0 +1,152 @@
+"""Run by the official ``tidebase==0.7.0`` SDK's interpreter (a separate virtualenv): drives
+``tidebase serve`` at TIDEBASE_URL and prints one JSON object of what it saw.
+
+Usage: python drive.py SCENARIO [ARG]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import tidebase  # the official SDK (stdlib only), not this project
+
+tide = tidebase.Tidebase()
+out: dict = {}
+
+
+def basic() -> None:
+    calls: list[str] = []
+
+    def wf(ctx, inp):
+        a = ctx.step("a", lambda: calls.append("a") or inp["n"] + 1, input=inp)
+        b = ctx.step("b", lambda: calls.append("b") or a * 2, input={"a": a})
+        return {"b": b}
+
+    out["result"] = tide.run("sdk-basic", wf, input={"n": 1})
+    out["calls"] = calls
+    run = tide.runs.list()[0]
+    out["run"] = {"status": run["status"], "workflowName": run["workflowName"], "id": run["id"]}
+    out["events"] = [e["type"] for e in tide.runs.subscribe(run["id"])]
+
+
+def resume() -> None:
+    calls: list[str] = []
+    crash = {"on": True}
+
+    def wf(ctx, inp):
+        a = ctx.step("a", lambda: calls.append("a") or "A")
+
+        def b():
+            calls.append("b")
+            if crash["on"]:
+                raise RuntimeError("crash in b")
+            return "B"
+
+        return a + ctx.step("b", b)
+
+    run = tide.runs.create("sdk-resume", input={})
+    try:
+        tide.run("sdk-resume", wf, run_id=run["id"])
+    except RuntimeError as exc:
+        out["first"] = str(exc)
+    out["after_crash"] = tide.runs.get(run["id"])["run"]["status"]
+    crash["on"] = False
+    out["result"] = tide.run("sdk-resume", wf, run_id=run["id"])
+    out["calls"] = calls
+
+
+def retries() -> None:
+    tries = {"n": 0}
+
+    def flaky():
+        tries["n"] += 1
+        if tries["n"] < 3:
+            raise ValueError("not yet")
+        return "ok"
+
+    out["result"] = tide.run("sdk-retries", lambda ctx, inp: ctx.step("f", flaky, retries=2))
+    out["tries"] = tries["n"]
+    run_id = tide.runs.list()[0]["id"]
+    steps = tide.runs.get(run_id)["steps"]
+    out["step"] = {"status": steps[0]["status"], "attempt": steps[0]["attempt"]}
+
+
+def gate() -> None:
+    seen: dict = {}
+
+    def wf(ctx, inp):
+        decision = ctx.gate("approve", "Ship it?", data={"v": 1}, poll_s=0.05)
+        return {"approved": decision.approved, "actor": decision.actor}
+
+    def approver():
+        while True:
+            runs = [r for r in tide.runs.list() if r["workflowName"] == "sdk-gate"]
+            if runs:
+                detail = tide.runs.get(runs[0]["id"])
+                if detail["gates"]:
+                    g = detail["gates"][0]
+                    seen["token_in_detail"] = g["resolveToken"]
+                    seen["gate"] = g
+                    return
+            time.sleep(0.02)
+
+    # The worker (this SDK) gets the resolve token from gates/begin; hand it over like a link.
+    orig = tide.request
+    tokens: list[str] = []
+
+    def spy(method, path, body=None):
+        answer = orig(method, path, body)
+        if path.endswith("/gates/begin"):
+            tokens.append(answer["gate"]["resolveToken"])
+        return answer
+
+    tide.request = spy  # type: ignore[method-assign]
+    t = threading.Thread(target=approver)
+    t.start()
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(tide.run("sdk-gate", wf)))
+    worker.start()
+    t.join(30)
+    while not tokens:
+        time.sleep(0.02)
+    g = seen["gate"]
+    resolved = orig(
+        "POST",
+        f"/runs/{g['runId']}/gates/{g['id']}/resolve",
+        {"token": tokens[0], "decision": "approved", "actor": "sdk-human"},
+    )
+    worker.join(30)
+    out["resolved"] = resolved["gate"]["status"]
+    out["result"] = result
+    out["token_hidden_in_detail"] = seen["token_in_detail"] is None
+
+
+def cancel() -> None:
+    run = tide.runs.create("sdk-cancel", input={"x": 1})
+    out["cancelled"] = tide.runs.cancel(run["id"], reason="stop", actor="sdk")["cancelReason"]
+    try:
+        tide.run("sdk-cancel", lambda ctx, inp: ctx.step("s", lambda: 1), run_id=run["id"])
+    except tidebase.RunCancelled:
+        out["raised"] = "RunCancelled"
+
+
+def watch_and_approve(run_id: str) -> None:
+    """An in-process run waits at a gate: watch its SSE, resolve its gate with the token."""
+    for event in tide.runs.subscribe(run_id):
+        out.setdefault("events", []).append(event["type"])
+        if event["type"] == "gate.opened":
+            detail = tide.runs.get(run_id)
+            g = detail["gates"][0]
+            tide.request(
+                "POST",
+                f"/runs/{run_id}/gates/{g['id']}/resolve",
+                {"token": g["resolveToken"], "decision": "approved", "actor": "sdk"},
+            )
+
+
+scenario = sys.argv[1]
+globals()[scenario](*sys.argv[2:])
+print(json.dumps(out))
