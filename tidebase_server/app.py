@@ -59,6 +59,10 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     state.state_versions: [200, 404],
     state.snapshots: [200, 404],
     state.usage: [200, 404],
+    state.set_state: [200, 400, 404, 409, 422],
+    state.patch_state: [200, 400, 404, 409, 422],
+    state.save_state: [200, 400, 404, 409, 422],
+    state.record_usage: [200, 400, 404, 422],
     broker.not_implemented: [501],
     openapi.openapi: [200],
 }

@@ -12,6 +12,8 @@ from typing import Any
 
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_core._async.store import AsyncStoreConnection
+from tidebase_core._run_base import UsageInput
+from tidebase_core.models import StateVersion
 from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
 from tidebase_core.store.protocol_queries import ProtocolQueries
@@ -237,6 +239,31 @@ class ProtocolTx:
             },
         )
         return bool(rows)
+
+    async def write_state(self, run_id: str, value: str, *, patch: bool) -> StateVersion | None:
+        """Set or merge-patch the state (None: the run is finished)."""
+        rows = await self._run(
+            self.q.patch_state if patch else self.q.set_state,
+            {"run_id": run_id, "value": JsonText(value), "op_key": None},
+        )
+        return await self._version(run_id, int(rows[0][0])) if rows else None
+
+    async def save_state(self, run_id: str, label: str) -> StateVersion | None:
+        """Label the current version (None: no state yet, or the run is finished)."""
+        rows = await self._run(
+            self.q.save_state, {"run_id": run_id, "label": label, "op_key": None}
+        )
+        return await self._version(run_id, int(rows[0][0])) if rows else None
+
+    async def _version(self, run_id: str, version: int) -> StateVersion:
+        rows = await self._run(self.q.get_state_version, {"run_id": run_id, "version": version})
+        r = rows[0]
+        return StateVersion(
+            version=r[0], value=decode_json(r[1]), labels=list(r[2]), created_at=r[3]
+        )
+
+    async def record_usage(self, usage: UsageInput) -> bool:
+        return await self._db.record_usage(usage)
 
     async def wait_at_gate(self, run_id: str, payload: str) -> None:
         await self._run(

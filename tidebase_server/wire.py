@@ -150,8 +150,8 @@ def gate_json(gate: GateInfo, *, show_token: bool) -> dict[str, Any]:
 
 def state_version_json(run_id: str, version: StateVersion) -> dict[str, Any]:
     return {
-        "id": f"{run_id}:main:{version.version}",
-        "streamId": f"{run_id}:main",
+        "id": f"{run_id}:run:{version.version}",
+        "streamId": f"{run_id}:run",
         "runId": run_id,
         "stepId": None,
         "version": version.version,
@@ -160,7 +160,7 @@ def state_version_json(run_id: str, version: StateVersion) -> dict[str, Any]:
         "label": version.labels[-1] if version.labels else None,
         "labels": list(version.labels),
         "reason": None,
-        "importance": "normal",
+        "importance": "milestone" if version.labels else "normal",
         "metadata": {},
         "createdBy": None,
         "createdAt": iso(version.created_at),

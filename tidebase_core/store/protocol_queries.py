@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import queries
 from .queries import fill_schema
 
 __all__ = ["ProtocolQueries"]
@@ -166,6 +167,25 @@ WAIT_AT_GATE = _UPDATE_WITH_EVENT.replace(
     "{set}", "status = CASE WHEN status = 'running' THEN 'waiting' ELSE status END"
 )
 
+# State written over HTTP: the engine's own statements, with the worker's fence replaced by
+# "the run is live" (upstream's state routes name no worker; a finished run's state is final).
+_LIVE = "run_id = %(run_id)s AND status NOT IN ('completed', 'cancelled')"
+
+
+def _unfenced(statement: str) -> str:
+    assert queries._FENCE in statement, "the engine's state statement changed shape"
+    return statement.replace(queries._FENCE, _LIVE)
+
+
+SET_STATE = _unfenced(queries.SET_STATE)
+PATCH_STATE = _unfenced(queries.PATCH_STATE)
+SAVE_STATE = _unfenced(queries.SAVE_STATE)
+
+GET_STATE_VERSION = """
+SELECT version, value, labels, created_at FROM {s}.state_versions
+WHERE run_id = %(run_id)s AND version = %(version)s
+"""
+
 
 @dataclass(frozen=True)
 class ProtocolQueries:
@@ -184,6 +204,10 @@ class ProtocolQueries:
     fail_step: str = FAIL_STEP
     open_gate: str = OPEN_GATE
     wait_at_gate: str = WAIT_AT_GATE
+    set_state: str = SET_STATE
+    patch_state: str = PATCH_STATE
+    save_state: str = SAVE_STATE
+    get_state_version: str = GET_STATE_VERSION
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:
