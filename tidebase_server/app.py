@@ -18,7 +18,7 @@ from starlette.routing import Route
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_core.errors import TidebaseError
 
-from . import broker, events, gates, openapi, runs, state, steps, workers
+from . import broker, children, events, gates, openapi, runs, state, steps, workers
 from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
 from .deps import Server
@@ -63,6 +63,7 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     state.patch_state: [200, 400, 404, 409, 422],
     state.save_state: [200, 400, 404, 409, 422],
     state.record_usage: [200, 400, 404, 422],
+    children.create_child: [200, 400, 404, 409, 422],
     broker.not_implemented: [501],
     openapi.openapi: [200],
 }
@@ -117,6 +118,7 @@ def create_app(
         *events.routes,
         *gates.routes,
         *steps.routes,
+        *children.routes,
         *workers.routes,
         *state.routes,
         *runs.routes,

@@ -16,7 +16,15 @@ from .auth import is_authenticated
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
-from .wire import event_json, gate_json, run_json, state_version_json, step_json, usage_json
+from .wire import (
+    edge_json,
+    event_json,
+    gate_json,
+    run_json,
+    state_version_json,
+    step_json,
+    usage_json,
+)
 
 __all__ = ["routes"]
 
@@ -104,6 +112,7 @@ async def get_run(request: Request) -> JSONResponse:
     except RunNotFound:
         raise not_found("run") from None
     child_rows = [await srv.store.get_run(c.run_id) for c in children]
+    edges = await srv.store.list_edges(run_id)
     show_token = is_authenticated(request.scope)
     latest = versions[-1] if versions else None
     return JSONResponse(
@@ -120,7 +129,7 @@ async def get_run(request: Request) -> JSONResponse:
             },
             "stateStreams": [],
             "stateVersions": [state_version_json(run_id, v) for v in versions],
-            "runEdges": [],
+            "runEdges": [edge_json(e) for e in edges],
             "childRuns": [run_json(c) for c in child_rows if c is not None],
             "recoveryAttempts": [],
             "channels": [],

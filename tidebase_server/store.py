@@ -18,7 +18,7 @@ from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
 from tidebase_core.store.protocol_queries import ProtocolQueries
 
-__all__ = ["LockedRun", "ProtocolStore", "ProtocolTx", "RunRow", "StepRow"]
+__all__ = ["EdgeRow", "LockedRun", "ProtocolStore", "ProtocolTx", "RunRow", "StepRow"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,20 @@ _OWNER_NAMESPACE = uuid.UUID("5d7c0a52-6f0e-4e52-9a39-1f3f1b1c7e11")
 
 def owner_token(name: str) -> uuid.UUID:
     return uuid.uuid5(_OWNER_NAMESPACE, name)
+
+
+@dataclass(frozen=True)
+class EdgeRow:
+    parent_run_id: str
+    name: str
+    child_run_id: str
+    edge_type: str
+    metadata: Any
+    created_at: datetime
+
+
+def _edge(r: tuple[Any, ...]) -> EdgeRow:
+    return EdgeRow(r[0], r[1], r[2], r[3], decode_json(r[4]), r[5])
 
 
 class ProtocolTx:
@@ -265,6 +279,48 @@ class ProtocolTx:
     async def record_usage(self, usage: UsageInput) -> bool:
         return await self._db.record_usage(usage)
 
+    async def get_edge(self, run_id: str, edge: str) -> EdgeRow | None:
+        rows = await self._run(self.q.get_edge, {"run_id": run_id, "edge": edge})
+        return _edge(rows[0]) if rows else None
+
+    async def create_child(
+        self,
+        parent_run_id: str,
+        edge: str,
+        *,
+        child_run_id: str,
+        workflow: str,
+        input: str,
+        input_hash: str,
+        metadata: str,
+        created_payload: str,
+        edge_type: str,
+        edge_metadata: str,
+    ) -> EdgeRow:
+        """The child run (pending, with its run.created event) and the edge to it."""
+        await self._run(
+            self.q.create_run,
+            {
+                "run_id": child_run_id,
+                "workflow": workflow,
+                "input": ExactJson(input),
+                "input_hash": input_hash,
+                "metadata": JsonText(metadata),
+                "payload": JsonText(created_payload),
+            },
+        )
+        rows = await self._run(
+            self.q.insert_edge,
+            {
+                "run_id": parent_run_id,
+                "edge": edge,
+                "child_run_id": child_run_id,
+                "edge_type": edge_type,
+                "metadata": JsonText(edge_metadata),
+            },
+        )
+        return _edge(rows[0])
+
     async def wait_at_gate(self, run_id: str, payload: str) -> None:
         await self._run(
             self.q.wait_at_gate,
@@ -314,6 +370,11 @@ class ProtocolStore:
         async with self._tide._store.connection() as db:
             rows = await db._read(self.q.get_run_row, {"run_id": run_id})
         return _row(rows[0]) if rows else None
+
+    async def list_edges(self, run_id: str) -> list[EdgeRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_edges, {"run_id": run_id})
+        return [_edge(r) for r in rows]
 
     async def list_runs(self, *, limit: int) -> list[RunRow]:
         async with self._tide._store.connection() as db:

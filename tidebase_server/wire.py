@@ -12,7 +12,7 @@ from typing import Any
 
 from tidebase_core.models import Event, GateInfo, StateVersion, StepInfo, UsageRecord
 
-from .store import RunRow, StepRow
+from .store import EdgeRow, RunRow, StepRow
 
 __all__ = [
     "decode_id",
@@ -220,4 +220,16 @@ def protocol_step_json(run_id: str, step: StepRow) -> dict[str, Any]:
         "completedAt": iso(step.updated_at) if step.status == "completed" else None,
         "createdAt": iso(step.created_at),
         "updatedAt": iso(step.updated_at),
+    }
+
+
+def edge_json(edge: EdgeRow) -> dict[str, Any]:
+    return {
+        "id": f"{edge.parent_run_id}:{edge.name}",
+        "parentRunId": edge.parent_run_id,
+        "childRunId": edge.child_run_id,
+        "name": edge.name,
+        "edgeType": edge.edge_type,
+        "metadata": edge.metadata if edge.metadata is not None else {},
+        "createdAt": iso(edge.created_at),
     }

@@ -186,6 +186,25 @@ SELECT version, value, labels, created_at FROM {s}.state_versions
 WHERE run_id = %(run_id)s AND version = %(version)s
 """
 
+_EDGE = "parent_run_id, edge_name, child_run_id, edge_type, metadata, created_at"
+
+GET_EDGE = f"""
+SELECT {_EDGE} FROM {{s}}.run_edges
+WHERE parent_run_id = %(run_id)s AND edge_name = %(edge)s
+"""
+
+LIST_EDGES = f"""
+SELECT {_EDGE} FROM {{s}}.run_edges WHERE parent_run_id = %(run_id)s
+ORDER BY created_at, edge_name
+"""
+
+# Run after LOCK_RUN on the parent (which serializes concurrent creations of one edge).
+INSERT_EDGE = f"""
+INSERT INTO {{s}}.run_edges (parent_run_id, edge_name, child_run_id, edge_type, metadata)
+VALUES (%(run_id)s, %(edge)s, %(child_run_id)s, %(edge_type)s, %(metadata)s)
+RETURNING {_EDGE}
+"""
+
 
 @dataclass(frozen=True)
 class ProtocolQueries:
@@ -208,6 +227,9 @@ class ProtocolQueries:
     patch_state: str = PATCH_STATE
     save_state: str = SAVE_STATE
     get_state_version: str = GET_STATE_VERSION
+    get_edge: str = GET_EDGE
+    list_edges: str = LIST_EDGES
+    insert_edge: str = INSERT_EDGE
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:

@@ -13,3 +13,7 @@ ALTER TABLE steps ADD COLUMN lease_expires_at timestamptz;
 ALTER TABLE steps ADD COLUMN input json;
 ALTER TABLE steps ADD COLUMN options jsonb;
 ALTER TABLE steps ADD COLUMN started_at timestamptz;
+
+-- Child runs created over HTTP carry upstream's edge type ('child', 'fanout', …) and metadata.
+ALTER TABLE run_edges ADD COLUMN edge_type text NOT NULL DEFAULT 'child';
+ALTER TABLE run_edges ADD COLUMN metadata jsonb;
