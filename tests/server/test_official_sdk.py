@@ -131,3 +131,22 @@ def test_sdk_watches_and_approves_an_in_process_run(
     assert out["events"][0] == "run.started"
     assert "gate.opened" in out["events"]
     assert out["events"][-1] == "run.completed"
+
+
+def test_state_usage_and_fanout(sdk_python: str, server: RunningServer, tide: Tidebase) -> None:
+    out = _drive(sdk_python, server.url, "state_usage_fanout")
+    assert out["result"] == [4, 9]
+    assert out["state"] == {"phase": "done", "progress": 0.5}
+    assert out["labeled"] == ["halfway"]
+    assert out["usage"] == [["gpt-4o", 15]]
+    assert out["children"] == ["completed", "completed"]
+    assert out["edges"] == [["sq-2", "fanout"], ["sq-3", "fanout"]]
+    assert [c.status for c in tide.runs.children(out["run_id"])] == ["completed", "completed"]
+
+
+def test_session_attach(sdk_python: str, server: RunningServer) -> None:
+    out = _drive(sdk_python, server.url, "session")
+    assert out["step"] == 1
+    assert out["heartbeat"] == "running"
+    assert out["gate_status"] == "pending"
+    assert out["complete"] == "completed"

@@ -147,6 +147,49 @@ def watch_and_approve(run_id: str) -> None:
             )
 
 
+def state_usage_fanout() -> None:
+    def child(ctx, inp):
+        return ctx.step("square", lambda: inp["n"] * inp["n"], input=inp)
+
+    def parent(ctx, inp):
+        ctx.state.set({"phase": "fanout"})
+        ctx.state.patch({"progress": 0.5})
+        ctx.state.save("halfway")
+        ctx.usage.record(
+            kind="llm",
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=10,
+            output_tokens=5,
+            cost_usd=0.01,
+        )
+        results = ctx.fanout(
+            "squares",
+            [{"name": f"sq-{n}", "workflow": child, "input": {"n": n}} for n in (2, 3)],
+        )
+        ctx.state.patch({"phase": "done"})
+        return results
+
+    out["result"] = tide.run("sdk-parent", parent, input={})
+    run_id = next(r for r in tide.runs.list() if r["workflowName"] == "sdk-parent")["id"]
+    detail = tide.runs.get(run_id)
+    out["state"] = detail["state"]["value"]
+    out["labeled"] = [v["label"] for v in detail["stateVersions"] if v["label"]]
+    out["usage"] = [(u["model"], u["totalTokens"]) for u in detail["usage"]]
+    out["children"] = sorted(r["status"] for r in detail["childRuns"])
+    out["edges"] = sorted((e["name"], e["edgeType"]) for e in detail["runEdges"])
+    out["run_id"] = run_id
+
+
+def session() -> None:
+    s = tide.runs.attach("sdk-session", input={"q": 1}, heartbeat_s=None)
+    out["step"] = s.step("one", lambda: 1)
+    out["heartbeat"] = s.heartbeat()["run"]["status"]
+    gate = s.gates.begin("approve", "ok?")
+    out["gate_status"] = gate["status"] if isinstance(gate, dict) else None
+    out["complete"] = s.complete({"done": True})["run"]["status"]
+
+
 scenario = sys.argv[1]
 globals()[scenario](*sys.argv[2:])
 print(json.dumps(out))
