@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from tidebase_core._async.client import AsyncTidebase
-from tidebase_core._async.store import AsyncStoreConnection
+from tidebase_core._async.store import AsyncStoreConnection, _ConnectionLost
 from tidebase_core._run_base import UsageInput
+from tidebase_core.errors import DatabaseUnavailable
 from tidebase_core.models import StateVersion
 from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
@@ -142,7 +143,13 @@ class ProtocolTx:
         self.lease = store.lease_seconds
 
     async def _run(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return await self._db._execute(query, params)
+        try:
+            return await self._db._execute(query, params)
+        except _ConnectionLost as exc:  # the transaction is gone with it: nothing was applied
+            raise DatabaseUnavailable(
+                "the connection to Postgres dropped during the request; nothing was applied, "
+                "retry it"
+            ) from exc.__cause__
 
     async def lock_run(self, run_id: str) -> LockedRun | None:
         rows = await self._run(self.q.lock_run, {"run_id": run_id})

@@ -150,3 +150,17 @@ def test_session_attach(sdk_python: str, server: RunningServer) -> None:
     assert out["heartbeat"] == "running"
     assert out["gate_status"] == "pending"
     assert out["complete"] == "completed"
+
+
+def test_async_workflow(sdk_python: str, server: RunningServer, tide: Tidebase) -> None:
+    out = _drive(sdk_python, server.url, "async_workflow")
+    assert out["result"] == "plan x/draft"
+    [run] = [r for r in tide.runs.list() if r.workflow_name == "sdk-async"]
+    assert run.status == "completed"
+    assert tide.runs.state(run.run_id) == {"plan": "plan x"}
+    assert [r.total_tokens for r in tide.usage.records(run.run_id)] == [7]
+
+
+def test_non_blocking_gates(sdk_python: str, server: RunningServer) -> None:
+    out = _drive(sdk_python, server.url, "nonblocking_gate")
+    assert out == {"same_id": True, "get": "approved", "replay": "approved"}

@@ -190,6 +190,46 @@ def session() -> None:
     out["complete"] = s.complete({"done": True})["run"]["status"]
 
 
+def async_workflow() -> None:
+    import asyncio
+
+    from tidebase.aio import AsyncTidebase
+
+    atide = AsyncTidebase()
+
+    async def draft() -> str:
+        await asyncio.sleep(0)
+        return "draft"
+
+    async def wf(run, inp):
+        plan = await run.step("plan", lambda: f"plan {inp['t']}")
+        text = await run.step("draft", draft)
+        await run.state_set({"plan": plan})
+        await run.usage_record(kind="llm", input_tokens=3, output_tokens=4)
+        return f"{plan}/{text}"
+
+    out["result"] = asyncio.run(atide.run("sdk-async", wf, input={"t": "x"}))
+
+
+def nonblocking_gate() -> None:
+    s = tide.runs.attach("sdk-nb", heartbeat_s=None)
+    first = s.gates.begin("approve", "ok?", data={"x": 1})
+    again = s.gates.begin("approve", "ok?", data={"x": 1})
+    out["same_id"] = first["gateId"] == again["gateId"]
+    # The SDK's mapped gate leaves the token out; the worker's raw begin answer carries it.
+    raw = tide.request(
+        "POST", f"/runs/{s.run_id}/gates/begin", {"name": "approve", "prompt": "ok?"}
+    )
+    tide.request(
+        "POST",
+        f"/runs/{s.run_id}/gates/{first['gateId']}/resolve",
+        {"token": raw["gate"]["resolveToken"], "decision": "approved", "actor": "a"},
+    )
+    out["get"] = s.gates.get(first["gateId"])["status"]
+    out["replay"] = s.gates.begin("approve", "ok?")["status"]
+    s.complete("ok")
+
+
 scenario = sys.argv[1]
 globals()[scenario](*sys.argv[2:])
 print(json.dumps(out))
