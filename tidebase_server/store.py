@@ -38,6 +38,7 @@ class RunRow:
     completed_at: datetime | None
     lease_expires_at: datetime | None
     owner_token: str | None
+    """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
     cancel_reason: str | None
     cancel_actor: str | None
 
@@ -57,9 +58,9 @@ def _row(r: tuple[Any, ...]) -> RunRow:
         updated_at=r[10],
         completed_at=r[11],
         lease_expires_at=r[12],
-        owner_token=None if r[13] is None else str(r[13]),
-        cancel_reason=r[14],
-        cancel_actor=r[15],
+        owner_token=lease_holder(r[13], r[14]),
+        cancel_reason=r[15],
+        cancel_actor=r[16],
     )
 
 
@@ -119,6 +120,16 @@ def owner_token(name: str) -> uuid.UUID:
     return uuid.uuid5(_OWNER_NAMESPACE, name)
 
 
+def lease_holder(token: uuid.UUID | None, name: str | None) -> str | None:
+    """The protocol worker's name while its token holds the lease, else the token itself (an
+    in-process owner, or one that took the run over since)."""
+    if token is None:
+        return None
+    if name is not None and owner_token(name) == token:
+        return name
+    return str(token)
+
+
 @dataclass(frozen=True)
 class EdgeRow:
     parent_run_id: str
@@ -153,7 +164,10 @@ class ProtocolTx:
 
     async def lock_run(self, run_id: str) -> LockedRun | None:
         rows = await self._run(self.q.lock_run, {"run_id": run_id})
-        return LockedRun(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
+        if not rows:
+            return None
+        status, name, token, leased = rows[0]
+        return LockedRun(status, lease_holder(token, name), bool(leased))
 
     async def append_event(self, run_id: str, type: str, payload: str) -> int:
         rows = await self._run(
@@ -176,7 +190,8 @@ class ProtocolTx:
 
     async def heartbeat(self, run_id: str, owner: str) -> bool:
         rows = await self._run(
-            self.q.heartbeat, {"run_id": run_id, "owner": owner, "lease": self.lease}
+            self.q.heartbeat,
+            {"run_id": run_id, "owner": owner, "token": owner_token(owner), "lease": self.lease},
         )
         return bool(rows)
 

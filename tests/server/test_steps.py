@@ -334,3 +334,25 @@ def test_in_process_worker_resumes_an_http_run_and_replays_its_steps(
 
     assert tide.run("wf", wf, run_id=run_id) == [1, 2]
     assert calls == []
+
+
+def test_in_process_takeover_fences_the_http_worker(short: httpx.Client, tide: Tidebase) -> None:
+    """A protocol worker's lease lapses, an in-process worker takes the run: the old worker's
+    heartbeat is refused and the run shows the new owner."""
+    run_id = _run(short)
+    assert (
+        short.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w1"}).status_code == 200
+    )
+    time.sleep(0.5)  # the 0.3 s protocol lease lapses
+    seen: dict[str, Any] = {}
+
+    def wf(run: Any, data: Any) -> str:
+        stale = short.post(f"/runs/{run_id}/heartbeat", json={"leaseOwner": "w1"})
+        seen["status"], seen["code"] = stale.status_code, stale.json()["code"]
+        seen["owner"] = short.get(f"/runs/{run_id}").json()["run"]["leaseOwner"]
+        return "mine"
+
+    assert tide.run("wf", wf, run_id=run_id) == "mine"
+    assert seen["status"] == 409
+    assert seen["code"] == "lease_lost"
+    assert seen["owner"] not in (None, "w1")

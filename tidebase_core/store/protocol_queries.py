@@ -12,12 +12,13 @@ from .queries import fill_schema
 
 __all__ = ["ProtocolQueries"]
 
-# A run as the protocol shows it: the columns of RunInfo plus the lease owner, the cancel reason
-# and who cancelled it (the actor lives in the run.cancelled event's payload).
+# A run as the protocol shows it: the columns of RunInfo plus the lease (owner token and the
+# protocol worker's name: that name holds the lease only while owner_token is derived from it),
+# the cancel reason and who cancelled it (the actor lives in the run.cancelled event's payload).
 _RUN_ROW = """
 r.run_id, r.workflow_name, r.status, r.input, r.result, r.error, r.attempt, r.failure_class,
 r.metadata, r.created_at, r.updated_at, r.completed_at, r.lease_expires_at,
-coalesce(r.protocol_owner, r.owner_token::text), r.cancel_reason,
+r.owner_token, r.protocol_owner, r.cancel_reason,
 CASE WHEN r.status = 'cancelled' THEN (
     SELECT e.payload ->> 'actor' FROM {s}.events e
     WHERE e.run_id = r.run_id AND e.type = 'run.cancelled'
@@ -53,7 +54,7 @@ LIMIT %(limit)s
 # The run row, locked: every protocol write below runs in a transaction that takes it first,
 # which orders it against cancels, claims and other writers of the run's log.
 LOCK_RUN = """
-SELECT status, coalesce(protocol_owner, owner_token::text),
+SELECT status, protocol_owner, owner_token,
        owner_token IS NOT NULL AND lease_expires_at > now() AS leased
 FROM {s}.runs WHERE run_id = %(run_id)s FOR UPDATE
 """
@@ -89,6 +90,7 @@ BEGIN_RUN = _UPDATE_WITH_EVENT.replace(
 HEARTBEAT = f"""
 UPDATE {{s}}.runs SET lease_expires_at = {_LEASE}, updated_at = now()
 WHERE run_id = %(run_id)s AND status IN ('running', 'waiting') AND protocol_owner = %(owner)s
+  AND owner_token = %(token)s  -- an in-process takeover keeps protocol_owner but not the token
 RETURNING run_id
 """
 
