@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -63,12 +64,34 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     state.patch_state: [200, 400, 404, 409, 422],
     state.save_state: [200, 400, 404, 409, 422],
     state.record_usage: [200, 400, 404, 422],
+    state.create_snapshot: [501],
     children.create_child: [200, 400, 404, 409, 422],
     broker.not_implemented: [501],
     openapi.openapi: [200],
 }
 for _endpoint, _codes in _STATUSES.items():
     _endpoint.statuses = _codes  # type: ignore[attr-defined]
+
+# The JSON body each endpoint reads (for /openapi.json).
+_BODIES: dict[Callable[..., Any], type[BaseModel]] = {
+    runs.create_run: runs.CreateRun,
+    runs.cancel_run: runs.CancelRun,
+    gates.begin_gate: gates.BeginGate,
+    gates.resolve_gate: gates.ResolveGate,
+    workers.heartbeat: workers.Heartbeat,
+    workers.complete_run: workers.CompleteRun,
+    workers.fail_run: workers.FailRun,
+    steps.begin_step: steps.BeginStep,
+    steps.complete_step: steps.CompleteStep,
+    steps.fail_step: steps.FailStep,
+    state.set_state: state.WriteState,
+    state.patch_state: state.WriteState,
+    state.save_state: state.SaveState,
+    state.record_usage: state.RecordUsage,
+    children.create_child: children.CreateChild,
+}
+for _endpoint, _model in _BODIES.items():
+    _endpoint.body_model = _model  # type: ignore[attr-defined]
 
 
 def create_app(

@@ -54,6 +54,12 @@ def build_spec(all_routes: list[BaseRoute]) -> dict[str, Any]:
             }
             if params:
                 op["parameters"] = params
+            model = getattr(route.endpoint, "body_model", None)
+            if model is not None:
+                op["requestBody"] = {
+                    "required": False,
+                    "content": {"application/json": {"schema": model.model_json_schema()}},
+                }
             if route.path == "/health":
                 op["security"] = []
             paths.setdefault(path, {})[method.lower()] = op

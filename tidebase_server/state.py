@@ -210,6 +210,17 @@ async def record_usage(request: Request) -> JSONResponse:
     )
 
 
+async def create_snapshot(request: Request) -> JSONResponse:
+    """Not yet: upstream snapshots hold any value under a stream of their own; this project
+    keeps one state stream per run (label its current value with ``state/save``)."""
+    raise ProtocolError(
+        501,
+        "POST /runs/{runId}/snapshots is not supported yet: label the run's current state with "
+        "POST /runs/{runId}/state/save",
+        code="not_implemented",
+    )
+
+
 async def get_state(request: Request) -> JSONResponse:
     """The run's current state: ``{"state": {runId, value, version, updatedAt} | null}``."""
     run_id = request.path_params["runId"]
@@ -299,5 +310,6 @@ routes = [
     Route("/runs/{runId}/usage", record_usage, methods=["POST"]),
     Route("/runs/{runId}/state/versions", state_versions, methods=["GET"]),
     Route("/runs/{runId}/snapshots", snapshots, methods=["GET"]),
+    Route("/runs/{runId}/snapshots", create_snapshot, methods=["POST"]),
     Route("/runs/{runId}/usage", usage, methods=["GET"]),
 ]

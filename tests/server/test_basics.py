@@ -72,6 +72,7 @@ def test_unsupported_fields_are_refused_not_ignored(http: httpx.Client) -> None:
         ("GET", "/audit"),
         ("POST", "/runs/run_x/grants"),
         ("POST", "/runs/run_x/grants/g1/use"),
+        ("POST", "/runs/run_x/snapshots"),
     ],
 )
 def test_credential_broker_is_501(http: httpx.Client, method: str, path: str) -> None:
@@ -114,21 +115,45 @@ def test_openapi_describes_the_routes(http: httpx.Client) -> None:
     ]:
         assert method in paths[path], (path, method)
     assert "409" in paths["/runs/{runId}/gates/{gateId}/resolve"]["post"]["responses"]
+    begin = paths["/runs/{runId}/steps/begin"]["post"]["requestBody"]
+    schema = begin["content"]["application/json"]["schema"]
+    assert {"name", "inputHash"} <= set(schema["required"])
+    assert "leaseOwner" in schema["properties"]
     assert "501" in paths["/agents"]["post"]["responses"]
     assert paths["/health"]["get"]["security"] == []
     assert paths["/runs/{runId}"]["get"]["parameters"][0]["name"] == "runId"
 
 
-def test_access_log_has_fields_and_never_the_query(
-    make_server: object, caplog: pytest.LogCaptureFixture
-) -> None:
+class _Capture(logging.Handler):
+    """Records of the server thread, with an event set when an access record arrives (the
+    record is written after the response went out, so the client can be first)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.arrived = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "status"):
+            self.records.append(record)
+            self.arrived.set()
+
+
+def test_access_log_has_fields_and_never_the_query(make_server: object) -> None:
     server = make_server(api_key="k")  # type: ignore[operator]
-    caplog.set_level(logging.INFO, logger="tidebase.server")
-    with httpx.Client(base_url=server.url) as client:
-        client.get("/runs?token=k&limit=5")
-    records = [r for r in caplog.records if r.name == "tidebase.server" and hasattr(r, "status")]
-    assert records, "no access log record"
-    record = records[-1]
+    logger = logging.getLogger("tidebase.server")
+    capture = _Capture()
+    logger.addHandler(capture)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            client.get("/runs?token=k&limit=5")
+        assert capture.arrived.wait(10), "no access log record"
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+    record = capture.records[0]
     assert record.method == "GET"  # type: ignore[attr-defined]
     assert record.path == "/runs"  # type: ignore[attr-defined]
     assert record.status == 401  # type: ignore[attr-defined]
