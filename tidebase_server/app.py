@@ -24,6 +24,7 @@ from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
 from .deps import Server
 from .errors import ProtocolError, handle_error
+from .hub import EventHub
 from .store import ProtocolStore
 
 __all__ = ["create_app"]
@@ -114,7 +115,10 @@ def create_app(
     if lease_seconds is None and os.environ.get("TIDEBASE_LEASE_MS"):
         lease_seconds = float(os.environ["TIDEBASE_LEASE_MS"]) / 1000
     srv = Server(
-        tide=client, store=ProtocolStore(client, lease_seconds=lease_seconds), api_key=api_key
+        tide=client,
+        store=ProtocolStore(client, lease_seconds=lease_seconds),
+        api_key=api_key,
+        hub=EventHub(client),
     )
 
     @asynccontextmanager
@@ -131,6 +135,7 @@ def create_app(
             yield
         finally:
             srv.stopping.set()
+            await srv.hub.close()
             if owned:
                 await client.close()
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from tidebase_core._async.client import AsyncTidebase
 
+from .hub import EventHub
 from .store import ProtocolStore
 
 __all__ = ["Server", "server"]
@@ -19,6 +20,7 @@ class Server:
     tide: AsyncTidebase
     store: ProtocolStore
     api_key: str | None
+    hub: EventHub
     stopping: anyio.Event = field(default_factory=anyio.Event)
     """Set when the server shuts down: open event streams end so shutdown does not wait."""
 

@@ -1,8 +1,9 @@
 """``GET /runs/{runId}/events``: the run's log as server-sent events.
 
 Backlog first (events after ``?after=`` or the ``Last-Event-ID`` a reconnecting EventSource
-sends), then live events as they are written, delivered by Postgres LISTEN/NOTIFY through
-``tide.runs.subscribe`` — so a run driven by any process or any server replica streams here.
+sends), then live events as they are written, woken by Postgres LISTEN/NOTIFY through the
+server's ``EventHub`` (one LISTEN connection for all streams) — so a run driven by any process
+or any server replica streams here.
 Each event is ``id: <seq>`` and ``data: <the event as JSON>``; the stream ends after the run's
 terminal event (completed, cancelled, or failed and not resumed), when the client goes away,
 or when the server shuts down. A comment line is sent every 15 s so proxies keep it open.
@@ -11,7 +12,6 @@ or when the server shuts down. A comment line is sent every 15 s so proxies keep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +30,9 @@ from .wire import event_json
 __all__ = ["routes"]
 
 KEEPALIVE_SECONDS = 15.0
+_BATCH = 500
+# A stream ends after these; after run.failed only while nothing follows it (not resumed).
+_ENDS = frozenset({"run.completed", "run.cancelled"})
 
 
 def _seq(value: str, what: str) -> int:
@@ -44,36 +47,38 @@ def _frame(run_id: str, event: Event) -> str:
 
 
 async def _stream(srv: Server, run_id: str, after: int) -> AsyncIterator[str]:
-    events = srv.tide.runs.subscribe(run_id, after_seq=after)
+    """Catch up by seq, then wait for the hub's wake-up (or the server's shutdown)."""
     stop = asyncio.ensure_future(srv.stopping.wait())
-    pending: asyncio.Future[Event] | None = None
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            waiters: set[asyncio.Future[Any]] = {pending, stop}
-            done, _ = await asyncio.wait(
-                waiters, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
-            if pending in done:
+        async with srv.hub.subscribe(run_id) as waker:
+            last = after
+            while True:
+                waker.clear()
                 try:
-                    event = pending.result()
-                except (StopAsyncIteration, RunNotFound):
+                    batch = await srv.tide.runs.events(run_id, after_seq=last, limit=_BATCH)
+                except RunNotFound:
                     return
-                finally:
-                    pending = None
-                yield _frame(run_id, event)
-            elif stop in done:
-                return
-            else:
-                yield ": keepalive\n\n"
+                for event in batch:
+                    yield _frame(run_id, event)
+                    last = event.seq
+                    if event.type in _ENDS:
+                        return
+                if len(batch) == _BATCH:
+                    continue
+                if batch and batch[-1].type == "run.failed":
+                    return  # failed and not resumed (a resume would have written after it)
+                woke = asyncio.ensure_future(waker.wait())
+                waiters: set[asyncio.Future[Any]] = {woke, stop}
+                done, _ = await asyncio.wait(
+                    waiters, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                woke.cancel()
+                if stop in done:
+                    return
+                if not done:
+                    yield ": keepalive\n\n"
     finally:
         stop.cancel()
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        await events.aclose()  # type: ignore[attr-defined]
 
 
 async def stream_events(request: Request) -> StreamingResponse:
