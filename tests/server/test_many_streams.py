@@ -68,3 +68,36 @@ def test_many_subscribers_one_listen_connection(
     for i, items in received.items():
         assert [seq for seq, _ in items] == expected, i
         assert [e["type"] for _, e in items][-1] == "run.cancelled"
+
+
+def test_streams_survive_the_loss_of_the_listen_connection(
+    tide: Tidebase, server: RunningServer, tidebase_database_url: str
+) -> None:
+    run_id = httpx.post(f"{server.url}/runs/wf", json={}).json()["run"]["id"]
+    received: list[dict[str, Any]] = []
+    first = threading.Event()
+
+    def watch() -> None:
+        with (
+            httpx.Client(base_url=server.url, timeout=60) as client,
+            client.stream("GET", f"/runs/{run_id}/events") as res,
+        ):
+            for _, event in sse_events(res):
+                received.append(event)
+                first.set()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    assert first.wait(30)
+    with psycopg.connect(tidebase_database_url, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query ILIKE 'LISTEN %'"
+        ).fetchall()
+    assert killed == [(True,)]  # the hub's connection, and only it
+    for n in range(3):
+        tide.events.append(run_id, "custom.tick", {"n": n})
+    tide.runs.cancel(run_id)
+    thread.join(60)
+    assert not thread.is_alive()
+    assert [e["seq"] for e in received] == [1, 2, 3, 4, 5]
