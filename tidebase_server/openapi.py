@@ -27,7 +27,7 @@ _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 def _responses(route: Route, method: str) -> dict[str, Any]:
     codes: list[int] = getattr(route.endpoint, "statuses", None) or [200, 400, 404]
     out: dict[str, Any] = {}
-    for code in [*codes, 401]:
+    for code in [*codes, *([] if route.path == "/health" else [401])]:
         entry: dict[str, Any] = {"description": _STATUS_TEXT.get(code, str(code))}
         if code != 200:
             entry["content"] = {"application/json": {"schema": _ERROR}}

@@ -121,6 +121,8 @@ def test_openapi_describes_the_routes(http: httpx.Client) -> None:
     assert "leaseOwner" in schema["properties"]
     assert "501" in paths["/agents"]["post"]["responses"]
     assert paths["/health"]["get"]["security"] == []
+    assert "401" not in paths["/health"]["get"]["responses"]
+    assert "401" in paths["/runs"]["get"]["responses"]
     assert paths["/runs/{runId}"]["get"]["parameters"][0]["name"] == "runId"
 
 
