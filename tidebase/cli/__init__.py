@@ -1,11 +1,12 @@
-"""The ``tidebase`` command line (typer + rich). This first cut manages the database:
-``tidebase db status|start|stop|url|migrate`` and ``tidebase migrate``.
+"""The ``tidebase`` command line (typer + rich): ``tidebase db status|start|stop|url|migrate``,
+``tidebase migrate`` and ``tidebase serve``.
 
 Exit codes: 0 success, 1 failure (the message says what and how to fix it), 2 usage error.
 """
 
 from __future__ import annotations
 
+from . import serve as _serve  # noqa: F401 - registers `tidebase serve` on the app
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,182 @@
+"""State, versions, snapshots and usage of an in-process run, read over HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+import httpx
+
+from tidebase import RunContext, Tidebase
+
+from .conftest import RunningServer
+
+
+def _run(tide: Tidebase) -> None:
+    def wf(run: RunContext, data: Any) -> str:
+        run.state.set({"phase": "plan", "progress": 0})
+        run.state.patch({"progress": 0.5})
+        run.state.save("halfway")
+
+        def call() -> str:
+            run.usage.record(
+                provider="openai", model="gpt-4o", input_tokens=10, output_tokens=5, cost_usd=0.01
+            )
+            return "answer"
+
+        run.step("ask", call)
+        run.state.patch({"phase": "done", "progress": 1})
+        return "ok"
+
+    tide.run("wf", wf, run_id="s1")
+
+
+def test_state_and_versions(tide: Tidebase, http: httpx.Client) -> None:
+    _run(tide)
+    state = http.get("/runs/s1/state").json()["state"]
+    assert state["value"] == {"phase": "done", "progress": 1}
+    assert state["runId"] == "s1"
+    versions = http.get("/runs/s1/state/versions").json()["stateVersions"]
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert versions[1]["value"] == {"phase": "plan", "progress": 0.5}
+    assert versions[1]["label"] == "halfway"
+    assert state["version"] == 3
+    labeled = http.get("/runs/s1/state/versions?labeled=true").json()["stateVersions"]
+    assert [v["version"] for v in labeled] == [2]
+    assert http.get("/runs/s1/state/versions?stream=other").json()["stateVersions"] == []
+    snapshots = http.get("/runs/s1/snapshots").json()["snapshots"]
+    assert [(s["version"], s["label"]) for s in snapshots] == [(2, "halfway")]
+    detail = http.get("/runs/s1").json()
+    assert detail["state"]["value"] == state["value"]
+    assert len(detail["stateVersions"]) == 3
+
+
+def test_state_of_a_run_without_state(http: httpx.Client) -> None:
+    run = http.post("/runs/wf", json={}).json()["run"]
+    assert http.get(f"/runs/{run['id']}/state").json() == {"state": None}
+
+
+def test_usage(tide: Tidebase, http: httpx.Client) -> None:
+    _run(tide)
+    body = http.get("/runs/s1/usage").json()
+    [record] = body["usage"]
+    assert record["provider"] == "openai"
+    assert record["model"] == "gpt-4o"
+    assert record["inputTokens"] == 10
+    assert record["outputTokens"] == 5
+    assert record["totalTokens"] == 15
+    assert record["costUsd"] == 0.01
+    assert record["stepName"] == "ask"
+    assert record["attempt"] == 1
+    assert body["summary"]["totalTokens"] == 15
+    assert body["summary"]["costUsd"] == 0.01
+    assert body["summary"]["byModel"][0]["model"] == "gpt-4o"
+    assert http.get("/runs/s1").json()["usage"] == body["usage"]
+
+
+def test_put_replaces_patch_merges_versions_are_monotonic(
+    http: httpx.Client, tide: Tidebase
+) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    put = http.put(f"/runs/{run_id}/state", json={"value": {"phase": "draft", "n": 1}})
+    assert put.status_code == 200
+    assert put.json()["state"]["version"] == 1
+    patch = http.patch(f"/runs/{run_id}/state", json={"value": {"n": 2}}).json()["state"]
+    assert patch == {**patch, "version": 2, "value": {"phase": "draft", "n": 2}}
+    again = http.put(f"/runs/{run_id}/state", json={"value": {"phase": "final"}}).json()["state"]
+    assert (again["version"], again["value"]) == (3, {"phase": "final"})
+    versions = http.get(f"/runs/{run_id}/state/versions?stream=run").json()["stateVersions"]
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert versions[-1]["value"] == {"phase": "final"}
+    assert tide.runs.state(run_id) == {"phase": "final"}  # one store
+    removed = http.patch(f"/runs/{run_id}/state", json={"value": {"phase": None}}).json()
+    assert removed["state"]["value"] == {}
+
+
+def test_save_labels_the_current_value(http: httpx.Client) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    assert http.post(f"/runs/{run_id}/state/save", json={"label": "x"}).status_code == 404
+    http.put(f"/runs/{run_id}/state", json={"value": {"n": 7}})
+    saved = http.post(f"/runs/{run_id}/state/save", json={"label": "pre-publish"})
+    assert saved.status_code == 200
+    version = saved.json()["stateVersion"]
+    assert version["label"] == "pre-publish"
+    assert version["importance"] == "milestone"
+    assert version["value"] == {"n": 7}
+    labeled = http.get(f"/runs/{run_id}/state/versions?labeled=true").json()["stateVersions"]
+    assert len(labeled) == 1
+    assert http.get(f"/runs/{run_id}/state").json()["state"]["version"] == 1  # value unchanged
+
+
+def test_state_of_a_finished_run_is_final(http: httpx.Client) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    http.post(f"/runs/{run_id}/cancel", json={})
+    res = http.put(f"/runs/{run_id}/state", json={"value": {"n": 1}})
+    assert res.status_code == 409
+    assert res.json()["code"] == "run_cancelled"
+    assert http.put("/runs/nope/state", json={"value": 1}).status_code == 404
+    bad = http.patch(f"/runs/{run_id}/state", json={"value": [1]})
+    assert bad.status_code == 400
+    refused = http.put(f"/runs/{run_id}/state", json={"value": 1, "reason": "why"})
+    assert refused.status_code == 422
+
+
+def test_lifecycle_log_is_ordered_and_gap_free(http: httpx.Client) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w1"})
+    http.put(f"/runs/{run_id}/state", json={"value": {"n": 1}})
+    begun = http.post(
+        f"/runs/{run_id}/steps/begin", json={"name": "s1", "inputHash": "h1", "leaseOwner": "w1"}
+    ).json()
+    http.post(
+        f"/runs/{run_id}/steps/{begun['step']['id']}/complete",
+        json={"leaseOwner": "w1", "output": "done"},
+    )
+    http.post(f"/runs/{run_id}/complete", json={"result": "done"})
+    events = http.get(f"/runs/{run_id}").json()["events"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
+    assert [e["type"] for e in events] == [
+        "run.created",
+        "run.started",
+        "state.updated",
+        "step.started",
+        "step.completed",
+        "run.completed",
+    ]
+
+
+def test_concurrent_writers_never_drop_or_duplicate_seqs(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        run_id = client.post("/runs/wf", json={}).json()["run"]["id"]
+
+    def write(n: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            if n % 2:
+                return client.put(f"/runs/{run_id}/state", json={"value": {"n": n}}).status_code
+            body = {"kind": "llm", "inputTokens": n, "outputTokens": n}
+            return client.post(f"/runs/{run_id}/usage", json=body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(write, range(8))) == {200}
+    with httpx.Client(base_url=server.url) as client:
+        events = client.get(f"/runs/{run_id}").json()["events"]
+    assert [e["seq"] for e in events] == list(range(1, 10))
+
+
+def test_record_usage(http: httpx.Client, tide: Tidebase) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    derived = http.post(
+        f"/runs/{run_id}/usage",
+        json={"kind": "llm", "provider": "anthropic", "inputTokens": 100, "outputTokens": 50},
+    ).json()["usage"]
+    assert derived["totalTokens"] == 150
+    explicit = http.post(
+        f"/runs/{run_id}/usage",
+        json={"kind": "llm", "inputTokens": 100, "outputTokens": 50, "totalTokens": 999},
+    ).json()["usage"]
+    assert explicit["totalTokens"] == 999
+    negative = http.post(f"/runs/{run_id}/usage", json={"inputTokens": -5})
+    assert negative.status_code == 400
+    assert negative.json()["error"] == "invalid request body"
+    assert [r.total_tokens for r in tide.usage.records(run_id)] == [150, 999]
+    assert http.post("/runs/nope/usage", json={}).status_code == 404

@@ -1,0 +1,188 @@
+"""Gates: read one (with its run's status, so a polling worker can unwind on cancel) and
+resolve it exactly once, with the gate's resolve token or the API key."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tidebase_core.errors import (
+    GateAlreadyResolved,
+    GateNotFound,
+    GateTokenMismatch,
+    RunCancelled,
+    RunNotFound,
+)
+from tidebase_core.models import GateInfo
+from tidebase_core.serialization import encode
+
+from .auth import is_authenticated
+from .deps import server
+from .errors import ProtocolError, not_found, parse_body
+from .routing import RawRoute as Route
+from .wire import decode_id, gate_json
+
+__all__ = ["routes"]
+
+
+class ResolveGate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    token: str | None = Field(default=None, min_length=1)
+    decision: str
+    actor: str | None = None
+    payload: Any = None
+
+
+class BeginGate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    data: Any = None
+    channels: list[Any] | None = None
+    capability: Any = None
+    timeoutMs: int | None = Field(default=None, gt=0)
+
+
+def _gate_name(request: Request) -> str:
+    """The gate's key from its id (``gate_<base64url of the name>``; a plain name works too)."""
+    gate_id: str = request.path_params["gateId"]
+    return decode_id("gate", gate_id) or gate_id
+
+
+async def _gate(request: Request, run_id: str, name: str) -> GateInfo:
+    try:
+        return await server(request).tide.gates.get(run_id, name)
+    except RunNotFound:
+        raise not_found("run") from None
+    except GateNotFound:
+        raise not_found("gate") from None
+
+
+async def begin_gate(request: Request) -> JSONResponse:
+    """Open a gate, idempotent per name: ``wait`` while pending, ``return`` once decided.
+
+    The caller (the run's worker) gets the resolve token to hand to whoever decides. While a
+    gate is pending the run is ``waiting``.
+    """
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    body = await parse_body(request, BeginGate)
+    for field, given in (
+        ("channels", bool(body.channels)),
+        ("capability", body.capability is not None),
+        ("timeoutMs", body.timeoutMs is not None),
+    ):
+        if given:
+            raise ProtocolError(
+                422, f"{field} is not supported by this server yet", code="unsupported"
+            )
+    data = {} if body.data is None else body.data
+    async with srv.store.transaction() as tx:
+        locked = await tx.lock_run(run_id)
+        if locked is None:
+            raise not_found("run")
+        if locked.status == "cancelled":
+            raise ProtocolError(409, "run is cancelled", code="run_cancelled")
+        opened = await tx.open_gate(
+            run_id,
+            body.name,
+            body.prompt,
+            encode(data, what=f"data of gate {body.name!r}"),
+            secrets.token_urlsafe(24),
+        )
+        if opened:
+            await tx.wait_at_gate(
+                run_id,
+                encode(
+                    {"name": body.name, "prompt": body.prompt, "data": data},
+                    what=f"gate {body.name!r} event",
+                ),
+            )
+    gate = await _gate(request, run_id, body.name)
+    return JSONResponse(
+        {
+            "action": "wait" if gate.status == "pending" else "return",
+            "gate": gate_json(gate, show_token=True),
+        }
+    )
+
+
+async def get_gate(request: Request) -> JSONResponse:
+    """One gate and its run's status; the resolve token only for an authenticated reader."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    gate = await _gate(request, run_id, _gate_name(request))
+    run = await srv.store.get_run(run_id)
+    if run is None:
+        raise not_found("run")
+    return JSONResponse(
+        {
+            "gate": gate_json(gate, show_token=is_authenticated(request.scope)),
+            "runStatus": run.status,
+        }
+    )
+
+
+async def resolve_gate(request: Request) -> JSONResponse:
+    """Decide a pending gate once: 200 for the winner, 409 for every later or losing try."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    name = _gate_name(request)
+    body = await parse_body(request, ResolveGate)
+    authenticated = is_authenticated(request.scope)
+    if body.decision == "canceled":
+        raise ProtocolError(
+            422,
+            "decision 'canceled' is not supported: decide 'approved' or 'rejected', or cancel "
+            "the run (POST /runs/{runId}/cancel)",
+            code="unsupported",
+        )
+    if body.decision not in ("approved", "rejected"):
+        raise ProtocolError(
+            400,
+            "invalid request body",
+            code="invalid_request",
+            issues=[{"path": ["decision"], "message": "expected 'approved' or 'rejected'"}],
+        )
+    if body.token is None and not authenticated:
+        raise ProtocolError(
+            400,
+            "invalid request body",
+            code="invalid_request",
+            issues=[
+                {
+                    "path": ["token"],
+                    "message": "the gate's resolve token is required (or authenticate with the "
+                    "API key)",
+                }
+            ],
+        )
+    await _gate(request, run_id, name)  # 404 for an unknown run or gate
+    try:
+        await srv.tide.gates.resolve(
+            run_id,
+            name,
+            body.decision,
+            actor=body.actor,
+            token=body.token,
+            payload=body.payload,
+        )
+    except GateTokenMismatch:
+        raise ProtocolError(409, "invalid resolve token", code="invalid_token") from None
+    except RunCancelled:
+        raise ProtocolError(409, "run is cancelled", code="run_cancelled") from None
+    except GateAlreadyResolved as exc:
+        raise ProtocolError(409, str(exc), code="gate_already_resolved") from None
+    gate = await _gate(request, run_id, name)
+    return JSONResponse({"gate": gate_json(gate, show_token=authenticated)})
+
+
+routes = [
+    Route("/runs/{runId}/gates/begin", begin_gate, methods=["POST"]),
+    Route("/runs/{runId}/gates/{gateId}", get_gate, methods=["GET"]),
+    Route("/runs/{runId}/gates/{gateId}/resolve", resolve_gate, methods=["POST"]),
+]

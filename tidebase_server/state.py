@@ -1,0 +1,315 @@
+"""A run's live state (set, merge patch, save a label; read, versions, labeled snapshots)
+and its usage ledger (record, read).
+
+This project keeps one state stream per run: upstream's default stream, ``run``. State writes
+name no worker (as upstream) but a finished run's state is final (409).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tidebase_core._run_base import usage_params
+from tidebase_core.errors import RunNotFound
+from tidebase_core.models import StateVersion
+from tidebase_core.serialization import encode
+
+from .deps import server
+from .errors import ProtocolError, not_found, parse_body
+from .routing import RawRoute as Route
+from .wire import decode_id, encode_id, iso, state_version_json, usage_json
+
+__all__ = ["routes"]
+
+MAIN_STREAM = "run"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class WriteState(_Body):
+    value: Any = None
+    stream: str | None = Field(default=None, min_length=1)
+    label: str | None = Field(default=None, min_length=1)
+    reason: str | None = None
+    importance: Literal["transient", "normal", "checkpoint", "milestone"] | None = None
+    metadata: dict[str, Any] | None = None
+    createdBy: str | None = None
+
+
+class SaveState(_Body):
+    stream: str | None = Field(default=None, min_length=1)
+    label: str = Field(min_length=1)
+    reason: str | None = None
+    importance: Literal["transient", "normal", "checkpoint", "milestone"] | None = None
+    metadata: dict[str, Any] | None = None
+    createdBy: str | None = None
+
+
+class RecordUsage(_Body):
+    stepId: str | None = None
+    kind: str | None = Field(default=None, min_length=1)
+    provider: str | None = None
+    model: str | None = None
+    label: str | None = None
+    quantity: float | None = None
+    unit: str | None = None
+    inputTokens: int | None = Field(default=None, ge=0)
+    outputTokens: int | None = Field(default=None, ge=0)
+    totalTokens: int | None = Field(default=None, ge=0)
+    costUsd: float | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] | None = None
+
+
+def _refuse_unsupported(body: BaseModel, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        if getattr(body, name) is not None:
+            raise ProtocolError(
+                422, f"{name} is not supported by this server yet", code="unsupported"
+            )
+
+
+def _state_json(run_id: str, version: StateVersion) -> dict[str, Any]:
+    return {
+        "runId": run_id,
+        "value": version.value,
+        "version": version.version,
+        "updatedAt": iso(version.created_at),
+    }
+
+
+async def _write_state(request: Request, *, patch: bool) -> JSONResponse:
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    body = await parse_body(request, WriteState)
+    if body.stream not in (None, MAIN_STREAM):
+        raise ProtocolError(
+            422,
+            f"only the run's own state stream ({MAIN_STREAM!r}) is supported",
+            code="unsupported",
+        )
+    _refuse_unsupported(body, ("reason", "importance", "metadata", "createdBy"))
+    value = {} if body.value is None else body.value
+    if patch and not isinstance(value, dict):
+        raise ProtocolError(
+            400,
+            "invalid request body",
+            code="invalid_request",
+            issues=[{"path": ["value"], "message": "a merge patch is a JSON object"}],
+        )
+    async with srv.store.transaction() as tx:
+        locked = await tx.lock_run(run_id)
+        if locked is None:
+            raise not_found("run")
+        _check_live(locked.status)
+        version = await tx.write_state(run_id, encode(value, what="state"), patch=patch)
+        if version is not None and body.label is not None:
+            version = await tx.save_state(run_id, body.label)
+    if version is None:
+        raise ProtocolError(409, "run is finished", code="run_finished")
+    return JSONResponse({"state": _state_json(run_id, version)})
+
+
+def _check_live(status: str) -> None:
+    if status == "cancelled":
+        raise ProtocolError(409, "run is cancelled", code="run_cancelled")
+    if status == "completed":
+        raise ProtocolError(409, "run already completed", code="run_completed")
+
+
+async def set_state(request: Request) -> JSONResponse:
+    """Replace the state (one more version)."""
+    return await _write_state(request, patch=False)
+
+
+async def patch_state(request: Request) -> JSONResponse:
+    """Merge-patch the state (RFC 7386: null removes a key; one more version)."""
+    return await _write_state(request, patch=True)
+
+
+async def save_state(request: Request) -> JSONResponse:
+    """Label the current version without changing the value; 404 before any state."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    body = await parse_body(request, SaveState)
+    if body.stream not in (None, MAIN_STREAM):
+        raise ProtocolError(
+            422,
+            f"only the run's own state stream ({MAIN_STREAM!r}) is supported",
+            code="unsupported",
+        )
+    _refuse_unsupported(body, ("reason", "importance", "metadata", "createdBy"))
+    async with srv.store.transaction() as tx:
+        locked = await tx.lock_run(run_id)
+        if locked is None:
+            raise not_found("run")
+        _check_live(locked.status)
+        version = await tx.save_state(run_id, body.label)
+    if version is None:
+        raise ProtocolError(404, "run state not found", code="not_found")
+    return JSONResponse({"stateVersion": state_version_json(run_id, version)})
+
+
+async def record_usage(request: Request) -> JSONResponse:
+    """One ledger row (priced from genai-prices when ``costUsd`` is missing and the model is
+    known); recorded on any run, finished or not — spent tokens were spent."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    body = await parse_body(request, RecordUsage)
+    _refuse_unsupported(body, ("quantity", "unit"))
+    run = await srv.store.get_run(run_id)
+    if run is None:
+        raise not_found("run")
+    step = None if body.stepId is None else (decode_id("step", body.stepId) or body.stepId)
+    usage = usage_params(
+        run_id=run_id,
+        attempt=run.attempt,
+        step=step,
+        kind=body.kind or "custom",
+        provider=body.provider,
+        model=body.model,
+        input_tokens=body.inputTokens,
+        output_tokens=body.outputTokens,
+        total_tokens=body.totalTokens,
+        cost_usd=body.costUsd,
+        label=body.label,
+        metadata=body.metadata,
+    )
+    async with srv.store.transaction() as tx:
+        if not await tx.record_usage(usage):
+            raise not_found("run")
+    return JSONResponse(
+        {
+            "usage": {
+                "id": None,
+                "runId": run_id,
+                "stepId": None if step is None else encode_id("step", step),
+                "stepName": step,
+                "attempt": usage.attempt,
+                "kind": usage.kind,
+                "provider": usage.provider,
+                "model": usage.model,
+                "label": usage.label,
+                "quantity": None,
+                "unit": None,
+                "inputTokens": usage.input_tokens,
+                "outputTokens": usage.output_tokens,
+                "totalTokens": usage.total_tokens,
+                "costUsd": None if usage.cost_usd is None else float(usage.cost_usd),
+                "costSource": usage.cost_source,
+                "metadata": {} if body.metadata is None else body.metadata,
+                "createdAt": iso(datetime.now(UTC)),
+            }
+        }
+    )
+
+
+async def create_snapshot(request: Request) -> JSONResponse:
+    """Not yet: upstream snapshots hold any value under a stream of their own; this project
+    keeps one state stream per run (label its current value with ``state/save``)."""
+    raise ProtocolError(
+        501,
+        "POST /runs/{runId}/snapshots is not supported yet: label the run's current state with "
+        "POST /runs/{runId}/state/save",
+        code="not_implemented",
+    )
+
+
+async def get_state(request: Request) -> JSONResponse:
+    """The run's current state: ``{"state": {runId, value, version, updatedAt} | null}``."""
+    run_id = request.path_params["runId"]
+    try:
+        versions = await server(request).tide.runs.state_versions(run_id)
+    except RunNotFound:
+        raise not_found("run") from None
+    if not versions:
+        return JSONResponse({"state": None})
+    latest = state_version_json(run_id, versions[-1])
+    return JSONResponse(
+        {
+            "state": {
+                "runId": run_id,
+                "value": latest["value"],
+                "version": latest["version"],
+                "updatedAt": latest["createdAt"],
+            }
+        }
+    )
+
+
+async def state_versions(request: Request) -> JSONResponse:
+    """Every version in order (``?labeled=true``: only labeled ones; ``?stream=``: ``main``)."""
+    run_id = request.path_params["runId"]
+    stream = request.query_params.get("stream")
+    labeled = request.query_params.get("labeled") == "true"
+    try:
+        versions = await server(request).tide.runs.state_versions(run_id, labeled=labeled)
+    except RunNotFound:
+        raise not_found("run") from None
+    if stream is not None and stream != MAIN_STREAM:
+        versions = []
+    return JSONResponse({"stateVersions": [state_version_json(run_id, v) for v in versions]})
+
+
+async def snapshots(request: Request) -> JSONResponse:
+    """The labeled versions, newest first."""
+    run_id = request.path_params["runId"]
+    try:
+        versions = await server(request).tide.runs.state_versions(run_id, labeled=True)
+    except RunNotFound:
+        raise not_found("run") from None
+    return JSONResponse({"snapshots": [state_version_json(run_id, v) for v in reversed(versions)]})
+
+
+async def usage(request: Request) -> JSONResponse:
+    """The run's usage ledger and its summary (this server's extension of the protocol)."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    if await srv.store.get_run(run_id) is None:
+        raise not_found("run")
+    records = await srv.tide.usage.records(run_id)
+    summary = await srv.tide.usage.summary(run_id)
+    return JSONResponse(
+        {
+            "usage": [usage_json(r, i + 1) for i, r in enumerate(records)],
+            "summary": {
+                "calls": summary.calls,
+                "inputTokens": summary.input_tokens,
+                "outputTokens": summary.output_tokens,
+                "totalTokens": summary.total_tokens,
+                "costUsd": float(summary.cost_usd),
+                "byModel": [
+                    {
+                        "provider": m.provider,
+                        "model": m.model,
+                        "calls": m.calls,
+                        "inputTokens": m.input_tokens,
+                        "outputTokens": m.output_tokens,
+                        "totalTokens": m.total_tokens,
+                        "costUsd": float(m.cost_usd),
+                        "pricedCalls": m.priced_calls,
+                    }
+                    for m in summary.by_model
+                ],
+            },
+        }
+    )
+
+
+routes = [
+    Route("/runs/{runId}/state", get_state, methods=["GET"]),
+    Route("/runs/{runId}/state", set_state, methods=["PUT"]),
+    Route("/runs/{runId}/state", patch_state, methods=["PATCH"]),
+    Route("/runs/{runId}/state/save", save_state, methods=["POST"]),
+    Route("/runs/{runId}/usage", record_usage, methods=["POST"]),
+    Route("/runs/{runId}/state/versions", state_versions, methods=["GET"]),
+    Route("/runs/{runId}/snapshots", snapshots, methods=["GET"]),
+    Route("/runs/{runId}/snapshots", create_snapshot, methods=["POST"]),
+    Route("/runs/{runId}/usage", usage, methods=["GET"]),
+]

@@ -1,0 +1,404 @@
+"""The protocol's own reads and writes, on the client's store (SQL lives in
+``tidebase_core.store.protocol_queries``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tidebase_core._async.client import AsyncTidebase
+from tidebase_core._async.store import AsyncStoreConnection, _ConnectionLost
+from tidebase_core._run_base import UsageInput
+from tidebase_core.errors import DatabaseUnavailable
+from tidebase_core.models import StateVersion
+from tidebase_core.serialization import decode_json
+from tidebase_core.store.adapters import ExactJson, JsonText
+from tidebase_core.store.protocol_queries import ProtocolQueries
+
+__all__ = ["EdgeRow", "LockedRun", "ProtocolStore", "ProtocolTx", "RunRow", "StepRow"]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    workflow_name: str
+    status: str
+    input: Any
+    result: Any
+    error: Any
+    attempt: int
+    failure_class: str | None
+    metadata: Any
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    lease_expires_at: datetime | None
+    owner_token: str | None
+    """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
+    cancel_reason: str | None
+    cancel_actor: str | None
+
+
+def _row(r: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        run_id=r[0],
+        workflow_name=r[1],
+        status=r[2],
+        input=decode_json(r[3]),
+        result=decode_json(r[4]),
+        error=decode_json(r[5]),
+        attempt=r[6],
+        failure_class=r[7],
+        metadata=decode_json(r[8]),
+        created_at=r[9],
+        updated_at=r[10],
+        completed_at=r[11],
+        lease_expires_at=r[12],
+        owner_token=lease_holder(r[13], r[14]),
+        cancel_reason=r[15],
+        cancel_actor=r[16],
+    )
+
+
+@dataclass(frozen=True)
+class LockedRun:
+    status: str
+    owner: str | None
+    """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
+    leased: bool
+    """Someone holds a live lease."""
+
+
+@dataclass(frozen=True)
+class StepRow:
+    key: str
+    status: str
+    input_hash: str | None
+    input: Any
+    options: Any
+    output: Any
+    error: Any
+    attempt: int
+    resume_decision: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    started_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    leased: bool = False
+
+
+def _step(r: tuple[Any, ...]) -> StepRow:
+    return StepRow(
+        key=r[0],
+        status=r[1],
+        input_hash=r[2],
+        input=decode_json(r[3]),
+        options=decode_json(r[4]),
+        output=decode_json(r[5]),
+        error=decode_json(r[6]),
+        attempt=r[7],
+        resume_decision=r[8],
+        lease_owner=r[9],
+        lease_expires_at=r[10],
+        started_at=r[11],
+        created_at=r[12],
+        updated_at=r[13],
+        leased=bool(r[14]) if len(r) > 14 and isinstance(r[14], bool) else False,
+    )
+
+
+# Protocol workers are named by strings; in-process fencing is by uuid: one from the other.
+_OWNER_NAMESPACE = uuid.UUID("5d7c0a52-6f0e-4e52-9a39-1f3f1b1c7e11")
+
+
+def owner_token(name: str) -> uuid.UUID:
+    return uuid.uuid5(_OWNER_NAMESPACE, name)
+
+
+def lease_holder(token: uuid.UUID | None, name: str | None) -> str | None:
+    """The protocol worker's name while its token holds the lease, else the token itself (an
+    in-process owner, or one that took the run over since)."""
+    if token is None:
+        return None
+    if name is not None and owner_token(name) == token:
+        return name
+    return str(token)
+
+
+@dataclass(frozen=True)
+class EdgeRow:
+    parent_run_id: str
+    name: str
+    child_run_id: str
+    edge_type: str
+    metadata: Any
+    created_at: datetime
+
+
+def _edge(r: tuple[Any, ...]) -> EdgeRow:
+    return EdgeRow(r[0], r[1], r[2], r[3], decode_json(r[4]), r[5])
+
+
+class ProtocolTx:
+    """The protocol's writes inside one transaction (``ProtocolStore.transaction``). Start with
+    ``lock_run``: the run row's lock orders everything else."""
+
+    def __init__(self, db: AsyncStoreConnection, store: ProtocolStore) -> None:
+        self._db = db
+        self.q = store.q
+        self.lease = store.lease_seconds
+
+    async def _run(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            return await self._db._execute(query, params)
+        except _ConnectionLost as exc:  # the transaction is gone with it: nothing was applied
+            raise DatabaseUnavailable(
+                "the connection to Postgres dropped during the request; nothing was applied, "
+                "retry it"
+            ) from exc.__cause__
+
+    async def lock_run(self, run_id: str) -> LockedRun | None:
+        rows = await self._run(self.q.lock_run, {"run_id": run_id})
+        if not rows:
+            return None
+        status, name, token, leased = rows[0]
+        return LockedRun(status, lease_holder(token, name), bool(leased))
+
+    async def append_event(self, run_id: str, type: str, payload: str) -> int:
+        rows = await self._run(
+            self.q.append_event, {"run_id": run_id, "type": type, "payload": JsonText(payload)}
+        )
+        return int(rows[0][0])
+
+    async def begin_run(self, run_id: str, owner: str, payload: str) -> None:
+        await self._run(
+            self.q.begin_run,
+            {
+                "run_id": run_id,
+                "owner": owner,
+                "token": owner_token(owner),
+                "lease": self.lease,
+                "type": "run.started",
+                "payload": JsonText(payload),
+            },
+        )
+
+    async def heartbeat(self, run_id: str, owner: str) -> bool:
+        rows = await self._run(
+            self.q.heartbeat,
+            {"run_id": run_id, "owner": owner, "token": owner_token(owner), "lease": self.lease},
+        )
+        return bool(rows)
+
+    async def complete_run(self, run_id: str, result: str, payload: str) -> None:
+        await self._run(
+            self.q.complete_run,
+            {
+                "run_id": run_id,
+                "result": ExactJson(result),
+                "type": "run.completed",
+                "payload": JsonText(payload),
+            },
+        )
+
+    async def fail_run(
+        self, run_id: str, error: str, failure_class: str | None, payload: str
+    ) -> None:
+        await self._run(
+            self.q.fail_run,
+            {
+                "run_id": run_id,
+                "error": JsonText(error),
+                "failure_class": failure_class,
+                "type": "run.failed",
+                "payload": JsonText(payload),
+            },
+        )
+
+    async def get_step(self, run_id: str, key: str) -> StepRow | None:
+        rows = await self._run(self.q.get_step, {"run_id": run_id, "key": key})
+        return _step(rows[0]) if rows else None
+
+    async def begin_step(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        input_hash: str,
+        input: str,
+        options: str,
+        owner: str,
+    ) -> StepRow:
+        rows = await self._run(
+            self.q.begin_step,
+            {
+                "run_id": run_id,
+                "key": key,
+                "input_hash": input_hash,
+                "input": ExactJson(input),
+                "options": JsonText(options),
+                "owner": owner,
+                "lease": self.lease,
+            },
+        )
+        return _step(rows[0])
+
+    async def complete_step(self, run_id: str, key: str, output: str) -> StepRow:
+        rows = await self._run(
+            self.q.complete_step, {"run_id": run_id, "key": key, "output": ExactJson(output)}
+        )
+        return _step(rows[0][:14])
+
+    async def fail_step(self, run_id: str, key: str, error: str, decision: str) -> StepRow:
+        rows = await self._run(
+            self.q.fail_step,
+            {"run_id": run_id, "key": key, "error": JsonText(error), "decision": decision},
+        )
+        return _step(rows[0])
+
+    async def open_gate(
+        self, run_id: str, name: str, prompt: str, data: str, gate_token: str
+    ) -> bool:
+        rows = await self._run(
+            self.q.open_gate,
+            {
+                "run_id": run_id,
+                "name": name,
+                "prompt": prompt,
+                "data": JsonText(data),
+                "gate_token": gate_token,
+            },
+        )
+        return bool(rows)
+
+    async def write_state(self, run_id: str, value: str, *, patch: bool) -> StateVersion | None:
+        """Set or merge-patch the state (None: the run is finished)."""
+        rows = await self._run(
+            self.q.patch_state if patch else self.q.set_state,
+            {"run_id": run_id, "value": JsonText(value), "op_key": None},
+        )
+        return await self._version(run_id, int(rows[0][0])) if rows else None
+
+    async def save_state(self, run_id: str, label: str) -> StateVersion | None:
+        """Label the current version (None: no state yet, or the run is finished)."""
+        rows = await self._run(
+            self.q.save_state, {"run_id": run_id, "label": label, "op_key": None}
+        )
+        return await self._version(run_id, int(rows[0][0])) if rows else None
+
+    async def _version(self, run_id: str, version: int) -> StateVersion:
+        rows = await self._run(self.q.get_state_version, {"run_id": run_id, "version": version})
+        r = rows[0]
+        return StateVersion(
+            version=r[0], value=decode_json(r[1]), labels=list(r[2]), created_at=r[3]
+        )
+
+    async def record_usage(self, usage: UsageInput) -> bool:
+        return await self._db.record_usage(usage)
+
+    async def get_edge(self, run_id: str, edge: str) -> EdgeRow | None:
+        rows = await self._run(self.q.get_edge, {"run_id": run_id, "edge": edge})
+        return _edge(rows[0]) if rows else None
+
+    async def create_child(
+        self,
+        parent_run_id: str,
+        edge: str,
+        *,
+        child_run_id: str,
+        workflow: str,
+        input: str,
+        input_hash: str,
+        metadata: str,
+        created_payload: str,
+        edge_type: str,
+        edge_metadata: str,
+    ) -> EdgeRow:
+        """The child run (pending, with its run.created event) and the edge to it."""
+        await self._run(
+            self.q.create_run,
+            {
+                "run_id": child_run_id,
+                "workflow": workflow,
+                "input": ExactJson(input),
+                "input_hash": input_hash,
+                "metadata": JsonText(metadata),
+                "payload": JsonText(created_payload),
+            },
+        )
+        rows = await self._run(
+            self.q.insert_edge,
+            {
+                "run_id": parent_run_id,
+                "edge": edge,
+                "child_run_id": child_run_id,
+                "edge_type": edge_type,
+                "metadata": JsonText(edge_metadata),
+            },
+        )
+        return _edge(rows[0])
+
+    async def wait_at_gate(self, run_id: str, payload: str) -> None:
+        await self._run(
+            self.q.wait_at_gate,
+            {"run_id": run_id, "type": "gate.opened", "payload": JsonText(payload)},
+        )
+
+
+class ProtocolStore:
+    """Statements of the HTTP protocol, run on the pool of the server's ``AsyncTidebase``."""
+
+    def __init__(self, tide: AsyncTidebase, *, lease_seconds: float | None = None) -> None:
+        self._tide = tide
+        self.q = ProtocolQueries.for_schema(tide.settings.schema)
+        self.lease_seconds = tide.settings.lease_seconds if lease_seconds is None else lease_seconds
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ProtocolTx]:
+        async with self._tide._store.connection() as db, db._conn.transaction():
+            yield ProtocolTx(db, self)
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        input: str,
+        input_hash: str,
+        metadata: str | None,
+        payload: str,
+    ) -> bool:
+        """Insert a pending run with its ``run.created`` event; False if the id is taken."""
+        async with self._tide._store.connection() as db:
+            rows = await db._write(
+                self.q.create_run,
+                {
+                    "run_id": run_id,
+                    "workflow": workflow,
+                    "input": ExactJson(input),
+                    "input_hash": input_hash,
+                    "metadata": None if metadata is None else JsonText(metadata),
+                    "payload": JsonText(payload),
+                },
+            )
+        return bool(rows)
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.get_run_row, {"run_id": run_id})
+        return _row(rows[0]) if rows else None
+
+    async def list_edges(self, run_id: str) -> list[EdgeRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_edges, {"run_id": run_id})
+        return [_edge(r) for r in rows]
+
+    async def list_runs(self, *, limit: int) -> list[RunRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_run_rows, {"limit": limit})
+        return [_row(r) for r in rows]
