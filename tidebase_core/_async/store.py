@@ -6,9 +6,11 @@ This is the async source; ``tidebase_core/_sync/store.py`` is generated from it 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -18,15 +20,16 @@ from psycopg import AsyncConnection
 from psycopg.pq import ExecStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .._acompat import Lock, run_blocking, sleep
+from .._acompat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
 from ..errors import DatabaseUnavailable
 from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json, encode
-from ..settings import Settings
+from ..settings import Settings, redact_dsn
 from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
+from ..store.outage import Outage
 from ..store.queries import Queries, channel, listen_statement
 from ..store.records import Claim, FenceState, GateRow
 
@@ -36,8 +39,7 @@ Row = tuple[Any, ...]
 
 TUPLES_OK = ExecStatus.TUPLES_OK
 
-# How long an operation waits for a lost database to come back before giving up.
-RECONNECT_TIMEOUT = 60.0
+log = logging.getLogger("tidebase")
 
 
 class _ConnectionLost(Exception):
@@ -53,6 +55,7 @@ class AsyncStore:
         self.url: str | None = settings.database_url
         self._pool: AsyncConnectionPool[AsyncConnection[Row]] | None = None
         self._lock = Lock()
+        self.outage = Outage(settings.safe_url, settings.reconnect_seconds, log)
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -73,8 +76,10 @@ class AsyncStore:
                     "application_name": "tidebase",
                 },
                 open=False,
-                name="tidebase",
-                timeout=RECONNECT_TIMEOUT,
+                name=self.outage.pool_name,
+                # A connection that died while idle (a restart) is never handed out.
+                check=AsyncConnectionPool.check_connection,
+                timeout=self.settings.reconnect_seconds,
             )
             await pool.open()
             self.url = url
@@ -93,7 +98,7 @@ class AsyncStore:
         try:
             yield db
         finally:
-            await self._putconn(db._conn)
+            await shielded(db.release)
 
     async def _getconn(self) -> AsyncConnection[Row]:
         pool = self._pool
@@ -104,18 +109,27 @@ class AsyncStore:
         except PoolTimeout as exc:
             raise DatabaseUnavailable(
                 f"no connection to Postgres ({self.settings.safe_url}) within "
-                f"{RECONNECT_TIMEOUT:.0f}s: the database is down or every one of the "
-                f"{self.settings.max_connections} pooled connections is busy "
-                "(raise max_connections)"
+                f"{self.settings.reconnect_seconds:g}s: the database is down or every one of "
+                f"the {self.settings.max_connections} pooled connections is busy (raise "
+                "max_connections, or reconnect_seconds / TIDEBASE_RECONNECT_SECONDS)"
             ) from exc
 
     async def _connect(self) -> AsyncConnection[Row]:
-        """A connection of its own (not pooled), for a long LISTEN."""
+        """A connection of its own (not pooled): a long LISTEN, the heartbeat, a reconnect."""
         await self.open()
         assert self.url is not None
         return await AsyncConnection.connect(
-            self.url, autocommit=True, context=ADAPTERS, application_name="tidebase"
+            self.url,
+            autocommit=True,
+            context=ADAPTERS,
+            application_name="tidebase",
+            connect_timeout=max(2, min(10, int(self.settings.reconnect_seconds))),
         )
+
+    async def dedicated(self) -> AsyncStoreConnection:
+        """A connection of its own for a long-lived user (the heartbeat): no workload holding
+        pooled connections can starve it. The caller closes it (``release``)."""
+        return AsyncStoreConnection(self, await self._connect(), pooled=False)
 
     @asynccontextmanager
     async def listener(self, run_id: str) -> AsyncIterator[AsyncRunListener]:
@@ -126,7 +140,7 @@ class AsyncStore:
             await listener.start()
             yield listener
         finally:
-            await db._conn.close()
+            await shielded(db.release)
 
     async def _putconn(self, conn: AsyncConnection[Row]) -> None:
         pool = self._pool
@@ -149,6 +163,13 @@ class AsyncStoreConnection:
         self.q = store.q
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """Give the connection back: to the pool, or closed if it is one of our own."""
+        if self._pooled:
+            await self._store._putconn(self._conn)
+        else:
+            await self._conn.close()
 
     async def _execute(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
         """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
@@ -173,30 +194,65 @@ class AsyncStoreConnection:
             except _ConnectionLost:
                 continue
 
+    async def _write(
+        self,
+        query: str,
+        params: dict[str, Any],
+        recover: Callable[[Row], list[Row]] = lambda found: [found],
+    ) -> list[Row]:
+        """A write that appends to a run's log, applied exactly once across lost connections.
+
+        ``params["write_id"]`` (set here) travels in the statement onto its event row: one round
+        trip as usual. Only after the connection dropped mid-flight does a lookup ask whether
+        the write committed; if it did, ``recover`` turns the found ``(seq, version)`` into what
+        the statement would have returned, else the statement runs again.
+        """
+        params["write_id"] = uuid.uuid4()
+        try:
+            return await self._execute(query, params)
+        except _ConnectionLost:
+            pass
+        while True:
+            found = await self._read(self.q.find_write, params)
+            if found:
+                return recover(found[0])
+            try:
+                return await self._execute(query, params)
+            except _ConnectionLost:
+                continue
+            except psycopg.errors.UniqueViolation:
+                continue  # the first try committed after all (its backend outlived our link)
+
     async def _reconnect(self, cause: BaseException) -> None:
-        deadline = time.monotonic() + RECONNECT_TIMEOUT
-        if self._pooled:
-            await self._store._putconn(self._conn)  # the pool discards a broken connection
-        else:
-            await self._conn.close()
+        """A fresh connection of our own (kept until ``release``), waiting for the database for
+        up to ``reconnect_seconds``; the pool's own reconnection backs off for far longer."""
+        outage = self._store.outage
+        outage.begin(cause)
+        deadline = time.monotonic() + self._store.settings.reconnect_seconds
+        old, self._pooled = self._pooled, False
+        with contextlib.suppress(Exception):  # a dead connection may fail to close: it's gone
+            if old:
+                await self._store._putconn(self._conn)  # the pool discards a broken connection
+            else:
+                await self._conn.close()
         delay = 0.05
         while True:
             try:
-                if self._pooled:
-                    self._conn = await self._store._getconn()
-                else:
-                    self._conn = await self._store._connect()
+                self._conn = await self._store._connect()
                 for channel in self._channels:
                     await self._conn.execute(listen_statement(channel))
+                outage.end()
                 return
-            except (DatabaseUnavailable, psycopg.OperationalError):
+            except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(
-                        f"lost the connection to Postgres ({self._store.settings.safe_url}) "
-                        f"and it did not come back within {RECONNECT_TIMEOUT:.0f}s: {cause}"
-                    ) from cause
+                        f"lost the connection to Postgres ({self._store.settings.safe_url}) and "
+                        f"it did not come back within {self._store.settings.reconnect_seconds:g}s"
+                        f" (reconnect_seconds / TIDEBASE_RECONNECT_SECONDS): "
+                        f"{redact_dsn(str(exc))}"
+                    ) from None
             await sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
 
     # -- runs: claim, finish ------------------------------------------------------------------
 
@@ -230,15 +286,18 @@ class AsyncStoreConnection:
             "started": started,
             "lease": lease,
             "void_token": void_token,
+            "write_id": uuid.uuid4(),
         }
         while True:
             try:
                 rows = await self._execute(self.q.claim_run, params)
             except _ConnectionLost:
-                # If the claim landed, our token owns the run: claiming again with it as the
-                # "void" token takes it back (one more attempt, nothing else lost).
-                params["void_token"] = token
-                continue
+                # Did the claim commit? Its run.started event carries our write id.
+                rows = await self._read(self.q.find_claim, params)
+                if not rows:
+                    continue
+            except psycopg.errors.UniqueViolation:
+                continue  # a retry racing the first try, which committed: find it
             if rows:
                 return Claim.won(rows[0])
             found = await self._read(self.q.claim_refused, {"run_id": run_id})
@@ -313,8 +372,9 @@ class AsyncStoreConnection:
         while True:
             try:
                 return bool(await self._execute(query, params))
-            except _ConnectionLost:
-                # Did the write commit before the connection dropped?
+            except (_ConnectionLost, psycopg.errors.UniqueViolation):
+                # Did the write commit before the connection dropped? (A unique violation: a
+                # retry raced the first try's backend, which outlived the connection.)
                 found = await self._read(self.q.get_step, {"run_id": run_id, "key": key})
                 if found and found[0][0] == "completed" and found[0][1] == input_hash:
                     return True
@@ -335,7 +395,7 @@ class AsyncStoreConnection:
         payload: str,
     ) -> bool:
         """Record a step's intent ('running') or failure ('failed') with its log event."""
-        rows = await self._write_idempotent(
+        rows = await self._write(
             self.q.write_step_state,
             {
                 "run_id": run_id,
@@ -370,13 +430,7 @@ class AsyncStoreConnection:
             "result_type": result_type,
             "payload": JsonText(payload),
         }
-        while True:
-            try:
-                return bool(await self._execute(self.q.complete_run, params))
-            except _ConnectionLost:
-                run = await self.get_run(run_id)
-                if run is not None and run.status == "completed" and run.attempt == attempt:
-                    return True
+        return bool(await self._write(self.q.complete_run, params))
 
     async def fail_run(
         self,
@@ -387,7 +441,7 @@ class AsyncStoreConnection:
         failure_class: ResumeDecision | None,
         payload: str,
     ) -> bool:
-        rows = await self._write_idempotent(
+        rows = await self._write(
             self.q.fail_run,
             {
                 "run_id": run_id,
@@ -401,7 +455,7 @@ class AsyncStoreConnection:
 
     async def park_run(self, *, run_id: str, token: uuid.UUID, payload: str) -> bool:
         """Leave the run 'waiting' with no worker (a gate with ``wait=False``)."""
-        rows = await self._write_idempotent(
+        rows = await self._write(
             self.q.park_run, {"run_id": run_id, "token": token, "payload": JsonText(payload)}
         )
         return bool(rows)
@@ -412,13 +466,6 @@ class AsyncStoreConnection:
     async def fence_state(self, run_id: str) -> FenceState | None:
         rows = await self._read(self.q.fence_state, {"run_id": run_id})
         return FenceState(*rows[0]) if rows else None
-
-    async def _write_idempotent(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write whose double application is harmless (a status upsert): retried once."""
-        try:
-            return await self._execute(query, params)
-        except _ConnectionLost:
-            return await self._read(query, params)
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -487,6 +534,7 @@ class AsyncStoreConnection:
                 "value": JsonText(value),
                 "op_key": op_key,
             },
+            _version,
         )
         return int(rows[0][0]) if rows else None
 
@@ -497,6 +545,7 @@ class AsyncStoreConnection:
         rows = await self._write(
             self.q.save_state,
             {"run_id": run_id, "token": token, "label": label, "op_key": op_key},
+            _version,
         )
         return int(rows[0][0]) if rows else None
 
@@ -705,16 +754,6 @@ class AsyncStoreConnection:
             raise _ConnectionLost from exc
         return False
 
-    async def _write(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write that must not be applied twice: a lost connection is an error, not a retry."""
-        try:
-            return await self._execute(query, params)
-        except _ConnectionLost as exc:
-            raise DatabaseUnavailable(
-                "the connection to Postgres dropped while a write was in flight; it may or may "
-                "not have been applied"
-            ) from exc.__cause__
-
     # -- introspection and control ------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> RunInfo | None:
@@ -757,7 +796,8 @@ class AsyncStoreConnection:
 
     async def cancel_run(self, *, run_id: str, reason: str | None, payload: str) -> list[str]:
         """Cancel the run and its unfinished descendants; the ids cancelled."""
-        rows = await self._write_idempotent(
+        # Idempotent as it stands: a retry finds the runs cancelled and changes nothing.
+        rows = await self._read(
             self.q.cancel_run,
             {"run_id": run_id, "reason": reason, "payload": JsonText(payload)},
         )
@@ -772,6 +812,18 @@ class AsyncStoreConnection:
         that output. Returns ``("ok" | "no_run" | "locked" | "no_step" | "not_parked", run
         row, step row)`` so the caller can word the error.
         """
+        try:
+            return await self._settle_parked_step(run_id, key, output, event_type, payload)
+        except _ConnectionLost as exc:
+            raise DatabaseUnavailable(
+                f"the connection to Postgres dropped while settling step {key!r} of run "
+                f"{run_id!r}, and it is back now: look at tide.runs.steps({run_id!r}) to see "
+                "whether the step was settled, and settle it again if not"
+            ) from exc.__cause__
+
+    async def _settle_parked_step(
+        self, run_id: str, key: str, output: str | None, event_type: str, payload: str
+    ) -> tuple[str, Row | None, Row | None]:
         async with self._conn.transaction():
             run = await self._execute(self.q.lock_run, {"run_id": run_id})
             if not run:
@@ -798,6 +850,7 @@ class AsyncStoreConnection:
                     "type": event_type,
                     "payload": JsonText(payload),
                     "op_key": None,
+                    "write_id": None,
                 },
             )
             return "ok", run[0], step[0]
@@ -841,6 +894,11 @@ class AsyncRunListener:
                 # which the caller reads next; report a wake-up so it does.
                 await self._watch()
                 return True
+
+
+def _version(found: Row) -> list[Row]:
+    """What a state write returns (its version), from its event found after a lost connection."""
+    return [(found[1],)]
 
 
 def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:

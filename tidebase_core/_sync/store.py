@@ -6,9 +6,11 @@ This is the async source; ``tidebase_core/_sync/store.py`` is generated from it 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -18,15 +20,16 @@ from psycopg import Connection
 from psycopg.pq import ExecStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .._compat import Lock, run_blocking, sleep
+from .._compat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
 from ..errors import DatabaseUnavailable
 from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json, encode
-from ..settings import Settings
+from ..settings import Settings, redact_dsn
 from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
+from ..store.outage import Outage
 from ..store.queries import Queries, channel, listen_statement
 from ..store.records import Claim, FenceState, GateRow
 
@@ -36,8 +39,7 @@ Row = tuple[Any, ...]
 
 TUPLES_OK = ExecStatus.TUPLES_OK
 
-# How long an operation waits for a lost database to come back before giving up.
-RECONNECT_TIMEOUT = 60.0
+log = logging.getLogger("tidebase")
 
 
 class _ConnectionLost(Exception):
@@ -53,6 +55,7 @@ class Store:
         self.url: str | None = settings.database_url
         self._pool: ConnectionPool[Connection[Row]] | None = None
         self._lock = Lock()
+        self.outage = Outage(settings.safe_url, settings.reconnect_seconds, log)
 
     def open(self) -> None:
         if self._pool is not None:
@@ -73,8 +76,10 @@ class Store:
                     "application_name": "tidebase",
                 },
                 open=False,
-                name="tidebase",
-                timeout=RECONNECT_TIMEOUT,
+                name=self.outage.pool_name,
+                # A connection that died while idle (a restart) is never handed out.
+                check=ConnectionPool.check_connection,
+                timeout=self.settings.reconnect_seconds,
             )
             pool.open()
             self.url = url
@@ -93,7 +98,7 @@ class Store:
         try:
             yield db
         finally:
-            self._putconn(db._conn)
+            shielded(db.release)
 
     def _getconn(self) -> Connection[Row]:
         pool = self._pool
@@ -104,18 +109,27 @@ class Store:
         except PoolTimeout as exc:
             raise DatabaseUnavailable(
                 f"no connection to Postgres ({self.settings.safe_url}) within "
-                f"{RECONNECT_TIMEOUT:.0f}s: the database is down or every one of the "
-                f"{self.settings.max_connections} pooled connections is busy "
-                "(raise max_connections)"
+                f"{self.settings.reconnect_seconds:g}s: the database is down or every one of "
+                f"the {self.settings.max_connections} pooled connections is busy (raise "
+                "max_connections, or reconnect_seconds / TIDEBASE_RECONNECT_SECONDS)"
             ) from exc
 
     def _connect(self) -> Connection[Row]:
-        """A connection of its own (not pooled), for a long LISTEN."""
+        """A connection of its own (not pooled): a long LISTEN, the heartbeat, a reconnect."""
         self.open()
         assert self.url is not None
         return Connection.connect(
-            self.url, autocommit=True, context=ADAPTERS, application_name="tidebase"
+            self.url,
+            autocommit=True,
+            context=ADAPTERS,
+            application_name="tidebase",
+            connect_timeout=max(2, min(10, int(self.settings.reconnect_seconds))),
         )
+
+    def dedicated(self) -> StoreConnection:
+        """A connection of its own for a long-lived user (the heartbeat): no workload holding
+        pooled connections can starve it. The caller closes it (``release``)."""
+        return StoreConnection(self, self._connect(), pooled=False)
 
     @contextmanager
     def listener(self, run_id: str) -> Iterator[RunListener]:
@@ -126,7 +140,7 @@ class Store:
             listener.start()
             yield listener
         finally:
-            db._conn.close()
+            shielded(db.release)
 
     def _putconn(self, conn: Connection[Row]) -> None:
         pool = self._pool
@@ -147,6 +161,13 @@ class StoreConnection:
         self.q = store.q
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Give the connection back: to the pool, or closed if it is one of our own."""
+        if self._pooled:
+            self._store._putconn(self._conn)
+        else:
+            self._conn.close()
 
     def _execute(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
         """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
@@ -171,30 +192,65 @@ class StoreConnection:
             except _ConnectionLost:
                 continue
 
+    def _write(
+        self,
+        query: str,
+        params: dict[str, Any],
+        recover: Callable[[Row], list[Row]] = lambda found: [found],
+    ) -> list[Row]:
+        """A write that appends to a run's log, applied exactly once across lost connections.
+
+        ``params["write_id"]`` (set here) travels in the statement onto its event row: one round
+        trip as usual. Only after the connection dropped mid-flight does a lookup ask whether
+        the write committed; if it did, ``recover`` turns the found ``(seq, version)`` into what
+        the statement would have returned, else the statement runs again.
+        """
+        params["write_id"] = uuid.uuid4()
+        try:
+            return self._execute(query, params)
+        except _ConnectionLost:
+            pass
+        while True:
+            found = self._read(self.q.find_write, params)
+            if found:
+                return recover(found[0])
+            try:
+                return self._execute(query, params)
+            except _ConnectionLost:
+                continue
+            except psycopg.errors.UniqueViolation:
+                continue  # the first try committed after all (its backend outlived our link)
+
     def _reconnect(self, cause: BaseException) -> None:
-        deadline = time.monotonic() + RECONNECT_TIMEOUT
-        if self._pooled:
-            self._store._putconn(self._conn)  # the pool discards a broken connection
-        else:
-            self._conn.close()
+        """A fresh connection of our own (kept until ``release``), waiting for the database for
+        up to ``reconnect_seconds``; the pool's own reconnection backs off for far longer."""
+        outage = self._store.outage
+        outage.begin(cause)
+        deadline = time.monotonic() + self._store.settings.reconnect_seconds
+        old, self._pooled = self._pooled, False
+        with contextlib.suppress(Exception):  # a dead connection may fail to close: it's gone
+            if old:
+                self._store._putconn(self._conn)  # the pool discards a broken connection
+            else:
+                self._conn.close()
         delay = 0.05
         while True:
             try:
-                if self._pooled:
-                    self._conn = self._store._getconn()
-                else:
-                    self._conn = self._store._connect()
+                self._conn = self._store._connect()
                 for channel in self._channels:
                     self._conn.execute(listen_statement(channel))
+                outage.end()
                 return
-            except (DatabaseUnavailable, psycopg.OperationalError):
+            except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(
-                        f"lost the connection to Postgres ({self._store.settings.safe_url}) "
-                        f"and it did not come back within {RECONNECT_TIMEOUT:.0f}s: {cause}"
-                    ) from cause
+                        f"lost the connection to Postgres ({self._store.settings.safe_url}) and "
+                        f"it did not come back within {self._store.settings.reconnect_seconds:g}s"
+                        f" (reconnect_seconds / TIDEBASE_RECONNECT_SECONDS): "
+                        f"{redact_dsn(str(exc))}"
+                    ) from None
             sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
 
     # -- runs: claim, finish ------------------------------------------------------------------
 
@@ -228,15 +284,18 @@ class StoreConnection:
             "started": started,
             "lease": lease,
             "void_token": void_token,
+            "write_id": uuid.uuid4(),
         }
         while True:
             try:
                 rows = self._execute(self.q.claim_run, params)
             except _ConnectionLost:
-                # If the claim landed, our token owns the run: claiming again with it as the
-                # "void" token takes it back (one more attempt, nothing else lost).
-                params["void_token"] = token
-                continue
+                # Did the claim commit? Its run.started event carries our write id.
+                rows = self._read(self.q.find_claim, params)
+                if not rows:
+                    continue
+            except psycopg.errors.UniqueViolation:
+                continue  # a retry racing the first try, which committed: find it
             if rows:
                 return Claim.won(rows[0])
             found = self._read(self.q.claim_refused, {"run_id": run_id})
@@ -311,8 +370,9 @@ class StoreConnection:
         while True:
             try:
                 return bool(self._execute(query, params))
-            except _ConnectionLost:
-                # Did the write commit before the connection dropped?
+            except (_ConnectionLost, psycopg.errors.UniqueViolation):
+                # Did the write commit before the connection dropped? (A unique violation: a
+                # retry raced the first try's backend, which outlived the connection.)
                 found = self._read(self.q.get_step, {"run_id": run_id, "key": key})
                 if found and found[0][0] == "completed" and found[0][1] == input_hash:
                     return True
@@ -333,7 +393,7 @@ class StoreConnection:
         payload: str,
     ) -> bool:
         """Record a step's intent ('running') or failure ('failed') with its log event."""
-        rows = self._write_idempotent(
+        rows = self._write(
             self.q.write_step_state,
             {
                 "run_id": run_id,
@@ -368,13 +428,7 @@ class StoreConnection:
             "result_type": result_type,
             "payload": JsonText(payload),
         }
-        while True:
-            try:
-                return bool(self._execute(self.q.complete_run, params))
-            except _ConnectionLost:
-                run = self.get_run(run_id)
-                if run is not None and run.status == "completed" and run.attempt == attempt:
-                    return True
+        return bool(self._write(self.q.complete_run, params))
 
     def fail_run(
         self,
@@ -385,7 +439,7 @@ class StoreConnection:
         failure_class: ResumeDecision | None,
         payload: str,
     ) -> bool:
-        rows = self._write_idempotent(
+        rows = self._write(
             self.q.fail_run,
             {
                 "run_id": run_id,
@@ -399,7 +453,7 @@ class StoreConnection:
 
     def park_run(self, *, run_id: str, token: uuid.UUID, payload: str) -> bool:
         """Leave the run 'waiting' with no worker (a gate with ``wait=False``)."""
-        rows = self._write_idempotent(
+        rows = self._write(
             self.q.park_run, {"run_id": run_id, "token": token, "payload": JsonText(payload)}
         )
         return bool(rows)
@@ -410,13 +464,6 @@ class StoreConnection:
     def fence_state(self, run_id: str) -> FenceState | None:
         rows = self._read(self.q.fence_state, {"run_id": run_id})
         return FenceState(*rows[0]) if rows else None
-
-    def _write_idempotent(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write whose double application is harmless (a status upsert): retried once."""
-        try:
-            return self._execute(query, params)
-        except _ConnectionLost:
-            return self._read(query, params)
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -483,6 +530,7 @@ class StoreConnection:
                 "value": JsonText(value),
                 "op_key": op_key,
             },
+            _version,
         )
         return int(rows[0][0]) if rows else None
 
@@ -493,6 +541,7 @@ class StoreConnection:
         rows = self._write(
             self.q.save_state,
             {"run_id": run_id, "token": token, "label": label, "op_key": op_key},
+            _version,
         )
         return int(rows[0][0]) if rows else None
 
@@ -695,16 +744,6 @@ class StoreConnection:
             raise _ConnectionLost from exc
         return False
 
-    def _write(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write that must not be applied twice: a lost connection is an error, not a retry."""
-        try:
-            return self._execute(query, params)
-        except _ConnectionLost as exc:
-            raise DatabaseUnavailable(
-                "the connection to Postgres dropped while a write was in flight; it may or may "
-                "not have been applied"
-            ) from exc.__cause__
-
     # -- introspection and control ------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunInfo | None:
@@ -745,7 +784,8 @@ class StoreConnection:
 
     def cancel_run(self, *, run_id: str, reason: str | None, payload: str) -> list[str]:
         """Cancel the run and its unfinished descendants; the ids cancelled."""
-        rows = self._write_idempotent(
+        # Idempotent as it stands: a retry finds the runs cancelled and changes nothing.
+        rows = self._read(
             self.q.cancel_run,
             {"run_id": run_id, "reason": reason, "payload": JsonText(payload)},
         )
@@ -760,6 +800,18 @@ class StoreConnection:
         that output. Returns ``("ok" | "no_run" | "locked" | "no_step" | "not_parked", run
         row, step row)`` so the caller can word the error.
         """
+        try:
+            return self._settle_parked_step(run_id, key, output, event_type, payload)
+        except _ConnectionLost as exc:
+            raise DatabaseUnavailable(
+                f"the connection to Postgres dropped while settling step {key!r} of run "
+                f"{run_id!r}, and it is back now: look at tide.runs.steps({run_id!r}) to see "
+                "whether the step was settled, and settle it again if not"
+            ) from exc.__cause__
+
+    def _settle_parked_step(
+        self, run_id: str, key: str, output: str | None, event_type: str, payload: str
+    ) -> tuple[str, Row | None, Row | None]:
         with self._conn.transaction():
             run = self._execute(self.q.lock_run, {"run_id": run_id})
             if not run:
@@ -786,6 +838,7 @@ class StoreConnection:
                     "type": event_type,
                     "payload": JsonText(payload),
                     "op_key": None,
+                    "write_id": None,
                 },
             )
             return "ok", run[0], step[0]
@@ -829,6 +882,11 @@ class RunListener:
                 # which the caller reads next; report a wake-up so it does.
                 self._watch()
                 return True
+
+
+def _version(found: Row) -> list[Row]:
+    """What a state write returns (its version), from its event found after a lost connection."""
+    return [(found[1],)]
 
 
 def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
