@@ -78,7 +78,7 @@ class Store:
                 open=False,
                 name=self.outage.pool_name,
                 # A connection that died while idle (a restart) is never handed out.
-                check=ConnectionPool.check_connection,
+                check=self._check,
                 timeout=self.settings.reconnect_seconds,
             )
             pool.open()
@@ -100,31 +100,86 @@ class Store:
         finally:
             shielded(db.release)
 
+    def _check(self, conn: Connection[Row]) -> None:
+        """The pool's check before handing a connection out; a dead one means the database
+        went away (or restarted) since it was last used."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            self.outage.lost()
+            raise
+
     def _getconn(self) -> Connection[Row]:
         pool = self._pool
         if pool is None:
             raise DatabaseUnavailable("the Tidebase client is closed")
+        deadline = time.monotonic() + self.settings.reconnect_seconds
+        wait = 0.25
+        down: str | None = None
+        while True:
+            try:
+                return pool.getconn(timeout=max(0.01, min(wait, deadline - time.monotonic())))
+            except PoolTimeout as exc:
+                if time.monotonic() >= deadline:
+                    why = (
+                        f"the database is not answering ({down})"
+                        if down is not None
+                        else f"every one of the {self.settings.max_connections} pooled "
+                        "connections is busy (raise max_connections)"
+                    )
+                    raise DatabaseUnavailable(
+                        f"no connection to Postgres ({self.settings.safe_url}) within "
+                        f"{self.settings.reconnect_seconds:g}s (reconnect_seconds / "
+                        f"TIDEBASE_RECONNECT_SECONDS): {why}"
+                    ) from exc
+            # Not handed one quickly: is the database away, or is every connection busy?
+            down = self._probe()
+            wait = min(wait * 2, 2.0)
+
+    def _probe(self) -> str | None:
+        """Try to connect once: None if the database answers, else why not (redacted)."""
+        assert self.url is not None
         try:
-            return pool.getconn()
-        except PoolTimeout as exc:
-            raise DatabaseUnavailable(
-                f"no connection to Postgres ({self.settings.safe_url}) within "
-                f"{self.settings.reconnect_seconds:g}s: the database is down or every one of "
-                f"the {self.settings.max_connections} pooled connections is busy (raise "
-                "max_connections, or reconnect_seconds / TIDEBASE_RECONNECT_SECONDS)"
-            ) from exc
+            conn = Connection.connect(
+                self.url, autocommit=True, application_name="tidebase", connect_timeout=2
+            )
+        except psycopg.OperationalError as exc:
+            self.outage.begin(exc)
+            return redact_dsn(str(exc)).strip()
+        conn.close()
+        self.outage.end()
+        return None
 
     def _connect(self) -> Connection[Row]:
-        """A connection of its own (not pooled): a long LISTEN, the heartbeat, a reconnect."""
+        """A connection of its own (not pooled): a long LISTEN, the heartbeat, a reconnect.
+
+        While the database is away, waits for it up to ``reconnect_seconds`` (saying so once)."""
         self.open()
         assert self.url is not None
-        return Connection.connect(
-            self.url,
-            autocommit=True,
-            context=ADAPTERS,
-            application_name="tidebase",
-            connect_timeout=max(2, min(10, int(self.settings.reconnect_seconds))),
-        )
+        deadline = time.monotonic() + self.settings.reconnect_seconds
+        delay = 0.05
+        while True:
+            try:
+                conn = Connection.connect(
+                    self.url,
+                    autocommit=True,
+                    context=ADAPTERS,
+                    application_name="tidebase",
+                    connect_timeout=max(2, min(10, int(self.settings.reconnect_seconds))),
+                )
+                self.outage.end()
+                return conn
+            except psycopg.OperationalError as exc:
+                self.outage.begin(exc)  # not a blip: the database is away
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailable(
+                        f"lost the connection to Postgres ({self.settings.safe_url}) and it "
+                        f"did not come back within {self.settings.reconnect_seconds:g}s "
+                        f"(reconnect_seconds / TIDEBASE_RECONNECT_SECONDS): "
+                        f"{redact_dsn(str(exc))}"
+                    ) from None
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def dedicated(self) -> StoreConnection:
         """A connection of its own for a long-lived user (the heartbeat): no workload holding
@@ -224,33 +279,22 @@ class StoreConnection:
     def _reconnect(self, cause: BaseException) -> None:
         """A fresh connection of our own (kept until ``release``), waiting for the database for
         up to ``reconnect_seconds``; the pool's own reconnection backs off for far longer."""
-        outage = self._store.outage
-        outage.begin(cause)
-        deadline = time.monotonic() + self._store.settings.reconnect_seconds
+        self._store.outage.lost()
         old, self._pooled = self._pooled, False
         with contextlib.suppress(Exception):  # a dead connection may fail to close: it's gone
             if old:
                 self._store._putconn(self._conn)  # the pool discards a broken connection
             else:
                 self._conn.close()
-        delay = 0.05
         while True:
+            self._conn = self._store._connect()
             try:
-                self._conn = self._store._connect()
                 for channel in self._channels:
                     self._conn.execute(listen_statement(channel))
-                outage.end()
                 return
-            except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    raise DatabaseUnavailable(
-                        f"lost the connection to Postgres ({self._store.settings.safe_url}) and "
-                        f"it did not come back within {self._store.settings.reconnect_seconds:g}s"
-                        f" (reconnect_seconds / TIDEBASE_RECONNECT_SECONDS): "
-                        f"{redact_dsn(str(exc))}"
-                    ) from None
-            sleep(delay)
-            delay = min(delay * 2, 1.0)
+            except psycopg.OperationalError:
+                with contextlib.suppress(Exception):
+                    self._conn.close()  # lost again already: once more
 
     # -- runs: claim, finish ------------------------------------------------------------------
 
@@ -731,7 +775,7 @@ class StoreConnection:
         return str(rows[0][0]) if rows else None
 
     def listen(self, channel: str) -> None:
-        self._execute(listen_statement(channel), ())
+        self._read(listen_statement(channel), ())  # LISTEN again: harmless
         self._channels.add(channel)
 
     def wait_notify(self, timeout: float) -> bool:

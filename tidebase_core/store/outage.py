@@ -16,8 +16,10 @@ import time
 __all__ = ["Outage"]
 
 _names = itertools.count(1)
-_quiet: set[str] = set()  # pools of stores whose outage is being reported
-_quiet_lock = threading.Lock()
+_lock = threading.Lock()
+_since: dict[str, float] = {}  # database (as shown) → when its outage was first reported
+_lost_until = 0.0  # psycopg_pool's noise about broken connections is dropped until then
+_pools: dict[str, str] = {}  # pool name → database, for every Tidebase pool
 
 # psycopg_pool's warnings about connections an outage broke (they name no pool).
 _POOL_NOISE = (
@@ -33,43 +35,44 @@ class _QuietPool(logging.Filter):
     """Drops psycopg_pool's per-attempt warnings while a Tidebase store reports an outage."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _quiet or record.levelno > logging.WARNING:
+        if record.levelno > logging.WARNING or not (_since or time.monotonic() < _lost_until):
             return True
         if isinstance(record.msg, str) and record.msg.startswith(_POOL_NOISE):
             return False
-        return not any(isinstance(a, str) and a in _quiet for a in record.args or ())
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(a, str) and a in _pools for a in args)
 
 
-_filter = _QuietPool()
-logging.getLogger("psycopg.pool").addFilter(_filter)
+logging.getLogger("psycopg.pool").addFilter(_QuietPool())
 
 
 class Outage:
-    """The database's availability as one store sees it."""
+    """The database's availability as this process sees it (one report per database, however
+    many clients and connections notice)."""
 
     def __init__(self, where: str, seconds: float, log: logging.Logger) -> None:
         self.where = where
         self.seconds = seconds
         self.pool_name = f"tidebase-{next(_names)}"
         self._log = log
-        self._lock = threading.Lock()
-        self._since: float | None = None
+        with _lock:
+            _pools[self.pool_name] = where
 
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
+    def lost(self) -> None:
+        """A connection broke (a restart, a network cut): the pool's warnings about the other
+        connections that broke with it are dropped for a while."""
+        global _lost_until
+        _lost_until = time.monotonic() + self.seconds
 
     def begin(self, cause: BaseException) -> None:
-        """A connection was lost: say so once per outage."""
-        with self._lock:
-            if self._since is not None:
+        """Connecting failed: the database is away. Said once per outage."""
+        with _lock:
+            if self.where in _since:
                 return
-            self._since = time.monotonic()
-        with _quiet_lock:
-            _quiet.add(self.pool_name)
+            _since[self.where] = time.monotonic()
         self._log.warning(
-            "Tidebase lost its connection to the database (%s: %s); waiting up to %gs "
-            "(reconnect_seconds) for it to come back before operations fail",
+            "Tidebase is waiting for the database (%s), which is not answering (%s); "
+            "operations wait up to %gs for it (reconnect_seconds) before failing",
             self.where,
             type(cause).__name__,
             self.seconds,
@@ -77,14 +80,11 @@ class Outage:
 
     def end(self) -> None:
         """A connection was made again."""
-        with self._lock:
-            since, self._since = self._since, None
-        if since is None:
-            return
-        with _quiet_lock:
-            _quiet.discard(self.pool_name)
-        self._log.info(
-            "Tidebase is connected to the database again (%s) after %.1fs",
-            self.where,
-            time.monotonic() - since,
-        )
+        with _lock:
+            since = _since.pop(self.where, None)
+        if since is not None:
+            self._log.info(
+                "Tidebase is connected to the database again (%s) after %.1fs",
+                self.where,
+                time.monotonic() - since,
+            )
