@@ -297,3 +297,43 @@ async def test_a_lease_left_by_a_finished_execution_of_this_process_is_void(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.slow
+async def test_the_async_heartbeat_outlives_sync_steps_holding_the_blocking_pool(
+    tidebase_database_url: str, tidebase_schema: str
+) -> None:
+    """Two sync steps in threads (``asyncio.to_thread``) hold both connections of the async
+    client's blocking pool for several leases: the lease stays live all along."""
+    from tidebase_core.plugin import blocking_run
+
+    lease = 0.6
+    release = threading.Event()
+    holding = threading.Barrier(3)
+
+    def hold(run: AsyncRunContext) -> None:
+        with blocking_run(run):  # a pooled connection of the blocking twin, held
+            holding.wait(10)
+            release.wait(10)
+
+    async def wf(run: AsyncRunContext, _: None) -> str:
+        await asyncio.gather(asyncio.to_thread(hold, run), asyncio.to_thread(hold, run))
+        return "done"
+
+    async with AsyncTidebase(
+        tidebase_database_url, schema=tidebase_schema, lease_seconds=lease
+    ) as atide:
+        with Tidebase(tidebase_database_url, schema=tidebase_schema) as other:
+            task = asyncio.create_task(atide.run("wf", wf, run_id="held"))
+            await asyncio.to_thread(holding.wait, 10)
+            deadline = time.monotonic() + 4 * lease
+            while time.monotonic() < deadline:
+                with pytest.raises(RunLocked):
+                    await asyncio.to_thread(other.run, "wf", _noop, run_id="held")
+                await asyncio.sleep(lease / 4)
+            release.set()
+            assert await task == "done"
+
+
+def _noop(run: RunContext, _: None) -> str:
+    return "taken over"
