@@ -144,6 +144,8 @@ class AsyncStore:
                 self.url, autocommit=True, application_name="tidebase", connect_timeout=2
             )
         except psycopg.OperationalError as exc:
+            if exc.sqlstate == "53300":  # too_many_connections: it answers, it is just full
+                return None
             self.outage.begin(exc)
             return redact_dsn(str(exc)).strip()
         await conn.close()
