@@ -144,7 +144,7 @@ class AsyncStore:
                 self.url, autocommit=True, application_name="tidebase", connect_timeout=2
             )
         except psycopg.OperationalError as exc:
-            if exc.sqlstate == "53300":  # too_many_connections: it answers, it is just full
+            if exc.sqlstate == "53300" or "too many clients" in str(exc):  # it answers: full
                 return None
             self.outage.begin(exc)
             return redact_dsn(str(exc)).strip()
