@@ -337,3 +337,55 @@ async def test_the_async_heartbeat_outlives_sync_steps_holding_the_blocking_pool
 
 def _noop(run: RunContext, _: None) -> str:
     return "taken over"
+
+
+def test_settling_a_parked_step_survives_its_connection_being_cut(
+    tide: Tidebase, tidebase_database_url: str, tidebase_schema: str
+) -> None:
+    """retry_step's transaction is cut while it waits for the run's lock: it runs again on a
+    new connection and the step is released once (one step.retry_approved event)."""
+
+    def wf(run: RunContext, _: None) -> int:
+        return int(run.step("pay", lambda: 1 / 0, side_effects=["payment"]))
+
+    with pytest.raises(ZeroDivisionError):
+        tide.run("wf", wf, run_id="parked")
+    locker = psycopg.connect(tidebase_database_url)
+    locker.execute(
+        sql.SQL("SELECT 1 FROM {}.runs WHERE run_id = 'parked' FOR UPDATE").format(
+            sql.Identifier(tidebase_schema)
+        )
+    )
+    outcome: list[Any] = []
+    with tide._store.connection() as db:
+        fd = db._conn.fileno()
+
+        def settle() -> None:
+            try:
+                outcome.append(
+                    db.resolve_parked_step(
+                        run_id="parked",
+                        key="pay",
+                        output=None,
+                        event_type="step.retry_approved",
+                        payload="{}",
+                    )[0]
+                )
+            except BaseException as exc:
+                outcome.append(exc)
+
+        settler = threading.Thread(target=settle)
+        settler.start()
+        wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the settle waits")
+        cut = socket.socket(fileno=socket.dup(fd))
+        cut.shutdown(socket.SHUT_RDWR)
+        cut.close()
+        wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
+        locker.commit()
+        settler.join(30)
+    locker.close()
+    assert outcome == ["ok"]
+    events = tide.runs.events("parked")
+    assert [e.type for e in events].count("step.retry_approved") == 1
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert tide.runs.steps("parked")[0].resume_decision == "safe_replay"

@@ -858,17 +858,31 @@ class AsyncStoreConnection:
         that output. Returns ``("ok" | "no_run" | "locked" | "no_step" | "not_parked", run
         row, step row)`` so the caller can word the error.
         """
-        try:
-            return await self._settle_parked_step(run_id, key, output, event_type, payload)
-        except _ConnectionLost as exc:
-            raise DatabaseUnavailable(
-                f"the connection to Postgres dropped while settling step {key!r} of run "
-                f"{run_id!r}, and it is back now: look at tide.runs.steps({run_id!r}) to see "
-                "whether the step was settled, and settle it again if not"
-            ) from exc.__cause__
+        write_id = uuid.uuid4()  # on its event: a retry after a lost connection finds it
+        while True:
+            try:
+                return await self._settle_parked_step(
+                    run_id, key, output, event_type, payload, write_id
+                )
+            except (_ConnectionLost, psycopg.OperationalError) as exc:
+                if self._conn.broken or self._conn.closed:
+                    await self._reconnect(exc)  # it broke at COMMIT: did that commit land?
+                elif not isinstance(exc, _ConnectionLost) and not isinstance(
+                    exc.__context__, _ConnectionLost
+                ):
+                    raise  # not a lost connection (leaving a broken one's transaction is)
+            found = await self._read(self.q.find_write, {"run_id": run_id, "write_id": write_id})
+            if found:
+                return "ok", None, None
 
     async def _settle_parked_step(
-        self, run_id: str, key: str, output: str | None, event_type: str, payload: str
+        self,
+        run_id: str,
+        key: str,
+        output: str | None,
+        event_type: str,
+        payload: str,
+        write_id: uuid.UUID,
     ) -> tuple[str, Row | None, Row | None]:
         async with self._conn.transaction():
             run = await self._execute(self.q.lock_run, {"run_id": run_id})
@@ -896,7 +910,7 @@ class AsyncStoreConnection:
                     "type": event_type,
                     "payload": JsonText(payload),
                     "op_key": None,
-                    "write_id": None,
+                    "write_id": write_id,
                 },
             )
             return "ok", run[0], step[0]
