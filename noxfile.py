@@ -8,10 +8,13 @@
                  supports (nox -s "integration(pydantic-ai, oldest)" … to pick one)
 - generate       regenerate tidebase_core/_sync/ from tidebase_core/_async/
 - bench          Tidebase against DBOS Transact on the same Postgres (python -m benchmarks)
+- chaos          guarantee 10 at scale (nightly): restarts of the real embedded Postgres under
+                 1,000 runs (TIDEBASE_CHAOS_RUNS=N nox -s chaos for another count)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -127,3 +130,19 @@ def generate(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos test of tests/test_chaos.py with >= 1,000 runs (150 in flight at a time)."""
+    session.install("-e", ".[dev]")
+    runs = session.env.get("TIDEBASE_CHAOS_RUNS") or os.environ.get("TIDEBASE_CHAOS_RUNS", "1000")
+    session.run(
+        "pytest",
+        "tests/test_chaos.py",
+        "-p",
+        "no:randomly",
+        "-s",
+        *session.posargs,
+        env={"TIDEBASE_CHAOS_RUNS": runs},
+    )

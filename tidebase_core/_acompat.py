@@ -7,7 +7,9 @@ the same names from ``_compat``, which implements them with threads and blocking
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -27,6 +29,7 @@ __all__ = [
     "install_branches",
     "resolve",
     "run_blocking",
+    "shielded",
     "sleep",
 ]
 
@@ -51,6 +54,38 @@ async def resolve(value: Any) -> Any:
     if hasattr(type(value), "__await__"):
         return await value
     return value
+
+
+async def shielded(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``await fn(*args, **kwargs)`` to the end (cleanup: giving a lease or a connection back)
+    even when the task is being cancelled: by ``task.cancel()``/``asyncio.timeout``
+    (edge-triggered: the cleanup runs in a task of its own, awaited to the end) or by an anyio
+    cancel scope such as ``anyio.move_on_after`` (level-triggered: it cancels every await inside
+    the scope, so the wait is shielded with anyio's own shield). A cancellation that arrives
+    meanwhile is re-raised once the work is done."""
+    task = asyncio.ensure_future(fn(*args, **kwargs))
+    anyio = sys.modules.get("anyio")  # only ever loaded by code that uses anyio
+    shield: Any = contextlib.nullcontext()
+    if anyio is not None:
+        with contextlib.suppress(Exception):  # not in an anyio-aware task
+            shield = anyio.CancelScope(shield=True)
+    cancelled: asyncio.CancelledError | None = None
+    with shield:
+        while True:
+            try:
+                result = await asyncio.shield(task)
+                break
+            except asyncio.CancelledError as exc:
+                if task.done() and not task.cancelled():
+                    result = task.result()
+                    cancelled = exc
+                    break
+                if task.cancelled():
+                    raise
+                cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    return result
 
 
 def install_branches() -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "install_branches",
     "resolve",
     "run_blocking",
+    "shielded",
     "sleep",
 ]
 
@@ -38,6 +39,11 @@ sleep = time.sleep
 
 
 def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return fn(*args, **kwargs)
+
+
+def shielded(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """The async engine shields cleanup from task cancellation; threads are not cancelled."""
     return fn(*args, **kwargs)
 
 

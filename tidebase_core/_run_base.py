@@ -240,9 +240,10 @@ def settle_claim(
 
 
 def holder_is_gone(claim: Claim) -> bool:
-    """Is the lease holder a process of this host that no longer exists?"""
+    """Is the lease holder a process of this host that no longer exists (or this process,
+    whose execution under that lease has finished)?"""
     return claim.owner_token is not None and process_is_gone(
-        claim.owner_host, claim.owner_pid, claim.owner_started
+        claim.owner_host, claim.owner_pid, claim.owner_started, claim.owner_token
     )
 
 

@@ -34,6 +34,7 @@ def configure(
     schema: str | None = None,
     auto_migrate: bool | None = None,
     max_connections: int | None = None,
+    reconnect_seconds: float | None = None,
 ) -> None:
     """Set the database and options of decorated workflows (sync and async alike).
 
@@ -46,6 +47,7 @@ def configure(
         "schema": schema,
         "auto_migrate": auto_migrate,
         "max_connections": max_connections,
+        "reconnect_seconds": reconnect_seconds,
     }
     database = options.pop("database_url")
     Settings.resolve(database, **options)  # fail now, not at the first workflow call

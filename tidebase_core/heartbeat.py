@@ -1,19 +1,24 @@
 """Lease renewal: one background thread per client extends the lease of every run it executes.
 
 A thread, for the async client too: a step that blocks the event loop (a sync LLM call inside an
-async workflow) must not let the lease lapse while the worker is alive. The renewal is also how
-a worker learns, without any extra read per step, that its run was cancelled or taken over.
+async workflow) must not let the lease lapse while the worker is alive. It renews over a
+connection of its own, not one from the pool the runs hold: however many runs (or sync steps
+in threads) hold every pooled connection, the live worker's leases are renewed. The renewal is
+also how a worker learns, without any extra read per step, that its run was cancelled or taken
+over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
 from collections.abc import Callable
 
 from ._run_base import Execution
-from ._sync.store import Store
+from ._sync.store import Store, StoreConnection
+from .settings import redact_dsn
 
 __all__ = ["Heartbeat"]
 
@@ -29,6 +34,7 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._db: StoreConnection | None = None  # used by the heartbeat thread only
 
     def track(self, state: Execution) -> None:
         with self._lock:
@@ -57,7 +63,10 @@ class Heartbeat:
             held = list(self._executions.values())
         if not held:
             return
-        with self._store().connection() as db:
+        db = self._db
+        if db is None:
+            db = self._db = self._store().dedicated()
+        try:
             ours = db.renew_leases(
                 lease=self.lease_seconds, held=[(s.run_id, s.token) for s in held]
             )
@@ -65,6 +74,9 @@ class Heartbeat:
             if not missing:
                 return
             states = db.lease_states([s.run_id for s in missing])
+        except BaseException:
+            self._close()
+            raise
         for s in missing:
             now = states.get(s.run_id)
             if now is None or now.owner_token != s.token:
@@ -73,9 +85,22 @@ class Heartbeat:
                 s.cancel_reason = now.cancel_reason
                 s.cancelled = True
 
+    def _close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.release()
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-            except Exception as exc:  # the database may be away; try again next beat
-                log.warning("lease renewal failed, retrying in %.1fs: %s", self.interval, exc)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.beat()
+                except Exception as exc:  # the database may be away; try again next beat
+                    log.warning(
+                        "lease renewal failed, retrying in %.1fs: %s",
+                        self.interval,
+                        redact_dsn(str(exc)),
+                    )
+        finally:
+            self._close()

@@ -5,6 +5,10 @@ host, so re-running a killed script resumes immediately instead of waiting out t
 "Same host" is strict: the host name, the boot and (on Linux) the PID namespace must all match,
 and a live PID only counts as the owner if it also started at the recorded time (PIDs get reused).
 Across hosts nothing can be known, and the lease simply expires.
+
+Within the owner's own process the answer is exact: a lease is live while an execution of this
+process runs under its token (``hold``/``let_go``), and void once that execution has finished
+(left behind when its cleanup could not run), so re-invoking the run is never ``RunLocked``.
 """
 
 from __future__ import annotations
@@ -12,12 +16,28 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["Owner", "process_is_gone", "this_host"]
+__all__ = ["Owner", "hold", "let_go", "process_is_gone", "this_host"]
+
+_live: set[uuid.UUID] = set()  # tokens this process's running executions hold
+_live_lock = threading.Lock()
+
+
+def hold(token: uuid.UUID) -> None:
+    """An execution of this process is about to claim a run with ``token``."""
+    with _live_lock:
+        _live.add(token)
+
+
+def let_go(token: uuid.UUID) -> None:
+    """That execution has finished: a lease left under ``token`` is void."""
+    with _live_lock:
+        _live.discard(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +49,13 @@ class Owner:
 
     @classmethod
     def new(cls) -> Owner:
+        """A new owner, live in this process until ``let_go(token)``: a lease it takes is never
+        voided by this process's own claims meanwhile (forgetting ``let_go`` only means the
+        lease expires instead of being voided at once)."""
         pid = os.getpid()
-        return cls(uuid.uuid4(), this_host(), pid, _this_process_start(pid))
+        owner = cls(uuid.uuid4(), this_host(), pid, _this_process_start(pid))
+        hold(owner.token)
+        return owner
 
 
 @cache
@@ -44,12 +69,18 @@ def this_host() -> str:
     return "|".join(parts)
 
 
-def process_is_gone(host: str | None, pid: int | None, started: str | None) -> bool:
-    """True only when we can be sure the owning process no longer exists."""
+def process_is_gone(
+    host: str | None, pid: int | None, started: str | None, token: uuid.UUID | None = None
+) -> bool:
+    """True only when we can be sure the owner no longer exists: its process is gone, or it is
+    this process and no execution of it runs under ``token`` any more."""
     if host is None or pid is None or host != this_host():
         return False
     if pid == os.getpid():
-        return False  # ourselves: alive by definition (another thread holds it)
+        if token is None or started != _this_process_start(pid):
+            return False
+        with _live_lock:
+            return token not in _live
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -27,6 +27,9 @@ class Settings:
     """Where the embedded server keeps its data (``pgdata``): ``TIDEBASE_HOME`` or
     :func:`default_home`, the same for every working directory."""
     max_connections: int = 10
+    reconnect_seconds: float = 60.0
+    """How long an operation waits for a lost database to come back before raising
+    ``DatabaseUnavailable`` (``TIDEBASE_RECONNECT_SECONDS``)."""
 
     @classmethod
     def resolve(
@@ -38,6 +41,7 @@ class Settings:
         auto_migrate: bool | None = None,
         max_connections: int | None = None,
         home: str | os.PathLike[str] | None = None,
+        reconnect_seconds: float | None = None,
     ) -> Settings:
         env = os.environ
         url = database_url if database_url is not None else env.get("TIDEBASE_DATABASE_URL")
@@ -64,9 +68,24 @@ class Settings:
         pool = max_connections if max_connections is not None else 10
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
             raise ConfigurationError(f"max_connections must be an int >= 1, got {pool!r}")
+        reconnect = (
+            reconnect_seconds
+            if reconnect_seconds is not None
+            else _env_float("TIDEBASE_RECONNECT_SECONDS")
+        )
+        if reconnect is None:
+            reconnect = 60.0
+        if (
+            isinstance(reconnect, bool)
+            or not isinstance(reconnect, int | float)
+            or not 0 < reconnect < float("inf")
+        ):
+            raise ConfigurationError(
+                f"reconnect_seconds must be a number of seconds > 0, got {reconnect!r}"
+            )
         raw_home = home if home is not None else env.get("TIDEBASE_HOME") or None
         home_path = Path(raw_home).expanduser() if raw_home is not None else default_home()
-        return cls(url, float(lease), schema, bool(auto_migrate), home_path, pool)
+        return cls(url, float(lease), schema, bool(auto_migrate), home_path, pool, float(reconnect))
 
     @property
     def safe_url(self) -> str:

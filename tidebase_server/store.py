@@ -280,14 +280,14 @@ class ProtocolTx:
         """Set or merge-patch the state (None: the run is finished)."""
         rows = await self._run(
             self.q.patch_state if patch else self.q.set_state,
-            {"run_id": run_id, "value": JsonText(value), "op_key": None},
+            {"run_id": run_id, "value": JsonText(value), "op_key": None, "write_id": None},
         )
         return await self._version(run_id, int(rows[0][0])) if rows else None
 
     async def save_state(self, run_id: str, label: str) -> StateVersion | None:
         """Label the current version (None: no state yet, or the run is finished)."""
         rows = await self._run(
-            self.q.save_state, {"run_id": run_id, "label": label, "op_key": None}
+            self.q.save_state, {"run_id": run_id, "label": label, "op_key": None, "write_id": None}
         )
         return await self._version(run_id, int(rows[0][0])) if rows else None
 

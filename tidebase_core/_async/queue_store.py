@@ -57,6 +57,11 @@ class StalledRun:
     input: Any
 
 
+def _applied(found: Row) -> list[Row]:
+    """What a transition found applied after a lost connection returns: a row, status unknown."""
+    return [(None,)]
+
+
 class AsyncQueueStore:
     """Queue, reconciler and schedule statements on one connection."""
 
@@ -127,7 +132,7 @@ class AsyncQueueStore:
     ) -> str | None:
         """Record a failed attempt of a queued run: 'queued' (retry after ``delay``), 'failed'
         (max_retries), or None when the fence refused it (cancelled, taken over)."""
-        rows = await self.db._write_idempotent(
+        rows = await self.db._write(
             self.q.fail_queued,
             {
                 "run_id": run_id,
@@ -136,8 +141,19 @@ class AsyncQueueStore:
                 "payload": JsonText(payload),
                 "delay": delay,
             },
+            recover=_applied,
         )
-        return str(rows[0][0]) if rows else None
+        return await self._status(run_id, rows)
+
+    async def _status(self, run_id: str, rows: list[Row]) -> str | None:
+        """The status a fenced transition returned; after a lost connection found it applied,
+        the run's status now (None: the fence refused it)."""
+        if not rows:
+            return None
+        if rows[0][0] is not None:
+            return str(rows[0][0])
+        run = await self.db.get_run(run_id)
+        return None if run is None else str(run.status)
 
     # -- queues -------------------------------------------------------------------------------
 
@@ -191,10 +207,12 @@ class AsyncQueueStore:
         return await self.db._read(self.q.idle_plain_runs, {"workflows": workflows, "limit": limit})
 
     async def requeue_stalled(self, *, run_id: str, token: uuid.UUID, reason: str) -> str | None:
-        rows = await self.db._write_idempotent(
-            self.q.requeue_stalled, {"run_id": run_id, "token": token, "reason": reason}
+        rows = await self.db._write(
+            self.q.requeue_stalled,
+            {"run_id": run_id, "token": token, "reason": reason},
+            recover=_applied,
         )
-        return str(rows[0][0]) if rows else None
+        return await self._status(run_id, rows)
 
     async def requeue_pending(self) -> list[str]:
         rows = await self.db._read(self.q.requeue_pending, {})
@@ -232,8 +250,10 @@ class AsyncQueueStore:
         return await self.db._read(self.q.push_ready, {"limit": limit})
 
     async def recover_run(self, *, run_id: str, reason: str, void_token: uuid.UUID | None) -> bool:
-        rows = await self.db._write_idempotent(
-            self.q.recover_run, {"run_id": run_id, "reason": reason, "void_token": void_token}
+        rows = await self.db._write(
+            self.q.recover_run,
+            {"run_id": run_id, "reason": reason, "void_token": void_token},
+            recover=_applied,
         )
         return bool(rows)
 

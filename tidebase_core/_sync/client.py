@@ -16,6 +16,7 @@ from .._compat import (
     install_branches,
     resolve,
     run_blocking,
+    shielded,
     sleep,
 )
 from .._run_base import (
@@ -42,7 +43,7 @@ from ..errors import (
 from ..heartbeat import Heartbeat
 from ..keys import current_scope, current_strand
 from ..models import Event, RunInfo, RunStatus, StateVersion, StepInfo
-from ..owner import Owner
+from ..owner import Owner, let_go
 from ..queue_models import Enqueued, WebhookAttempt
 from ..registry import lookup as lookup_workflow
 from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of, type_tag
@@ -81,6 +82,7 @@ class Tidebase:
         schema: str | None = None,
         auto_migrate: bool | None = None,
         max_connections: int | None = None,
+        reconnect_seconds: float | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             database_url,
@@ -88,6 +90,7 @@ class Tidebase:
             schema=schema,
             auto_migrate=auto_migrate,
             max_connections=max_connections,
+            reconnect_seconds=reconnect_seconds,
         )
         self._store = Store(self.settings)
         self._twin: Store | None = None
@@ -258,8 +261,42 @@ class Tidebase:
         check_input = input is not None
         self._after_fork()
 
+        owner = Owner.new()  # live before the claim: no thread here voids a lease being taken
+        try:
+            return self._claim_and_execute(
+                owner,
+                run_id=run_id,
+                name=name,
+                fn=fn,
+                input=input,
+                input_text=input_text,
+                in_hash=in_hash,
+                check_input=check_input,
+                metadata_text=metadata_text,
+                result_type=result_type,
+                wait=wait,
+                webhook=webhook,
+            )
+        finally:
+            let_go(owner.token)
+
+    def _claim_and_execute(
+        self,
+        owner: Owner,
+        *,
+        run_id: str,
+        name: str,
+        fn: Callable[[RunContext, Any], Any],
+        input: Any,
+        input_text: str,
+        in_hash: str,
+        check_input: bool,
+        metadata_text: str | None,
+        result_type: Any,
+        wait: bool,
+        webhook: str | None,
+    ) -> Any:
         with self._store.connection() as db:
-            owner = Owner.new()
             claim = self._claim(
                 db,
                 run_id=run_id,
@@ -392,31 +429,38 @@ class Tidebase:
                 result = encode(value, what=f"result of run {state.run_id!r}")
             except RunCancelled as exc:
                 if exc.run_id != state.run_id:  # a child run was cancelled: this run fails
-                    self._fail(db, state, exc)
+                    shielded(self._fail, db, state, exc)
                 else:
-                    db.release_run(run_id=state.run_id, token=state.token)
+                    shielded(db.release_run, run_id=state.run_id, token=state.token)
                 raise
             except LeaseLost:
                 raise  # not ours any more: nothing to record
             except GatePending:
                 if not state.parked:  # a child parked at its gate: wait with it
-                    db.park_run(
+                    shielded(
+                        db.park_run,
                         run_id=state.run_id,
                         token=state.token,
                         payload=encode({"child": True}, what="event"),
                     )
                 raise
             except BaseException as exc:
-                self._fail(db, state, exc)
+                # Shielded: a run whose task is cancelled (asyncio.timeout, an anyio cancel
+                # scope) still records its end and gives its lease back.
+                shielded(self._fail, db, state, exc)
                 raise
-            completed = db.complete_run(
-                run_id=state.run_id,
-                token=state.token,
-                attempt=state.attempt,
-                result=result,
-                result_type=type_tag(value),
-                payload=encode({"attempt": state.attempt}, what="event"),
-            )
+            try:
+                completed = db.complete_run(
+                    run_id=state.run_id,
+                    token=state.token,
+                    attempt=state.attempt,
+                    result=result,
+                    result_type=type_tag(value),
+                    payload=encode({"attempt": state.attempt}, what="event"),
+                )
+            except BaseException as exc:  # cancelled while completing: fenced, so harmless
+                shielded(self._fail, db, state, exc)
+                raise
             if not completed:
                 ctx._refused()
             return value

@@ -57,6 +57,11 @@ class StalledRun:
     input: Any
 
 
+def _applied(found: Row) -> list[Row]:
+    """What a transition found applied after a lost connection returns: a row, status unknown."""
+    return [(None,)]
+
+
 class QueueStore:
     """Queue, reconciler and schedule statements on one connection."""
 
@@ -125,7 +130,7 @@ class QueueStore:
     ) -> str | None:
         """Record a failed attempt of a queued run: 'queued' (retry after ``delay``), 'failed'
         (max_retries), or None when the fence refused it (cancelled, taken over)."""
-        rows = self.db._write_idempotent(
+        rows = self.db._write(
             self.q.fail_queued,
             {
                 "run_id": run_id,
@@ -134,8 +139,19 @@ class QueueStore:
                 "payload": JsonText(payload),
                 "delay": delay,
             },
+            recover=_applied,
         )
-        return str(rows[0][0]) if rows else None
+        return self._status(run_id, rows)
+
+    def _status(self, run_id: str, rows: list[Row]) -> str | None:
+        """The status a fenced transition returned; after a lost connection found it applied,
+        the run's status now (None: the fence refused it)."""
+        if not rows:
+            return None
+        if rows[0][0] is not None:
+            return str(rows[0][0])
+        run = self.db.get_run(run_id)
+        return None if run is None else str(run.status)
 
     # -- queues -------------------------------------------------------------------------------
 
@@ -189,10 +205,12 @@ class QueueStore:
         return self.db._read(self.q.idle_plain_runs, {"workflows": workflows, "limit": limit})
 
     def requeue_stalled(self, *, run_id: str, token: uuid.UUID, reason: str) -> str | None:
-        rows = self.db._write_idempotent(
-            self.q.requeue_stalled, {"run_id": run_id, "token": token, "reason": reason}
+        rows = self.db._write(
+            self.q.requeue_stalled,
+            {"run_id": run_id, "token": token, "reason": reason},
+            recover=_applied,
         )
-        return str(rows[0][0]) if rows else None
+        return self._status(run_id, rows)
 
     def requeue_pending(self) -> list[str]:
         rows = self.db._read(self.q.requeue_pending, {})
@@ -230,8 +248,10 @@ class QueueStore:
         return self.db._read(self.q.push_ready, {"limit": limit})
 
     def recover_run(self, *, run_id: str, reason: str, void_token: uuid.UUID | None) -> bool:
-        rows = self.db._write_idempotent(
-            self.q.recover_run, {"run_id": run_id, "reason": reason, "void_token": void_token}
+        rows = self.db._write(
+            self.q.recover_run,
+            {"run_id": run_id, "reason": reason, "void_token": void_token},
+            recover=_applied,
         )
         return bool(rows)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .._run_base import check_name, check_run_id, new_run_id
 from ..errors import LeaseLost, RunNotFound, TidebaseError
 from ..models import RunInfo
-from ..owner import Owner
+from ..owner import Owner, let_go
 from ..serialization import decode_json, encode, encode_with_hash, type_tag
 from .context import RunContext
 from .queue_store import QueueStore
@@ -108,6 +108,7 @@ class RunSession(RunContext):
     def _end(self) -> None:
         self._open = False
         self._client._heartbeat.untrack(self._execution)
+        let_go(self._execution.token)
         self._stack.close()
 
     def __enter__(self) -> RunSession:
@@ -146,8 +147,8 @@ def attach(
     client._after_fork()
     stack = ExitStack()
     db = stack.enter_context(client._store.connection())
+    owner = Owner.new()
     try:
-        owner = Owner.new()
         claim = client._claim(
             db,
             run_id=run_id,
@@ -170,6 +171,7 @@ def attach(
         run_input = input if check_input else decode_json(claim.input)
         session = RunSession(client, state, db, run_input)
     except BaseException:
+        let_go(owner.token)
         stack.close()
         raise
     session._stack = stack

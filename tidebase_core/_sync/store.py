@@ -6,9 +6,11 @@ This is the async source; ``tidebase_core/_sync/store.py`` is generated from it 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -18,15 +20,16 @@ from psycopg import Connection
 from psycopg.pq import ExecStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .._compat import Lock, run_blocking, sleep
+from .._compat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
 from ..errors import DatabaseUnavailable
 from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json, encode
-from ..settings import Settings
+from ..settings import Settings, redact_dsn
 from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
+from ..store.outage import Outage
 from ..store.queries import Queries, channel, listen_statement
 from ..store.records import Claim, FenceState, GateRow
 
@@ -36,8 +39,7 @@ Row = tuple[Any, ...]
 
 TUPLES_OK = ExecStatus.TUPLES_OK
 
-# How long an operation waits for a lost database to come back before giving up.
-RECONNECT_TIMEOUT = 60.0
+log = logging.getLogger("tidebase")
 
 
 class _ConnectionLost(Exception):
@@ -53,6 +55,7 @@ class Store:
         self.url: str | None = settings.database_url
         self._pool: ConnectionPool[Connection[Row]] | None = None
         self._lock = Lock()
+        self.outage = Outage(settings.safe_url, settings.reconnect_seconds, log)
 
     def open(self) -> None:
         if self._pool is not None:
@@ -73,8 +76,10 @@ class Store:
                     "application_name": "tidebase",
                 },
                 open=False,
-                name="tidebase",
-                timeout=RECONNECT_TIMEOUT,
+                name=self.outage.pool_name,
+                # A connection that died while idle (a restart) is never handed out.
+                check=self._check,
+                timeout=self.settings.reconnect_seconds,
             )
             pool.open()
             self.url = url
@@ -93,29 +98,95 @@ class Store:
         try:
             yield db
         finally:
-            self._putconn(db._conn)
+            shielded(db.release)
+
+    def _check(self, conn: Connection[Row]) -> None:
+        """The pool's check before handing a connection out; a dead one means the database
+        went away (or restarted) since it was last used."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            self.outage.lost()
+            raise
 
     def _getconn(self) -> Connection[Row]:
         pool = self._pool
         if pool is None:
             raise DatabaseUnavailable("the Tidebase client is closed")
+        deadline = time.monotonic() + self.settings.reconnect_seconds
+        wait = 0.25
+        down: str | None = None
+        while True:
+            try:
+                return pool.getconn(timeout=max(0.01, min(wait, deadline - time.monotonic())))
+            except PoolTimeout as exc:
+                if time.monotonic() >= deadline:
+                    why = (
+                        f"the database is not answering ({down})"
+                        if down is not None
+                        else f"every one of the {self.settings.max_connections} pooled "
+                        "connections is busy (raise max_connections)"
+                    )
+                    raise DatabaseUnavailable(
+                        f"no connection to Postgres ({self.settings.safe_url}) within "
+                        f"{self.settings.reconnect_seconds:g}s (reconnect_seconds / "
+                        f"TIDEBASE_RECONNECT_SECONDS): {why}"
+                    ) from exc
+            # Not handed one quickly: is the database away, or is every connection busy?
+            down = self._probe()
+            wait = min(wait * 2, 2.0)
+
+    def _probe(self) -> str | None:
+        """Try to connect once: None if the database answers, else why not (redacted)."""
+        assert self.url is not None
         try:
-            return pool.getconn()
-        except PoolTimeout as exc:
-            raise DatabaseUnavailable(
-                f"no connection to Postgres ({self.settings.safe_url}) within "
-                f"{RECONNECT_TIMEOUT:.0f}s: the database is down or every one of the "
-                f"{self.settings.max_connections} pooled connections is busy "
-                "(raise max_connections)"
-            ) from exc
+            conn = Connection.connect(
+                self.url, autocommit=True, application_name="tidebase", connect_timeout=2
+            )
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate == "53300" or "too many clients" in str(exc):  # it answers: full
+                return None
+            self.outage.begin(exc)
+            return redact_dsn(str(exc)).strip()
+        conn.close()
+        self.outage.end()
+        return None
 
     def _connect(self) -> Connection[Row]:
-        """A connection of its own (not pooled), for a long LISTEN."""
+        """A connection of its own (not pooled): a long LISTEN, the heartbeat, a reconnect.
+
+        While the database is away, waits for it up to ``reconnect_seconds`` (saying so once)."""
         self.open()
         assert self.url is not None
-        return Connection.connect(
-            self.url, autocommit=True, context=ADAPTERS, application_name="tidebase"
-        )
+        deadline = time.monotonic() + self.settings.reconnect_seconds
+        delay = 0.05
+        while True:
+            try:
+                conn = Connection.connect(
+                    self.url,
+                    autocommit=True,
+                    context=ADAPTERS,
+                    application_name="tidebase",
+                    connect_timeout=max(2, min(10, int(self.settings.reconnect_seconds))),
+                )
+                self.outage.end()
+                return conn
+            except psycopg.OperationalError as exc:
+                self.outage.begin(exc)  # not a blip: the database is away
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailable(
+                        f"lost the connection to Postgres ({self.settings.safe_url}) and it "
+                        f"did not come back within {self.settings.reconnect_seconds:g}s "
+                        f"(reconnect_seconds / TIDEBASE_RECONNECT_SECONDS): "
+                        f"{redact_dsn(str(exc))}"
+                    ) from None
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def dedicated(self) -> StoreConnection:
+        """A connection of its own for a long-lived user (the heartbeat): no workload holding
+        pooled connections can starve it. The caller closes it (``release``)."""
+        return StoreConnection(self, self._connect(), pooled=False)
 
     @contextmanager
     def listener(self, run_id: str) -> Iterator[RunListener]:
@@ -126,7 +197,7 @@ class Store:
             listener.start()
             yield listener
         finally:
-            db._conn.close()
+            shielded(db.release)
 
     def _putconn(self, conn: Connection[Row]) -> None:
         pool = self._pool
@@ -147,6 +218,13 @@ class StoreConnection:
         self.q = store.q
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Give the connection back: to the pool, or closed if it is one of our own."""
+        if self._pooled:
+            self._store._putconn(self._conn)
+        else:
+            self._conn.close()
 
     def _execute(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
         """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
@@ -171,30 +249,54 @@ class StoreConnection:
             except _ConnectionLost:
                 continue
 
-    def _reconnect(self, cause: BaseException) -> None:
-        deadline = time.monotonic() + RECONNECT_TIMEOUT
-        if self._pooled:
-            self._store._putconn(self._conn)  # the pool discards a broken connection
-        else:
-            self._conn.close()
-        delay = 0.05
+    def _write(
+        self,
+        query: str,
+        params: dict[str, Any],
+        recover: Callable[[Row], list[Row]] = lambda found: [found],
+    ) -> list[Row]:
+        """A write that appends to a run's log, applied exactly once across lost connections.
+
+        ``params["write_id"]`` (set here) travels in the statement onto its event row: one round
+        trip as usual. Only after the connection dropped mid-flight does a lookup ask whether
+        the write committed; if it did, ``recover`` turns the found ``(seq, version)`` into what
+        the statement would have returned, else the statement runs again.
+        """
+        params["write_id"] = uuid.uuid4()
+        try:
+            return self._execute(query, params)
+        except _ConnectionLost:
+            pass
         while True:
+            found = self._read(self.q.find_write, params)
+            if found:
+                return recover(found[0])
             try:
-                if self._pooled:
-                    self._conn = self._store._getconn()
-                else:
-                    self._conn = self._store._connect()
+                return self._execute(query, params)
+            except _ConnectionLost:
+                continue
+            except psycopg.errors.UniqueViolation:
+                continue  # the first try committed after all (its backend outlived our link)
+
+    def _reconnect(self, cause: BaseException) -> None:
+        """A fresh connection of our own (kept until ``release``), waiting for the database for
+        up to ``reconnect_seconds``; the pool's own reconnection backs off for far longer."""
+        self._store.outage.lost()
+        old, self._pooled = self._pooled, False
+        with contextlib.suppress(Exception):  # a dead connection may fail to close: it's gone
+            if old:
+                self._store._putconn(self._conn)  # the pool discards a broken connection
+            else:
+                self._conn.close()
+        while True:
+            self._conn = self._store._connect()
+            try:
                 for channel in self._channels:
                     self._conn.execute(listen_statement(channel))
                 return
-            except (DatabaseUnavailable, psycopg.OperationalError):
-                if time.monotonic() > deadline:
-                    raise DatabaseUnavailable(
-                        f"lost the connection to Postgres ({self._store.settings.safe_url}) "
-                        f"and it did not come back within {RECONNECT_TIMEOUT:.0f}s: {cause}"
-                    ) from cause
-            sleep(delay)
-            delay = min(delay * 2, 2.0)
+            except psycopg.OperationalError:
+                with contextlib.suppress(Exception):
+                    self._conn.close()  # lost again already: once more
 
     # -- runs: claim, finish ------------------------------------------------------------------
 
@@ -228,15 +330,18 @@ class StoreConnection:
             "started": started,
             "lease": lease,
             "void_token": void_token,
+            "write_id": uuid.uuid4(),
         }
         while True:
             try:
                 rows = self._execute(self.q.claim_run, params)
             except _ConnectionLost:
-                # If the claim landed, our token owns the run: claiming again with it as the
-                # "void" token takes it back (one more attempt, nothing else lost).
-                params["void_token"] = token
-                continue
+                # Did the claim commit? Its run.started event carries our write id.
+                rows = self._read(self.q.find_claim, params)
+                if not rows:
+                    continue
+            except psycopg.errors.UniqueViolation:
+                continue  # a retry racing the first try, which committed: find it
             if rows:
                 return Claim.won(rows[0])
             found = self._read(self.q.claim_refused, {"run_id": run_id})
@@ -311,8 +416,9 @@ class StoreConnection:
         while True:
             try:
                 return bool(self._execute(query, params))
-            except _ConnectionLost:
-                # Did the write commit before the connection dropped?
+            except (_ConnectionLost, psycopg.errors.UniqueViolation):
+                # Did the write commit before the connection dropped? (A unique violation: a
+                # retry raced the first try's backend, which outlived the connection.)
                 found = self._read(self.q.get_step, {"run_id": run_id, "key": key})
                 if found and found[0][0] == "completed" and found[0][1] == input_hash:
                     return True
@@ -333,7 +439,7 @@ class StoreConnection:
         payload: str,
     ) -> bool:
         """Record a step's intent ('running') or failure ('failed') with its log event."""
-        rows = self._write_idempotent(
+        rows = self._write(
             self.q.write_step_state,
             {
                 "run_id": run_id,
@@ -368,13 +474,7 @@ class StoreConnection:
             "result_type": result_type,
             "payload": JsonText(payload),
         }
-        while True:
-            try:
-                return bool(self._execute(self.q.complete_run, params))
-            except _ConnectionLost:
-                run = self.get_run(run_id)
-                if run is not None and run.status == "completed" and run.attempt == attempt:
-                    return True
+        return bool(self._write(self.q.complete_run, params))
 
     def fail_run(
         self,
@@ -385,7 +485,7 @@ class StoreConnection:
         failure_class: ResumeDecision | None,
         payload: str,
     ) -> bool:
-        rows = self._write_idempotent(
+        rows = self._write(
             self.q.fail_run,
             {
                 "run_id": run_id,
@@ -399,7 +499,7 @@ class StoreConnection:
 
     def park_run(self, *, run_id: str, token: uuid.UUID, payload: str) -> bool:
         """Leave the run 'waiting' with no worker (a gate with ``wait=False``)."""
-        rows = self._write_idempotent(
+        rows = self._write(
             self.q.park_run, {"run_id": run_id, "token": token, "payload": JsonText(payload)}
         )
         return bool(rows)
@@ -410,13 +510,6 @@ class StoreConnection:
     def fence_state(self, run_id: str) -> FenceState | None:
         rows = self._read(self.q.fence_state, {"run_id": run_id})
         return FenceState(*rows[0]) if rows else None
-
-    def _write_idempotent(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write whose double application is harmless (a status upsert): retried once."""
-        try:
-            return self._execute(query, params)
-        except _ConnectionLost:
-            return self._read(query, params)
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -483,6 +576,7 @@ class StoreConnection:
                 "value": JsonText(value),
                 "op_key": op_key,
             },
+            _version,
         )
         return int(rows[0][0]) if rows else None
 
@@ -493,6 +587,7 @@ class StoreConnection:
         rows = self._write(
             self.q.save_state,
             {"run_id": run_id, "token": token, "label": label, "op_key": op_key},
+            _version,
         )
         return int(rows[0][0]) if rows else None
 
@@ -682,7 +777,7 @@ class StoreConnection:
         return str(rows[0][0]) if rows else None
 
     def listen(self, channel: str) -> None:
-        self._execute(listen_statement(channel), ())
+        self._read(listen_statement(channel), ())  # LISTEN again: harmless
         self._channels.add(channel)
 
     def wait_notify(self, timeout: float) -> bool:
@@ -694,16 +789,6 @@ class StoreConnection:
             self._reconnect(exc)
             raise _ConnectionLost from exc
         return False
-
-    def _write(self, query: str, params: dict[str, Any]) -> list[Row]:
-        """A write that must not be applied twice: a lost connection is an error, not a retry."""
-        try:
-            return self._execute(query, params)
-        except _ConnectionLost as exc:
-            raise DatabaseUnavailable(
-                "the connection to Postgres dropped while a write was in flight; it may or may "
-                "not have been applied"
-            ) from exc.__cause__
 
     # -- introspection and control ------------------------------------------------------------
 
@@ -745,7 +830,8 @@ class StoreConnection:
 
     def cancel_run(self, *, run_id: str, reason: str | None, payload: str) -> list[str]:
         """Cancel the run and its unfinished descendants; the ids cancelled."""
-        rows = self._write_idempotent(
+        # Idempotent as it stands: a retry finds the runs cancelled and changes nothing.
+        rows = self._read(
             self.q.cancel_run,
             {"run_id": run_id, "reason": reason, "payload": JsonText(payload)},
         )
@@ -760,6 +846,30 @@ class StoreConnection:
         that output. Returns ``("ok" | "no_run" | "locked" | "no_step" | "not_parked", run
         row, step row)`` so the caller can word the error.
         """
+        write_id = uuid.uuid4()  # on its event: a retry after a lost connection finds it
+        while True:
+            try:
+                return self._settle_parked_step(run_id, key, output, event_type, payload, write_id)
+            except (_ConnectionLost, psycopg.OperationalError) as exc:
+                if self._conn.broken or self._conn.closed:
+                    self._reconnect(exc)  # it broke at COMMIT: did that commit land?
+                elif not isinstance(exc, _ConnectionLost) and not isinstance(
+                    exc.__context__, _ConnectionLost
+                ):
+                    raise  # not a lost connection (leaving a broken one's transaction is)
+            found = self._read(self.q.find_write, {"run_id": run_id, "write_id": write_id})
+            if found:
+                return "ok", None, None
+
+    def _settle_parked_step(
+        self,
+        run_id: str,
+        key: str,
+        output: str | None,
+        event_type: str,
+        payload: str,
+        write_id: uuid.UUID,
+    ) -> tuple[str, Row | None, Row | None]:
         with self._conn.transaction():
             run = self._execute(self.q.lock_run, {"run_id": run_id})
             if not run:
@@ -786,6 +896,7 @@ class StoreConnection:
                     "type": event_type,
                     "payload": JsonText(payload),
                     "op_key": None,
+                    "write_id": write_id,
                 },
             )
             return "ok", run[0], step[0]
@@ -829,6 +940,11 @@ class RunListener:
                 # which the caller reads next; report a wake-up so it does.
                 self._watch()
                 return True
+
+
+def _version(found: Row) -> list[Row]:
+    """What a state write returns (its version), from its event found after a lost connection."""
+    return [(found[1],)]
 
 
 def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..errors import (
     StepFailed,
     TidebaseError,
 )
-from ..owner import Owner, process_is_gone, this_host
+from ..owner import Owner, let_go, process_is_gone, this_host
 from ..registry import UnknownWorkflow, lookup, registered_names
 from ..serialization import decode_json, encode
 from ..store.records import Claim
@@ -160,21 +160,24 @@ class Worker:
         self._next_queue = (start + 1) % n
         for i in range(n):
             queue = self.queues[(start + i) % n]
-            with self.client._store.connection() as db:
-                owner = Owner.new()
-                claim = QueueStore(db).claim_queued(
-                    queue=queue,
-                    token=owner.token,
-                    host=owner.host,
-                    pid=owner.pid,
-                    started=owner.started,
-                    lease=self.client.settings.lease_seconds,
-                )
-                if claim is None:
-                    continue
-                self.claimed += 1
-                self._execute(db, queue, owner, claim)
-                return True
+            owner = Owner.new()
+            try:
+                with self.client._store.connection() as db:
+                    claim = QueueStore(db).claim_queued(
+                        queue=queue,
+                        token=owner.token,
+                        host=owner.host,
+                        pid=owner.pid,
+                        started=owner.started,
+                        lease=self.client.settings.lease_seconds,
+                    )
+                    if claim is None:
+                        continue
+                    self.claimed += 1
+                    self._execute(db, queue, owner, claim)
+                    return True
+            finally:
+                let_go(owner.token)  # finished (or never claimed): a lease left behind is void
         return False
 
     def _execute(self, db: Any, queue: str, owner: Owner, claim: QueuedClaim) -> None:

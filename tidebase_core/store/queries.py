@@ -49,8 +49,9 @@ WITH claimed AS (
               CASE WHEN %(want_input)s THEN r.input END AS input,
               coalesce(r.watched_until > now(), false) AS watched
 ), started AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, c.last_seq, 'run.started', jsonb_build_object('attempt', c.attempt)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, c.last_seq, 'run.started', jsonb_build_object('attempt', c.attempt),
+           %(write_id)s
     FROM claimed c
 )
 SELECT c.attempt, c.created, c.input, c.last_seq,
@@ -141,8 +142,8 @@ _STEP_STATE = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {_FENCE} RETURNING last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, %(event)s, %(payload)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, r.last_seq, %(event)s, %(payload)s, %(write_id)s FROM r
 ), st AS (
     INSERT INTO {{s}}.steps AS st (
         run_id, step_key, status, input_hash, error, attempt, resume_decision, idempotency_key)
@@ -168,8 +169,8 @@ WITH r AS (
     WHERE {_FENCE}
     RETURNING last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, {{event}}, %(payload)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, r.last_seq, {{event}}, %(payload)s, %(write_id)s FROM r
 )
 SELECT {_NOTIFY} FROM r
 """
@@ -279,8 +280,8 @@ _APPEND = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET last_seq = last_seq + 1 WHERE {{where}} RETURNING last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
-    SELECT %(run_id)s, r.last_seq, %(type)s, %(payload)s, %(op_key)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
+    SELECT %(run_id)s, r.last_seq, %(type)s, %(payload)s, %(op_key)s, %(write_id)s FROM r
 )
 SELECT r.last_seq, {_NOTIFY} FROM r
 """
@@ -333,9 +334,10 @@ WITH r AS (
     INSERT INTO {{s}}.state_versions (run_id, version, value, seq)
     SELECT %(run_id)s, cur.version, cur.value, r.last_seq FROM r, cur
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
     SELECT %(run_id)s, r.last_seq, 'state.updated',
-           jsonb_build_object('version', cur.version, 'value', cur.value), %(op_key)s
+           jsonb_build_object('version', cur.version, 'value', cur.value), %(op_key)s,
+           %(write_id)s
     FROM r, cur
 )
 SELECT cur.version, {_NOTIFY} FROM r, cur
@@ -359,9 +361,10 @@ WITH cur AS (
     FROM cur, r
     WHERE sv.run_id = %(run_id)s AND sv.version = cur.version AND NOT %(label)s = ANY(sv.labels)
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
     SELECT %(run_id)s, r.last_seq, 'state.saved',
-           jsonb_build_object('version', cur.version, 'label', %(label)s::text), %(op_key)s
+           jsonb_build_object('version', cur.version, 'label', %(label)s::text), %(op_key)s,
+           %(write_id)s
     FROM r, cur
 )
 SELECT cur.version, {_NOTIFY} FROM r, cur
@@ -414,8 +417,8 @@ WITH r AS (
     INSERT INTO {{s}}.gates (run_id, name, prompt, data, status, token)
     SELECT %(run_id)s, %(name)s, %(prompt)s, %(data)s, 'pending', %(gate_token)s FROM r
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, 'gate.opened', %(payload)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, r.last_seq, 'gate.opened', %(payload)s, %(write_id)s FROM r
 )
 SELECT {_NOTIFY} FROM r
 """
@@ -455,8 +458,8 @@ WITH live AS (
     WHERE run_id = %(run_id)s AND EXISTS (SELECT 1 FROM g)
     RETURNING last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq, 'gate.resolved', %(event)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, r.last_seq, 'gate.resolved', %(event)s, %(write_id)s FROM r
 )
 SELECT r.last_seq, {_NOTIFY} FROM r
 """
@@ -498,8 +501,9 @@ WITH r AS (
            %(cost_source)s, %(label)s, %(metadata)s
     FROM r
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key)
-    SELECT %(run_id)s, r.last_seq, 'usage.recorded', %(payload)s, %(op_key)s FROM r
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
+    SELECT %(run_id)s, r.last_seq, 'usage.recorded', %(payload)s, %(op_key)s, %(write_id)s
+    FROM r
 )
 SELECT {_NOTIFY} FROM r
 """
@@ -520,6 +524,22 @@ WHERE (%(run_id)s::text IS NULL OR u.run_id = %(run_id)s)
         SELECT run_id FROM {s}.runs WHERE workflow_name = %(workflow)s))
 GROUP BY u.provider, u.model
 ORDER BY u.provider NULLS LAST, u.model NULLS LAST
+"""
+
+# -- idempotent writes --------------------------------------------------------------------------
+# Every write that appends to a run's log carries a client-generated ``write_id`` on its event
+# row (unique per run). After a connection dropped with the write in flight, this finds out
+# whether it committed: its log seq and, for state writes, the version it produced.
+FIND_WRITE = """
+SELECT seq, (payload->>'version')::bigint FROM {s}.events
+WHERE run_id = %(run_id)s AND write_id = %(write_id)s
+"""
+
+# The same for a claim: the attempt it started, if the lease is still the claimer's.
+FIND_CLAIM = """
+SELECT r.attempt, r.attempt = 1, CASE WHEN %(want_input)s THEN r.input END, e.seq
+FROM {s}.events e JOIN {s}.runs r ON r.run_id = e.run_id
+WHERE e.run_id = %(run_id)s AND e.write_id = %(write_id)s AND r.owner_token = %(token)s
 """
 
 # -- listening ----------------------------------------------------------------------------------
@@ -579,6 +599,8 @@ class Queries:
     list_usage: str = LIST_USAGE
     summarize_usage: str = SUMMARIZE_USAGE
     watch_run: str = WATCH_RUN
+    find_write: str = FIND_WRITE
+    find_claim: str = FIND_CLAIM
 
     @classmethod
     def for_schema(cls, schema: str) -> Queries:

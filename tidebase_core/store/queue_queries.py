@@ -74,13 +74,14 @@ WITH r AS (
       AND queue_name IS NOT NULL
     RETURNING run_id, status, attempt, last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT r.run_id, r.last_seq,
            CASE WHEN r.status = 'queued' THEN 'run.retrying' ELSE 'run.failed' END,
            %(payload)s::jsonb || jsonb_build_object(
                'attempt', r.attempt,
                'failure_class', CASE WHEN r.status = 'failed' THEN 'max_retries' END,
-               'delay_s', CASE WHEN r.status = 'queued' THEN %(delay)s::float8 END)
+               'delay_s', CASE WHEN r.status = 'queued' THEN %(delay)s::float8 END),
+           %(write_id)s
     FROM r
 )
 SELECT r.status, {_NOTIFY_R} FROM r
@@ -157,10 +158,10 @@ WITH r AS (
       AND queue_name IS NOT NULL
     RETURNING run_id, status, last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT r.run_id, r.last_seq,
            CASE WHEN r.status = 'queued' THEN 'run.requeued' ELSE 'run.failed' END,
-           jsonb_build_object('reason', %(reason)s::text)
+           jsonb_build_object('reason', %(reason)s::text), %(write_id)s
     FROM r
 )
 SELECT r.status, {_NOTIFY_R} FROM r
@@ -236,8 +237,9 @@ WITH r AS (
       AND (owner_token IS NULL OR lease_expires_at < now() OR owner_token = %(void_token)s)
     RETURNING run_id, last_seq, {_WATCHED}
 ), ev AS (
-    INSERT INTO {{s}}.events (run_id, seq, type, payload)
-    SELECT r.run_id, r.last_seq, 'run.recovering', jsonb_build_object('reason', %(reason)s::text)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
+    SELECT r.run_id, r.last_seq, 'run.recovering', jsonb_build_object('reason', %(reason)s::text),
+           %(write_id)s
     FROM r
 )
 SELECT r.run_id, {_NOTIFY_R} FROM r

@@ -1,0 +1,392 @@
+"""Lost connections, starved pools and cancelled tasks (DESIGN §3, guarantee 10).
+
+- a write whose connection is cut while it is in flight is applied exactly once;
+- the database going away while a step runs: the run completes once it is back;
+- waiting for the database is said once, in Tidebase's words, and bounded by
+  ``reconnect_seconds``;
+- the heartbeat renews leases while every pooled connection is held;
+- an async run cancelled by a cancel scope gives its lease back, and a finished execution's
+  lease never locks its own process out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+from psycopg import sql
+
+from tidebase import RunContext, Tidebase
+from tidebase.aio import AsyncRunContext, AsyncTidebase
+from tidebase.errors import DatabaseUnavailable, RunLocked
+from tidebase_core import embedded
+from tidebase_core.owner import Owner, let_go
+
+from .test_embedded import destroy
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.02)
+
+
+def lock_waiters(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tidebase' "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_write_cut_off_in_flight_is_applied_once(
+    tide: Tidebase, tidebase_database_url: str, tidebase_schema: str
+) -> None:
+    """The connection breaks while the append waits on a lock; its backend lives on and commits
+    later. The retry finds nothing yet, runs again, and the write id's unique index refuses
+    the second copy: the retry then finds the first one's seq."""
+    tide.run("wf", lambda run, _: 1, run_id="r")
+    before = len(tide.runs.events("r"))
+    locker = psycopg.connect(tidebase_database_url)
+    locker.execute(
+        sql.SQL("SELECT 1 FROM {}.runs WHERE run_id = 'r' FOR UPDATE").format(
+            sql.Identifier(tidebase_schema)
+        )
+    )
+    outcome: list[Any] = []
+    with tide._store.connection() as db:
+        fd = db._conn.fileno()
+
+        def append() -> None:
+            try:
+                outcome.append(db.append_event(run_id="r", type="note", payload='{"n": 1}'))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        writer = threading.Thread(target=append)
+        writer.start()
+        wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the write waits")
+        # Cut the client's side only: the backend keeps waiting, then commits.
+        cut = socket.socket(fileno=socket.dup(fd))  # a duplicate: psycopg owns the fd
+        cut.shutdown(socket.SHUT_RDWR)
+        cut.close()
+        wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
+        locker.commit()
+        writer.join(30)
+    locker.close()
+    assert not writer.is_alive()
+    events = tide.runs.events("r")
+    notes = [e for e in events if e.type == "note"]
+    assert len(notes) == 1
+    assert outcome == [notes[0].seq]
+    assert len(events) == before + 1
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """An embedded server of this test's own, to stop and start (never the session's)."""
+    home = tmp_path / "h"
+    try:
+        yield home, embedded.start(home)
+    finally:
+        destroy(home)
+
+
+@pytest.mark.slow
+def test_a_step_running_while_the_database_is_away_completes_after_it_is_back(
+    own_server: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    home, url = own_server
+    # The outage (3 s) is longer than reconnect_seconds: the wait starts when a write notices.
+    with Tidebase(url, schema="s", reconnect_seconds=2) as tide:
+        ran: list[str] = []
+
+        def away() -> str:
+            ran.append("away")
+            embedded.stop(home, mode="fast")
+            time.sleep(3)
+            embedded.start(home)
+            return "done"
+
+        def wf(run: RunContext, _: None) -> list[str]:
+            run.state.set({"phase": "before"})
+            out = [run.step("away", away)]
+            run.state.set({"phase": "after"})
+            run.events.emit("progress", {"n": 1})
+            out.append(run.step("next", lambda: "next"))
+            return out
+
+        assert tide.run("wf", wf, run_id="r") == ["done", "next"]
+        assert ran == ["away"]
+        run = tide.runs.get("r")
+        assert (run.status, run.attempt) == ("completed", 1)
+        events = tide.runs.events("r")
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.mark.slow
+def test_waiting_for_the_database_is_said_once_and_bounded(
+    own_server: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    home, url = own_server
+    with Tidebase(url, schema="s", reconnect_seconds=2) as tide:
+        tide.run("wf", lambda run, _: run.step("a", lambda: 1), run_id="r")
+        embedded.stop(home, mode="immediate")
+        caplog.set_level(logging.INFO)
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match=r"within 2s.*reconnect_seconds"):
+            tide.events.append("r", "note")
+        assert time.monotonic() - started < 15
+    ours = [r for r in caplog.records if r.name == "tidebase" and r.levelno == logging.WARNING]
+    assert len(ours) == 1, [r.getMessage() for r in ours]
+    message = ours[0].getMessage()
+    assert "waiting for the database" in message
+    assert "up to 2s" in message and "reconnect_seconds" in message
+    pool_noise = [r for r in caplog.records if r.name.startswith("psycopg.pool")]
+    assert not [r for r in pool_noise if r.levelno >= logging.WARNING], [
+        r.getMessage() for r in pool_noise
+    ]
+    embedded.start(home)
+
+
+def test_reconnect_seconds_is_an_option_and_an_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, tidebase_database_url: str
+) -> None:
+    assert Tidebase(tidebase_database_url).settings.reconnect_seconds == 60
+    assert Tidebase(tidebase_database_url, reconnect_seconds=5).settings.reconnect_seconds == 5
+    monkeypatch.setenv("TIDEBASE_RECONNECT_SECONDS", "7.5")
+    assert Tidebase(tidebase_database_url).settings.reconnect_seconds == 7.5
+    from tidebase.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="reconnect_seconds"):
+        Tidebase(tidebase_database_url, reconnect_seconds=0)
+
+
+@pytest.mark.slow
+def test_the_heartbeat_is_not_starved_when_runs_hold_every_pooled_connection(
+    tidebase_database_url: str, tidebase_schema: str
+) -> None:
+    """Two runs hold the whole pool (max_connections=2) through steps three leases long: their
+    leases stay live (another worker cannot take them over) and each step runs once."""
+    lease = 0.6
+    executed: list[str] = []
+    inside = threading.Barrier(3)
+    release = threading.Event()
+
+    def wf(run: RunContext, k: int) -> int:
+        def slow() -> int:
+            executed.append(run.run_id)
+            inside.wait(10)
+            release.wait(10)
+            return k
+
+        return int(run.step("slow", slow))
+
+    with (
+        Tidebase(
+            tidebase_database_url, schema=tidebase_schema, lease_seconds=lease, max_connections=2
+        ) as tide,
+        Tidebase(tidebase_database_url, schema=tidebase_schema, lease_seconds=lease) as other,
+    ):
+        results: dict[str, Any] = {}
+
+        def start(run_id: str, k: int) -> None:
+            results[run_id] = tide.run("wf", wf, run_id=run_id, input=k)
+
+        threads = [threading.Thread(target=start, args=(f"r{k}", k)) for k in range(2)]
+        for t in threads:
+            t.start()
+        inside.wait(10)
+        deadline = time.monotonic() + 4 * lease
+        while time.monotonic() < deadline:
+            for k in range(2):
+                # Claiming a run whose lease lapsed would take it over: it must stay locked.
+                with pytest.raises(RunLocked):
+                    other.run("wf", wf, run_id=f"r{k}", input=k)
+            time.sleep(lease / 4)
+        release.set()
+        for t in threads:
+            t.join(20)
+        assert results == {"r0": 0, "r1": 1}
+        assert sorted(executed) == ["r0", "r1"]
+
+
+def _slow_workflow(started: asyncio.Event) -> Any:
+    async def wf(run: AsyncRunContext, _: None) -> str:
+        async def slow() -> str:
+            started.set()
+            await asyncio.sleep(30)
+            return "slow"
+
+        return str(await run.step("slow", slow))
+
+    return wf
+
+
+async def _fast(run: AsyncRunContext, _: None) -> str:
+    return str(await run.step("slow", lambda: "fast"))
+
+
+@pytest.mark.parametrize("scope", ["anyio.move_on_after", "asyncio.timeout"])
+async def test_an_async_run_cancelled_by_a_cancel_scope_gives_its_lease_back(
+    atide: AsyncTidebase, scope: str
+) -> None:
+    started = asyncio.Event()
+    run_id = f"cancelled-{scope}"
+    if scope == "anyio.move_on_after":
+        with anyio.move_on_after(0.5) as cancel:
+            await atide.run("wf", _slow_workflow(started), run_id=run_id)
+        assert cancel.cancelled_caught
+    else:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await atide.run("wf", _slow_workflow(started), run_id=run_id)
+    assert started.is_set()
+    run = await atide.runs.get(run_id)
+    assert run.status != "running" and run.lease_expires_at is None, run
+    # Re-invoked from the same process at once: not RunLocked, and the step runs again (its
+    # first execution never finished).
+    assert await atide.run("wf", _fast, run_id=run_id) == "fast"
+
+
+async def test_a_lease_left_by_a_finished_execution_of_this_process_is_void(
+    atide: AsyncTidebase,
+) -> None:
+    """A lease whose execution in this very process has ended (its release never ran) does not
+    lock the process out for the lease's duration; a live one does."""
+    run_id = "left-behind"
+    leftover = Owner.new()
+    let_go(leftover.token)  # its execution finished without releasing the lease
+    async with atide._store.connection() as db:
+        claim = await db.claim_run(
+            run_id=run_id,
+            workflow="wf",
+            input="null",
+            input_hash="h",
+            check_input=False,
+            metadata=None,
+            token=leftover.token,
+            host=leftover.host,
+            pid=leftover.pid,
+            started=leftover.started,
+            lease=60,
+        )
+    assert claim is not None and claim.claimed
+    assert await atide.run("wf", _fast, run_id=run_id) == "fast"
+    run = await atide.runs.get(run_id)
+    assert (run.status, run.attempt) == ("completed", 2)
+
+    # A live execution of this process keeps its lease.
+    started = asyncio.Event()
+    task = asyncio.create_task(atide.run("wf", _slow_workflow(started), run_id="live"))
+    await asyncio.wait_for(started.wait(), 10)
+    with pytest.raises(RunLocked):
+        await atide.run("wf", _fast, run_id="live")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.slow
+async def test_the_async_heartbeat_outlives_sync_steps_holding_the_blocking_pool(
+    tidebase_database_url: str, tidebase_schema: str
+) -> None:
+    """Two sync steps in threads (``asyncio.to_thread``) hold both connections of the async
+    client's blocking pool for several leases: the lease stays live all along."""
+    from tidebase_core.plugin import blocking_run
+
+    lease = 0.6
+    release = threading.Event()
+    holding = threading.Barrier(3)
+
+    def hold(run: AsyncRunContext) -> None:
+        with blocking_run(run):  # a pooled connection of the blocking twin, held
+            holding.wait(10)
+            release.wait(10)
+
+    async def wf(run: AsyncRunContext, _: None) -> str:
+        await asyncio.gather(asyncio.to_thread(hold, run), asyncio.to_thread(hold, run))
+        return "done"
+
+    async with AsyncTidebase(
+        tidebase_database_url, schema=tidebase_schema, lease_seconds=lease
+    ) as atide:
+        with Tidebase(tidebase_database_url, schema=tidebase_schema) as other:
+            task = asyncio.create_task(atide.run("wf", wf, run_id="held"))
+            await asyncio.to_thread(holding.wait, 10)
+            deadline = time.monotonic() + 4 * lease
+            while time.monotonic() < deadline:
+                with pytest.raises(RunLocked):
+                    await asyncio.to_thread(other.run, "wf", _noop, run_id="held")
+                await asyncio.sleep(lease / 4)
+            release.set()
+            assert await task == "done"
+
+
+def _noop(run: RunContext, _: None) -> str:
+    return "taken over"
+
+
+def test_settling_a_parked_step_survives_its_connection_being_cut(
+    tide: Tidebase, tidebase_database_url: str, tidebase_schema: str
+) -> None:
+    """retry_step's transaction is cut while it waits for the run's lock: it runs again on a
+    new connection and the step is released once (one step.retry_approved event)."""
+
+    def wf(run: RunContext, _: None) -> int:
+        return int(run.step("pay", lambda: 1 / 0, side_effects=["payment"]))
+
+    with pytest.raises(ZeroDivisionError):
+        tide.run("wf", wf, run_id="parked")
+    locker = psycopg.connect(tidebase_database_url)
+    locker.execute(
+        sql.SQL("SELECT 1 FROM {}.runs WHERE run_id = 'parked' FOR UPDATE").format(
+            sql.Identifier(tidebase_schema)
+        )
+    )
+    outcome: list[Any] = []
+    with tide._store.connection() as db:
+        fd = db._conn.fileno()
+
+        def settle() -> None:
+            try:
+                outcome.append(
+                    db.resolve_parked_step(
+                        run_id="parked",
+                        key="pay",
+                        output=None,
+                        event_type="step.retry_approved",
+                        payload="{}",
+                    )[0]
+                )
+            except BaseException as exc:
+                outcome.append(exc)
+
+        settler = threading.Thread(target=settle)
+        settler.start()
+        wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the settle waits")
+        cut = socket.socket(fileno=socket.dup(fd))
+        cut.shutdown(socket.SHUT_RDWR)
+        cut.close()
+        wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
+        locker.commit()
+        settler.join(30)
+    locker.close()
+    assert outcome == ["ok"]
+    events = tide.runs.events("parked")
+    assert [e.type for e in events].count("step.retry_approved") == 1
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert tide.runs.steps("parked")[0].resume_decision == "safe_replay"

@@ -1,0 +1,90 @@
+"""What the user is told while the database is away: one line when it goes, one when it is back.
+
+Every connection that notices the loss reports it here, but only the first report of an outage
+is logged (logger ``tidebase``), saying where the database is (password hidden) and how long
+Tidebase waits at most. Meanwhile psycopg_pool's own warnings about the same outage (one per
+failed connection attempt, one or two a second) are dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+
+__all__ = ["Outage"]
+
+_names = itertools.count(1)
+_lock = threading.Lock()
+_since: dict[str, float] = {}  # database (as shown) → when its outage was first reported
+_lost_until = 0.0  # psycopg_pool's noise about broken connections is dropped until then
+_pools: dict[str, str] = {}  # pool name → database, for every Tidebase pool
+
+# psycopg_pool's warnings about connections an outage broke (they name no pool).
+_POOL_NOISE = (
+    "discarding broken connection",
+    "discarding closed connection",
+    "rolling back returned connection",
+    "closing returned connection",
+    "error resetting connection",
+)
+
+
+class _QuietPool(logging.Filter):
+    """Drops psycopg_pool's per-attempt warnings while a Tidebase store reports an outage."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING or not (_since or time.monotonic() < _lost_until):
+            return True
+        if isinstance(record.msg, str) and record.msg.startswith(_POOL_NOISE):
+            return False
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(a, str) and a in _pools for a in args)
+
+
+logging.getLogger("psycopg.pool").addFilter(_QuietPool())
+
+
+class Outage:
+    """The database's availability as this process sees it (one report per database, however
+    many clients and connections notice)."""
+
+    def __init__(self, where: str, seconds: float, log: logging.Logger) -> None:
+        self.where = where
+        self.seconds = seconds
+        self.pool_name = f"tidebase-{next(_names)}"
+        self._log = log
+        with _lock:
+            _pools[self.pool_name] = where
+
+    def lost(self) -> None:
+        """A connection broke (a restart, a network cut): the pool's warnings about the other
+        connections that broke with it are dropped for a while."""
+        global _lost_until
+        _lost_until = time.monotonic() + self.seconds
+
+    def begin(self, cause: BaseException) -> None:
+        """Connecting failed: the database is away. Said once per outage."""
+        with _lock:
+            if self.where in _since:
+                return
+            _since[self.where] = time.monotonic()
+        self._log.warning(
+            "Tidebase is waiting for the database (%s), which is not answering (%s); "
+            "operations wait up to %gs for it (reconnect_seconds) before failing",
+            self.where,
+            type(cause).__name__,
+            self.seconds,
+        )
+
+    def end(self) -> None:
+        """A connection was made again."""
+        with _lock:
+            since = _since.pop(self.where, None)
+        if since is not None:
+            self._log.info(
+                "Tidebase is connected to the database again (%s) after %.1fs",
+                self.where,
+                time.monotonic() - since,
+            )
