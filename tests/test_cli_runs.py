@@ -313,3 +313,14 @@ def test_schedules_set_list_delete() -> None:
     assert "deleted schedule 'nightly'" in cli("schedules", "delete", "nightly").stdout
     gone = cli("schedules", "delete", "nightly", code=1)
     assert "no schedule 'nightly'" in gone.stderr
+
+
+def test_shell_completion_completes_commands() -> None:
+    def complete(words: str, cword: int) -> list[str]:
+        env = {"_TIDEBASE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        result = runner.invoke(app, [], env=env, prog_name="tidebase")
+        return result.stdout.split()
+
+    assert complete("tidebase ru", 1) == ["runs"]
+    assert set(complete("tidebase runs ", 2)) >= {"list", "show", "watch", "retry-step"}
+    assert complete("tidebase gates ap", 2) == ["approve"]

@@ -80,12 +80,12 @@ def client() -> Iterator[Tidebase]:
         tide.close()
 
 
-def default_actor() -> str:
-    """Who acts from this shell: the login name, marked as coming from the CLI."""
+def default_actor(via: str = "cli") -> str:
+    """Who acts from this shell: the login name, marked with where it acted from."""
     try:
-        return f"{getpass.getuser()} (cli)"
+        return f"{getpass.getuser()} ({via})"
     except Exception:  # no login name (some containers)
-        return "tidebase-cli"
+        return f"tidebase-{via}"
 
 
 def q(value: str) -> str:

@@ -100,7 +100,7 @@ def build_server(tide: AsyncTidebase) -> MCPServer[Any]:
                     run_id,
                     gate,
                     decision,
-                    actor=actor or f"mcp ({default_actor()})",
+                    actor=actor or default_actor("mcp"),
                     payload=payload,
                 )
             except GateNotFound:
@@ -132,7 +132,7 @@ def build_server(tide: AsyncTidebase) -> MCPServer[Any]:
         step or gate. Returns the run as it is now (cancelled, or completed if it finished)."""
 
         async def call() -> Any:
-            return await tide.runs.cancel(run_id, reason=reason, actor=f"mcp ({default_actor()})")
+            return await tide.runs.cancel(run_id, reason=reason, actor=default_actor("mcp"))
 
         return await guarded(call)
 
@@ -163,8 +163,11 @@ async def _serve() -> None:
 
 
 def mcp_command() -> None:
-    """Serve Tidebase's MCP tools over stdio (list_runs, get_run, approve_gate, reject_gate,
-    cancel_run, usage_summary). Point your MCP client at: tidebase mcp"""
+    """Serve Tidebase's tools to an agent: an MCP server over stdio.
+
+    Tools: list_runs, get_run, approve_gate, reject_gate, cancel_run, usage_summary. Point your
+    MCP client at the command `tidebase mcp` (needs: pip install 'tidebase[server]').
+    """
     try:
         import mcp.server  # noqa: F401
     except ImportError:

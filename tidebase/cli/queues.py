@@ -82,7 +82,10 @@ def configure(
     ] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Set a queue's caps (they hold across every worker). Options not given keep their value."""
+    """Set a queue's caps (they hold across every worker).
+
+    Options not given keep their value; --no-concurrency, --no-rate, --no-invoke-url lift one.
+    """
     for given, lifted, option, lift in (
         (concurrency, no_concurrency, "--concurrency", "--no-concurrency"),
         (rate_per_minute, no_rate, "--rate-per-minute", "--no-rate"),

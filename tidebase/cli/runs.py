@@ -190,8 +190,11 @@ def _next_text(run: RunInfo, steps: list[StepInfo], gates: list[GateInfo]) -> st
 
 @app.command()
 def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
-    """A run: its status, steps (status, attempt, resume decision, input hash), gates, and what
-    to do next."""
+    """A run, its steps and gates, and what to do next.
+
+    Steps with their status, attempt, resume decision and input hash; a step parked for review
+    and a pending gate come with the exact commands that settle them.
+    """
     with client() as tide:
         run = _get(tide, run_id)
         steps = tide.runs.steps(run_id)
@@ -324,8 +327,10 @@ def watch(
         bool, typer.Option("--json", help="Print each event as one JSON line.")
     ] = False,
 ) -> None:
-    """Follow a run's events live, one line each, until it completes, fails or is cancelled
-    (Ctrl-C stops watching; the run goes on)."""
+    """Follow a run's events live until it completes, fails or is cancelled.
+
+    One line per event (--json: one JSON object per line). Ctrl-C stops watching; the run goes on.
+    """
     with client() as tide:
         _get(tide, run_id)
         events = tide.runs.subscribe(run_id, after_seq=after)
@@ -374,8 +379,10 @@ def cancel(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
     actor: ActorOption = None,
 ) -> None:
-    """Cancel a run (one-way) and its unfinished children; its worker stops at the next step or
-    gate."""
+    """Cancel a run (one-way) and its unfinished children.
+
+    Its worker stops at the next step or gate; its gates can no longer be decided.
+    """
     with client() as tide:
         before = _get(tide, run_id)
         run = tide.runs.cancel(run_id, reason=reason, actor=actor or default_actor())
@@ -392,8 +399,11 @@ def recover(
     run_id: RunArg,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "manual",
 ) -> None:
-    """Put a failed or stalled run back where something re-invokes it: a queued run on its
-    queue, a plain run `pending` for a worker with its workflow (or its recovery webhook)."""
+    """Put a failed or stalled run back where something re-invokes it.
+
+    A queued run goes back on its queue; a plain run becomes pending for a worker with its
+    workflow registered (or its recovery webhook).
+    """
     with client() as tide:
         before = _get(tide, run_id)
         run = tide.runs.recover(run_id, reason=reason)

@@ -86,8 +86,11 @@ def set_schedule(
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it switched off.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Create or replace a schedule. Each fire enqueues the workflow once, however many workers
-    tick (a worker must run for schedules to fire)."""
+    """Create or replace a schedule (5-field cron, UTC).
+
+    Each fire enqueues the workflow once, however many workers tick (a worker must run for
+    schedules to fire).
+    """
     value = parse_json_option(input, "--input")
     with client() as tide:
         s = tide.schedules.set(
