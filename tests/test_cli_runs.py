@@ -324,3 +324,25 @@ def test_shell_completion_completes_commands() -> None:
     assert complete("tidebase ru", 1) == ["runs"]
     assert set(complete("tidebase runs ", 2)) >= {"list", "show", "watch", "retry-step"}
     assert complete("tidebase gates ap", 2) == ["approve"]
+
+
+def test_a_run_a_live_worker_holds_is_not_recovered_from_under_it(tide: Tidebase) -> None:
+    thread, outcome = in_thread(tide, approval_flow, "held-1")
+    wait_for(lambda: gate_pending(tide, "held-1"), what="the gate to open")
+    refused = cli("runs", "recover", "held-1", code=1)
+    assert "is being executed by pid" in refused.stderr
+    assert "tidebase runs cancel held-1" in refused.stderr
+    step = cli("runs", "retry-step", "held-1", "missing", code=1)
+    assert "has no step 'missing'; `tidebase runs show held-1` lists its steps" in step.stderr
+    cli("gates", "reject", "held-1", "ship", "--actor", "carol")
+    thread.join(30)
+    assert outcome == ["not shipped (carol)"]
+
+
+def test_an_unreachable_database_is_an_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIDEBASE_DATABASE_URL", "postgresql://u:s3cr3t@127.0.0.1:1/db")
+    for args in (["runs", "list"], ["gates", "list", "--json"], ["usage", "summary"]):
+        result = cli(*args, code=1)
+        assert "s3cr3t" not in result.output and "error:" in result.stderr, args

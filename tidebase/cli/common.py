@@ -21,12 +21,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from tidebase_core._sync.client import Tidebase
-from tidebase_core.errors import TidebaseError
+from tidebase_core.errors import (
+    RunCancelled,
+    RunLocked,
+    RunNotFound,
+    StepNotFound,
+    TidebaseError,
+)
 from tidebase_core.settings import redact_dsn
 
 __all__ = [
     "JsonOption",
     "as_jsonable",
+    "cli_message",
     "client",
     "commands",
     "default_actor",
@@ -73,11 +80,39 @@ def client() -> Iterator[Tidebase]:
             tide.open()
         yield tide
     except TidebaseError as exc:
-        fail(str(exc))
+        fail(cli_message(exc))
     except (ValueError, TypeError) as exc:
         fail(str(exc), code=2)
     finally:
         tide.close()
+
+
+def cli_message(exc: TidebaseError) -> str:
+    """The error as a person at a shell reads it: the fix is a ``tidebase`` command, not a
+    Python call."""
+    if isinstance(exc, RunNotFound):
+        return (
+            f"no run {exc.run_id!r} in this database; `tidebase runs list` shows the runs there "
+            "are (check TIDEBASE_DATABASE_URL and TIDEBASE_SCHEMA if it should be there)"
+        )
+    if isinstance(exc, StepNotFound):
+        return (
+            f"run {exc.run_id!r} has no step {exc.step!r}; `tidebase runs show "
+            f"{q(exc.run_id)}` lists its steps"
+        )
+    if isinstance(exc, RunLocked):
+        holder = f"pid {exc.pid} on {exc.host}" if exc.host else "another worker"
+        return (
+            f"run {exc.run_id!r} is being executed by {holder} right now; wait for it "
+            f"(`tidebase runs watch {q(exc.run_id)}`) or stop it (`tidebase runs cancel "
+            f"{q(exc.run_id)}`)"
+        )
+    if isinstance(exc, RunCancelled):
+        return (
+            f"{exc}; a cancelled run cannot be acted on (`tidebase runs show {q(exc.run_id)}` "
+            "shows where it stopped)"
+        )
+    return str(exc)
 
 
 def default_actor(via: str = "cli") -> str:

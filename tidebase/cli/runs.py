@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from tidebase_core._sync.client import Tidebase
-from tidebase_core.errors import RunNotFound
 from tidebase_core.models import (
     Event,
     GateInfo,
@@ -26,7 +25,6 @@ from .common import (
     commands,
     default_actor,
     err,
-    fail,
     out,
     parse_json_option,
     preview,
@@ -75,10 +73,7 @@ def _status(status: str) -> str:
 
 
 def _get(tide: Tidebase, run_id: str) -> RunInfo:
-    try:
-        return tide.runs.get(run_id)
-    except RunNotFound:
-        fail(f"no run {run_id!r} in this database; `tidebase runs list` shows the runs there are")
+    return tide.runs.get(run_id)  # RunNotFound: `client()` says how to list the runs
 
 
 # --- list ------------------------------------------------------------------------------------

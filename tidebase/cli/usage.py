@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tidebase_core.errors import RunNotFound
-
-from .common import JsonOption, client, fail, out, parse_since, print_json, print_table
+from .common import JsonOption, client, out, parse_since, print_json, print_table
 
 __all__ = ["app"]
 
@@ -34,10 +32,7 @@ def summary(
     start = parse_since(since)
     with client() as tide:
         if run_id is not None:
-            try:
-                tide.runs.get(run_id)
-            except RunNotFound:
-                fail(f"no run {run_id!r} in this database; `tidebase runs list` shows the runs")
+            tide.runs.get(run_id)  # an unknown run is an error, not an empty summary
         result = tide.usage.summary(run_id, workflow=workflow, since=start)
     if as_json:
         print_json(result)
