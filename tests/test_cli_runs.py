@@ -346,3 +346,15 @@ def test_an_unreachable_database_is_an_error_without_its_password(
     for args in (["runs", "list"], ["gates", "list", "--json"], ["usage", "summary"]):
         result = cli(*args, code=1)
         assert "s3cr3t" not in result.output and "error:" in result.stderr, args
+
+
+def test_cancel_wait_returns_once_the_worker_has_stopped(tide: Tidebase) -> None:
+    thread, outcome = in_thread(tide, approval_flow, "held-2")
+    wait_for(lambda: gate_pending(tide, "held-2"), what="the gate to open")
+    assert tide.runs.get("held-2").lease_expires_at is not None  # a live worker holds it
+    done = cli("runs", "cancel", "held-2", "--wait", "--timeout", "30")
+    assert "cancelled run held-2" in done.stdout
+    assert "its worker has stopped; run held-2 is cancelled" in done.stdout
+    assert tide.runs.get("held-2").lease_expires_at is None
+    thread.join(30)
+    assert type(outcome[0]).__name__ == "RunCancelled"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +27,7 @@ from .common import (
     commands,
     default_actor,
     err,
+    fail,
     out,
     parse_json_option,
     preview,
@@ -373,20 +376,45 @@ def cancel(
     run_id: RunArg,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
     actor: ActorOption = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until its worker has stopped (lease released).")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.0, help="Seconds --wait waits at most.")
+    ] = 60.0,
 ) -> None:
     """Cancel a run (one-way) and its unfinished children.
 
-    Its worker stops at the next step or gate; its gates can no longer be decided.
+    Its worker stops at the next step or gate; its gates can no longer be decided. With --wait,
+    return once the worker has let go of the run (exit 1 if it still holds it after --timeout).
     """
     with client() as tide:
         before = _get(tide, run_id)
         run = tide.runs.cancel(run_id, reason=reason, actor=actor or default_actor())
-    if before.status in _TERMINAL:
-        out.print(f"run {run.run_id} was already {before.status.value}: nothing to cancel")
-    elif run.status is RunStatus.CANCELLED:
-        out.print(f"cancelled run {run.run_id}; its worker stops at its next step or gate")
-    else:
-        out.print(f"run {run.run_id} {run.status.value} before the cancel: nothing to cancel")
+        if before.status in _TERMINAL:
+            out.print(f"run {run.run_id} was already {before.status.value}: nothing to cancel")
+        elif run.status is RunStatus.CANCELLED:
+            out.print(f"cancelled run {run.run_id}; its worker stops at its next step or gate")
+        else:
+            out.print(f"run {run.run_id} {run.status.value} before the cancel: nothing to cancel")
+        if wait and _held(run):
+            with err.status(f"waiting for run {run_id}'s worker to stop …"):
+                deadline = time.monotonic() + timeout
+                while _held(run := tide.runs.get(run_id)):
+                    if time.monotonic() > deadline:
+                        fail(
+                            f"run {run_id!r} is cancelled but its worker still holds it after "
+                            f"{timeout:g}s: its current step is still running (it stops at the "
+                            "next step boundary; a step's own timeout_s bounds it)"
+                        )
+                    time.sleep(0.1)
+            out.print(f"its worker has stopped; run {run_id} is {run.status.value}")
+
+
+def _held(run: RunInfo) -> bool:
+    """Does a worker still hold the run (an unexpired lease)?"""
+    expires = run.lease_expires_at
+    return expires is not None and expires > datetime.now(UTC)
 
 
 @app.command()
