@@ -32,6 +32,7 @@ from tidebase_core.settings import redact_dsn
 
 __all__ = [
     "JsonOption",
+    "add_columns",
     "as_jsonable",
     "cli_message",
     "client",
@@ -144,14 +145,28 @@ def print_json(value: Any) -> None:
 
 
 def print_table(table: Table) -> None:
-    """A table on stdout; piped output gets a wide page (COLUMNS, else 200) instead of rich's 80
-    columns, so ids and commands are never cut."""
+    """A table on stdout; piped output gets a page at least 200 columns wide (wider with a
+    larger COLUMNS) instead of rich's 80, so ids and commands are never cut."""
     if out.is_terminal:
         out.print(table)
         return
     columns = os.environ.get("COLUMNS", "")
-    width = int(columns) if columns.isdigit() else 200
+    width = max(200, int(columns) if columns.isdigit() else 0)
     Console(highlight=False, soft_wrap=True, markup=False, width=width).print(table)
+
+
+def add_columns(
+    table: Table, names: Sequence[str], *, ids: Sequence[str] = (), wrap: Sequence[str] = ()
+) -> None:
+    """Columns for a narrow terminal: ``ids`` (run ids, step and gate names) fold onto a second
+    line rather than being cut, ``wrap`` columns wrap, the others stay on one line."""
+    for name in names:
+        if name in ids:
+            table.add_column(name, overflow="fold")
+        elif name in wrap:
+            table.add_column(name)
+        else:
+            table.add_column(name, no_wrap=True, overflow="ellipsis")
 
 
 def preview(value: Any, limit: int = 60) -> str:

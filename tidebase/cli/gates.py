@@ -13,6 +13,7 @@ from tidebase_core.errors import GateNotFound, RunNotFound
 
 from .common import (
     JsonOption,
+    add_columns,
     client,
     default_actor,
     fail,
@@ -56,8 +57,12 @@ def list_gates(
         out.print("no gates" if status is Which.ALL else f"no {status.value} gates")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("run", "gate", "status", "prompt", "data", "opened", "actor"):
-        table.add_column(col, no_wrap=col not in ("prompt", "data"))
+    add_columns(
+        table,
+        ("run", "gate", "status", "prompt", "data", "opened", "actor"),
+        ids=("run", "gate"),
+        wrap=("prompt", "data"),
+    )
     for g in gates:
         style = {"pending": "bold yellow", "approved": "green", "rejected": "red"}[g.status]
         table.add_row(

@@ -7,7 +7,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from .common import JsonOption, client, out, print_json, print_table
+from .common import JsonOption, add_columns, client, out, print_json, print_table
 
 __all__ = ["app"]
 
@@ -28,8 +28,11 @@ def list_queues(as_json: Annotated[bool, JsonOption] = False) -> None:
         out.print("no queues (a queue appears once configured or once a run is enqueued on it)")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("queue", "depth", "running", "concurrency", "rate/min", "invoke url"):
-        table.add_column(col, no_wrap=True)
+    add_columns(
+        table,
+        ("queue", "depth", "running", "concurrency", "rate/min", "invoke url"),
+        ids=("queue", "invoke url"),
+    )
     for qi in queues:
         table.add_row(
             qi.name,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from tidebase_core._sync.client import Tidebase
 from tidebase_core.models import (
@@ -23,6 +25,7 @@ from tidebase_core.replay import ResumeDecision
 
 from .common import (
     JsonOption,
+    add_columns,
     client,
     commands,
     default_actor,
@@ -71,10 +74,6 @@ _TERMINAL = {RunStatus.COMPLETED, RunStatus.CANCELLED}
 _PARKED = {ResumeDecision.MANUAL_REVIEW, ResumeDecision.FAILED}
 
 
-def _status(status: str) -> str:
-    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
-
-
 def _get(tide: Tidebase, run_id: str) -> RunInfo:
     return tide.runs.get(run_id)  # RunNotFound: `client()` says how to list the runs
 
@@ -108,8 +107,11 @@ def list_runs(
         )
         return
     table = Table(title=None, box=None, header_style="bold")
-    for col in ("run", "workflow", "status", "attempt", "created", "updated", "failure"):
-        table.add_column(col, no_wrap=True)
+    add_columns(
+        table,
+        ("run", "workflow", "status", "attempt", "created", "updated", "failure"),
+        ids=("run", "workflow"),
+    )
     for run in runs:
         table.add_row(
             run.run_id,
@@ -123,10 +125,8 @@ def list_runs(
     print_table(table)
 
 
-def _styled(status: str) -> Any:
-    from rich.text import Text
-
-    return Text.from_markup(_status(status))
+def _styled(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, "white"))
 
 
 # --- show ------------------------------------------------------------------------------------
@@ -237,8 +237,12 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
     if steps:
         out.print()
         table = Table(box=None, header_style="bold", title_justify="left")
-        for col in ("step", "status", "attempt", "resume decision", "input hash", "output / error"):
-            table.add_column(col, no_wrap=col != "output / error")
+        add_columns(
+            table,
+            ("step", "status", "attempt", "resume decision", "input hash", "output / error"),
+            ids=("step",),
+            wrap=("output / error",),
+        )
         parked = {s.name for s in parked_steps(run, steps)}
         for s in steps:
             status = "parked" if s.name in parked else s.status.value
@@ -262,8 +266,12 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
     if gates:
         out.print()
         table = Table(box=None, header_style="bold")
-        for col in ("gate", "status", "prompt", "actor", "opened", "decided"):
-            table.add_column(col, no_wrap=col not in ("prompt",))
+        add_columns(
+            table,
+            ("gate", "status", "prompt", "actor", "opened", "decided"),
+            ids=("gate",),
+            wrap=("prompt",),
+        )
         for g in gates:
             style = {"pending": "bold yellow", "approved": "green", "rejected": "red"}[g.status]
             table.add_row(
@@ -280,9 +288,7 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
     commands(actions)
 
 
-def _styled_as(text: str, style: str) -> Any:
-    from rich.text import Text
-
+def _styled_as(text: str, style: str) -> Text:
     return Text(text, style=style)
 
 
@@ -341,7 +347,7 @@ def watch(
                     for event in events:
                         out.print(
                             f"{when(event.created_at)} {event.seq:>5} "
-                            f"{_colored_type(event.type)} {_escape(describe(event))}",
+                            f"{_colored_type(event.type)} {escape(describe(event))}",
                             markup=True,
                         )
         except KeyboardInterrupt:
@@ -349,12 +355,6 @@ def watch(
         run = tide.runs.get(run_id)
     if not as_json:
         out.print(f"run {run.run_id} is {run.status.value}")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _colored_type(kind: str) -> str:
@@ -365,7 +365,7 @@ def _colored_type(kind: str) -> str:
         style = "green"
     elif kind.startswith("gate."):
         style = "yellow"
-    return f"[{style}]{_escape(kind):<16}[/]"
+    return f"[{style}]{escape(kind):<16}[/]"
 
 
 # --- acting on a run -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from .common import (
     JsonOption,
+    add_columns,
     client,
     fail,
     out,
@@ -41,17 +42,12 @@ def list_schedules(as_json: Annotated[bool, JsonOption] = False) -> None:
         )
         return
     table = Table(box=None, header_style="bold")
-    for col in (
-        "schedule",
-        "cron",
-        "workflow",
-        "queue",
-        "enabled",
-        "next fire (UTC)",
-        "last fired",
-        "input",
-    ):
-        table.add_column(col, no_wrap=col != "input")
+    add_columns(
+        table,
+        ("schedule", "cron", "workflow", "queue", "enabled", "next fire (UTC)", "last fired"),
+        ids=("schedule", "workflow"),
+    )
+    table.add_column("input")
     for s in schedules:
         table.add_row(
             s.name,
