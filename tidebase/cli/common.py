@@ -155,18 +155,12 @@ def print_table(table: Table) -> None:
     Console(highlight=False, soft_wrap=True, markup=False, width=width).print(table)
 
 
-def add_columns(
-    table: Table, names: Sequence[str], *, ids: Sequence[str] = (), wrap: Sequence[str] = ()
-) -> None:
-    """Columns for a narrow terminal: ``ids`` (run ids, step and gate names) fold onto a second
-    line rather than being cut, ``wrap`` columns wrap, the others stay on one line."""
+def add_columns(table: Table, names: Sequence[str], *, ids: Sequence[str] = ()) -> None:
+    """Columns that survive a narrow terminal: every column wraps rather than vanishing, and
+    ``ids`` (run ids, step and gate names) keep some width and fold onto further lines rather
+    than being cut."""
     for name in names:
-        if name in ids:
-            table.add_column(name, overflow="fold")
-        elif name in wrap:
-            table.add_column(name)
-        else:
-            table.add_column(name, no_wrap=True, overflow="ellipsis")
+        table.add_column(name, overflow="fold", min_width=10 if name in ids else None)
 
 
 def preview(value: Any, limit: int = 60) -> str:

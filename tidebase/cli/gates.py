@@ -61,7 +61,6 @@ def list_gates(
         table,
         ("run", "gate", "status", "prompt", "data", "opened", "actor"),
         ids=("run", "gate"),
-        wrap=("prompt", "data"),
     )
     for g in gates:
         style = {"pending": "bold yellow", "approved": "green", "rejected": "red"}[g.status]

@@ -241,7 +241,6 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
             table,
             ("step", "status", "attempt", "resume decision", "input hash", "output / error"),
             ids=("step",),
-            wrap=("output / error",),
         )
         parked = {s.name for s in parked_steps(run, steps)}
         for s in steps:
@@ -270,7 +269,6 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
             table,
             ("gate", "status", "prompt", "actor", "opened", "decided"),
             ids=("gate",),
-            wrap=("prompt",),
         )
         for g in gates:
             style = {"pending": "bold yellow", "approved": "green", "rejected": "red"}[g.status]

@@ -52,7 +52,7 @@ def summary(
     table = Table(box=None, header_style="bold", title=f"usage: {scope}", title_justify="left")
     for col in ("provider", "model", "calls", "input", "output", "total", "cost USD"):
         table.add_column(
-            col, justify="left" if col in ("provider", "model") else "right", no_wrap=True
+            col, justify="left" if col in ("provider", "model") else "right", overflow="fold"
         )
     for m in result.by_model:
         cost = f"{m.cost_usd:.6f}" + ("" if m.priced_calls == m.calls else " *")
