@@ -158,6 +158,14 @@ def test_a_gate_from_show_to_approve(tide: Tidebase) -> None:
     shown = cli("runs", "show", "gate-1").stdout
     assert "waiting at a gate" in shown
     assert "tidebase gates approve gate-1 ship" in shown and "Ship it?" in shown
+    shown_json = cli_json("runs", "show", "gate-1")
+    assert [g["name"] for g in shown_json["gates"]] == ["ship"] and "token" not in shown_json[
+        "gates"
+    ][0]
+    assert shown_json["next"] == [
+        "tidebase gates approve gate-1 ship",
+        "tidebase gates reject gate-1 ship",
+    ]
 
     listed = cli("gates", "list").stdout
     assert "gate-1" in listed and "ship" in listed and "pending" in listed

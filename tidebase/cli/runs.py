@@ -204,7 +204,8 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
             {
                 "run": run,
                 "steps": steps,
-                "gates": gates,
+                # The resolve token stays out: it is the gate's bearer credential.
+                "gates": [g.model_dump(mode="json", exclude={"token"}) for g in gates],
                 "children": [c.run_id for c in children],
                 "parked_steps": [s.name for s in parked_steps(run, steps)],
                 "next": actions,
