@@ -1,5 +1,7 @@
-"""The ``tidebase`` command line (typer + rich): ``tidebase db status|start|stop|url|migrate``,
-``tidebase migrate`` and ``tidebase serve``.
+"""The ``tidebase`` command line (typer + rich): ``db status|start|stop|url|migrate``,
+``migrate``, ``worker``, ``runs list|show|watch|cancel|recover|retry-step|complete-step``,
+``gates list|approve|reject``, ``usage summary``, ``queues list|configure``,
+``schedules list|set|delete``, ``serve`` and ``mcp`` (see docs/cli.md).
 
 Exit codes: 0 success, 1 failure (the message says what and how to fix it), 2 usage error.
 """

@@ -1,4 +1,5 @@
-"""``tidebase db …`` and ``tidebase migrate``."""
+"""The ``tidebase`` app: ``db …``, ``migrate`` and ``worker`` here; ``runs``, ``gates``, ``usage``,
+``queues``, ``schedules`` and ``mcp`` from their own modules, registered at the end."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ app = typer.Typer(
     name="tidebase",
     help="Tidebase: durable execution for AI agents on Postgres.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 db = typer.Typer(
@@ -279,3 +280,20 @@ def worker(
 @app.callback()
 def _root() -> None:
     """Tidebase: durable execution for AI agents on Postgres."""
+
+
+# --- the operator commands, one module per area ----------------------------------------------
+
+from . import gates as _gates  # noqa: E402
+from . import queues as _queues  # noqa: E402
+from . import runs as _runs  # noqa: E402
+from . import schedules as _schedules  # noqa: E402
+from . import usage as _usage  # noqa: E402
+from .mcp import mcp_command as _mcp_command  # noqa: E402
+
+app.add_typer(_runs.app, name="runs")
+app.add_typer(_gates.app, name="gates")
+app.add_typer(_usage.app, name="usage")
+app.add_typer(_queues.app, name="queues")
+app.add_typer(_schedules.app, name="schedules")
+app.command("mcp")(_mcp_command)
