@@ -12,7 +12,8 @@ the log file when it starts, so a test counts real executions. Environment:
   claim-race test measures concurrency from it);
 - PLAIN_RUN=<run_id>: instead of working queues, run "three-steps" as a plain run
   (``tide.run``), then exit.
-Prints "READY" once the worker loop is about to start and "STOPPED" after draining.
+Prints "READY" once the worker loop is about to start, "DRAINING" when SIGTERM arrives and
+"STOPPED" after draining.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def main() -> None:
     # block the worker on its own log lines.
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), stream=sys.stderr)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    def drain(*_: Any) -> None:
+        stop.set()
+        print("DRAINING", flush=True)  # the test lets the run in hand go on only after this
+
+    signal.signal(signal.SIGTERM, drain)
     plain = os.environ.get("PLAIN_RUN")
     if plain:
         print("READY", flush=True)

@@ -102,6 +102,7 @@ def test_sigterm_drains_a_worker_process(tide: Tidebase, spawn: Any, tmp_path: P
     line = worker.expect("IN ")
     held = line.split()[1]
     worker.proc.send_signal(signal.SIGTERM)
+    worker.expect("DRAINING")  # the signal was seen: no more claims from here on
     worker.send("go")  # let step b finish: the run in hand completes, nothing more is claimed
     worker.expect("STOPPED")
     assert worker.proc.wait(30) == 0
