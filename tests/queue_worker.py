@@ -76,6 +76,7 @@ def main() -> None:
     # block the worker on its own log lines.
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), stream=sys.stderr)
     stop = threading.Event()
+
     def drain(*_: Any) -> None:
         stop.set()
         print("DRAINING", flush=True)  # the test lets the run in hand go on only after this

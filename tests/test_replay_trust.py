@@ -21,6 +21,7 @@ from tidebase import ResumeDecision, RetryPolicy, RunContext, Tidebase
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 from tidebase.errors import (
     BranchAmbiguous,
+    ConnectionReleased,
     GatePending,
     InputMismatch,
     NotSerializable,
@@ -539,3 +540,25 @@ def test_an_unstorable_output_of_an_unsafe_step_parks_it_with_the_reason(tide: T
     (step,) = tide.runs.steps("r")
     assert (step.status, step.resume_decision) == ("failed", "manual_review")
     assert step.error is not None and step.error["type"] == "NotSerializable"
+
+
+async def test_a_task_that_outlives_its_run_is_refused_the_returned_connection(
+    atide: AsyncTidebase,
+) -> None:
+    straggler: dict[str, asyncio.Task[Any]] = {}
+
+    async def late_writer(run: AsyncRunContext) -> None:
+        await asyncio.sleep(0.2)  # the run has failed and given its connection back by now
+        await run.step("late", lambda: "too late")
+
+    async def wf(run: AsyncRunContext, input: None) -> None:
+        straggler["task"] = asyncio.create_task(late_writer(run))
+        raise RuntimeError("the workflow fails first")
+
+    with pytest.raises(RuntimeError, match="fails first"):
+        await atide.run("wf", wf, run_id="r")
+    with pytest.raises(ConnectionReleased, match="await or cancel the tasks"):
+        await straggler["task"]
+    # The connection went back to the pool untouched by the straggler: the next run is fine.
+    assert await atide.run("wf2", lambda run, input: "ok", run_id="r2") == "ok"
+    assert [s.name for s in await atide.runs.steps("r")] == []

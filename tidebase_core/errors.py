@@ -27,6 +27,11 @@ class DatabaseUnavailable(TidebaseError):
     """Postgres could not be reached (or the embedded server could not start)."""
 
 
+class ConnectionReleased(TidebaseError):
+    """Code a run started (a task, a thread) wrote after the run ended and gave back its
+    connection."""
+
+
 class MigrationsPending(TidebaseError):
     """The schema is older than this version of Tidebase and auto-migration is off."""
 
@@ -226,6 +231,7 @@ __all__ = [
     "AsyncInSyncApi",
     "BranchAmbiguous",
     "ConfigurationError",
+    "ConnectionReleased",
     "DatabaseUnavailable",
     "GateAlreadyResolved",
     "GateNotFound",

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._compat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
-from ..errors import DatabaseUnavailable
+from ..errors import ConnectionReleased, DatabaseUnavailable
 from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json, encode
@@ -231,13 +231,21 @@ class StoreConnection:
         self._store = store
         self._conn = conn
         self._pooled = pooled
+        self._released = False
         self._channels: set[str] = set()
         self.q = store.q
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def release(self) -> None:
-        """Give the connection back: to the pool, or closed if it is one of our own."""
+        """Give the connection back: to the pool, or closed if it is one of our own.
+
+        A task or thread the run started may outlive it (a branch of a gather that failed
+        first): it waits for that one's statement in flight, and is refused any later one,
+        so a connection is never used by two owners at once.
+        """
+        with self._conn.lock:
+            self._released = True
         if self._pooled:
             self._store._putconn(self._conn)
         else:
@@ -245,6 +253,12 @@ class StoreConnection:
 
     def _execute(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
         """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
+        if self._released:
+            raise ConnectionReleased(
+                "this run has ended and its connection was given back, but code it started (a "
+                "task or thread) is still writing to it; await or cancel the tasks a workflow "
+                "starts before it returns or raises"
+            )
         try:
             cur = self._conn.execute(query, params)
             # Checking the result status is cheaper than cur.description (builds columns).
