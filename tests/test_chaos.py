@@ -41,6 +41,7 @@ from .test_embedded import destroy
 
 RUNS = int(os.environ.get("TIDEBASE_CHAOS_RUNS", "120"))
 STEPS = 6
+MIN_RESTARTS = 3  # the last step of every run waits for this many, so no run outpaces the chaos
 SCHEMA = "chaos"
 
 pytestmark = pytest.mark.slow
@@ -57,6 +58,7 @@ class Workload:
         self.done = threading.Event()
         self.restarts: Counter[str] = Counter()
         self.restarted_at: list[float] = []
+        self.enough_chaos = threading.Event()
         self.spans: dict[str, tuple[float, float]] = {}  # run id → when it ran
         self.errors: list[BaseException] = []
 
@@ -80,6 +82,8 @@ class Workload:
             self.restarted_at.append(time.monotonic())
             embedded.start(self.home)
             self.restarts[mode] += 1
+            if sum(self.restarts.values()) >= MIN_RESTARTS:
+                self.enough_chaos.set()
 
     # -- the other process's work: deciding gates, appending events ------------------------------
 
@@ -114,6 +118,8 @@ def sync_workflow(w: Workload) -> Any:
             def body(i: int = i) -> int:
                 w.executed(run.run_id, f"s{i}")
                 time.sleep(random.uniform(0.2, 1.0))
+                if i == STEPS - 1:
+                    w.enough_chaos.wait(timeout=120)
                 if i == 2:
                     run.usage.record(provider="p", model="m", input_tokens=1, output_tokens=2)
                 return n + i
@@ -144,6 +150,10 @@ def async_workflow(w: Workload) -> Any:
             async def body(i: int = i) -> int:
                 w.executed(run.run_id, f"s{i}")
                 await asyncio.sleep(random.uniform(0.2, 1.0))
+                for _ in range(2400 if i == STEPS - 1 else 0):  # up to 120 s, as the sync body
+                    if w.enough_chaos.is_set():
+                        break
+                    await asyncio.sleep(0.05)
                 if i == 2:
                     await run.usage.record(provider="p", model="m", input_tokens=1, output_tokens=2)
                 return n + i
@@ -271,7 +281,7 @@ def test_restarts_under_load_lose_nothing_and_duplicate_nothing(chaos_home: Any)
         failed = {k: v for k, v in results.items() if isinstance(v, BaseException)}
         assert not failed, f"{len(failed)} runs raised: {list(failed.items())[:5]}"
         assert len(results) == RUNS
-        assert sum(w.restarts.values()) >= 3, "the chaos must restart the database several times"
+        assert sum(w.restarts.values()) >= MIN_RESTARTS, "the chaos must restart the database several times"
         assert median >= 2, "most runs must live through several restarts"
         for run_id, value in results.items():
             k = int(run_id.split("-")[1])
