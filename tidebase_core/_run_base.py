@@ -157,6 +157,7 @@ class Execution:
     def __post_init__(self) -> None:
         self.strand = Strand("workflow body")
         self.root = Scope("", self)
+        self.named_scopes: dict[str, Scope] = {}
 
     @property
     def token(self) -> uuid.UUID:
@@ -170,6 +171,14 @@ class Execution:
     def next_key(self, name: str, kind: Kind = "step") -> str:
         """The key of the next ``kind`` named ``name`` here: ``name``, then ``name#2`` …"""
         return self.scope().next_key(name, kind)
+
+    def scope_under(self, key: str) -> Scope:
+        """The scope of the operations a framework makes under its own unit ``key`` (an agent
+        run): one for the whole execution, whichever task the operations run in."""
+        scope = self.named_scopes.get(key)
+        if scope is None:
+            scope = self.named_scopes.setdefault(key, Scope(key + "/", self))
+        return scope
 
     def next_op(self, name: str) -> tuple[bool, str | None]:
         """``(perform, op_key)`` for a state or event operation made here and now.

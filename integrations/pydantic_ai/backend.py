@@ -1,30 +1,54 @@
-"""One durable operation of Pydantic AI (a model request, a tool call …) as one step of the run."""
+"""One durable operation of Pydantic AI (a model request, a tool call …) as one durable call.
+
+Keys: operations of an agent run are keyed under that run's own key (``triage__run/``; see
+``TidebaseDurability.wrap_run``). Inside it, model requests and other operations follow their
+order of occurrence (``triage__model.request#2``); tool calls are keyed by the call id of the
+(replayed) model response, so parallel calls keep their keys whatever order they finish in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic_ai.durable_exec import (
     DurableOperationId,
     JournalCallableOperationBackend,
     ModelCompactMessagesId,
     ModelRequestId,
+    ToolsetCallToolId,
 )
-from tidebase_core.plugin import current_run, run_async_step
+from pydantic_ai.exceptions import AgentRunError
+from tidebase_core.operations import ErrorCodec, Operation, durable_call
+from tidebase_core.plugin import current_run
 
 from .digests import operation_digest
 from .usage import usage_rows
 
 __all__ = ["TidebaseOperationBackend"]
 
-# Operations that call the model: their usage goes to the ledger.
+# A model request that failed (a provider's 503, a refusal) is an outcome the agent's caller
+# may act on (fall back to another agent): recorded, and raised again on replay.
+MODEL_ERRORS = ErrorCodec(AgentRunError)
+
 _MODEL_CALLS = (ModelRequestId, ModelCompactMessagesId)
+_operations: dict[tuple[str, bool], Operation[Any]] = {}
+
+
+def _operation(name: str, model_call: bool) -> Operation[Any]:
+    op = _operations.get((name, model_call))
+    if op is None:
+        op = _operations.setdefault(
+            (name, model_call),
+            Operation(name, usage=usage_rows, errors=MODEL_ERRORS)
+            if model_call
+            else Operation(name),
+        )
+    return op
 
 
 class TidebaseOperationBackend(JournalCallableOperationBackend[None]):
-    """``execute`` is ``run.step``: the key is the operation's journal name in order of
-    occurrence (``name``, ``name#2`` …), the input hash comes from ``digests``, and a model
-    request's usage is written with its checkpoint."""
+    """``execute`` is ``durable_call``: the framework already reduced the result to JSON."""
 
     async def execute(
         self,
@@ -38,12 +62,13 @@ class TidebaseOperationBackend(JournalCallableOperationBackend[None]):
         run = current_run()
         # The capability only dispatches here inside a run (``in_durable_context``).
         assert run is not None
-        # A failure is recorded on the step (resumed runs execute it again) and Pydantic AI
-        # sees the error itself, so fallbacks, retries and the caller's handlers still work.
-        return await run_async_step(
-            run,
-            run.next_key(name),
+        identity = None
+        if isinstance(operation_id, ToolsetCallToolId):
+            identity = getattr(cache_key[2], "tool_call_id", None)
+        return await durable_call(
+            _operation(name, isinstance(operation_id, _MODEL_CALLS)),
             body,
             digest=operation_digest(operation_id, cache_key),
-            usage=usage_rows if isinstance(operation_id, _MODEL_CALLS) else None,
+            identity=identity,
+            run=run,
         )

@@ -1,15 +1,18 @@
 """The input hash of each durable operation: what must be the same for a checkpoint to be reused.
 
-A step's key is its place in the run (``agent__model.request``, ``…#2``); the hash is the
-divergence check. Model requests hash the conversation sent to the model, normalized: the
-fields that differ on every execution of the same conversation (timestamps, run and
-conversation ids, tool-call ids, usage, provider response ids) are dropped, or every resume
-would miss. Tool calls hash the tool name and arguments. Other operations (discovery, events,
-capability operations) are identified by their place alone.
+A model request's hash covers the model, its settings and the conversation sent to it,
+normalized: the fields that differ on every execution of the same conversation (timestamps, run
+and conversation ids, tool-call ids, usage, provider response ids) are dropped, or every resume
+would miss. Each message's digest is computed once and kept with the message, so the cost of a
+request's hash does not grow with the conversation. Tool calls hash the tool name and
+arguments. Other operations (discovery, events, capability operations) are identified by their
+place alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +25,7 @@ from pydantic_ai.durable_exec import (
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 from tidebase_core.plugin import input_hash
 
-__all__ = ["normalized_messages", "operation_digest"]
+__all__ = ["normalized_messages", "operation_digest", "request_digest"]
 
 # Message- and part-level fields that change between two executions of the same conversation.
 # Only these levels are normalized: a tool argument or a prompt is never touched.
@@ -36,6 +39,10 @@ _VOLATILE = frozenset(
         "provider_response_id",
     }
 )
+
+# message → (its digest, the number of parts it had): a message still being added to (the last
+# request of a run) is hashed again when it grew.
+_digests: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 
 
 def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
@@ -54,13 +61,39 @@ def _stable(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if name not in _VOLATILE}
 
 
+def _message_digest(message: ModelMessage) -> str:
+    parts = len(message.parts)
+    try:
+        known = _digests.get(message)
+    except TypeError:  # not weak-referenceable: hash it every time
+        known = None
+    if known is not None and known[1] == parts:
+        return known[0]
+    digest = input_hash(normalized_messages([message])[0], what="model request message")
+    with contextlib.suppress(TypeError):
+        _digests[message] = (digest, parts)
+    return digest
+
+
+def request_digest(model_id: object, messages: Sequence[ModelMessage], settings: object) -> str:
+    """The hash of one model request: model, settings and the normalized conversation."""
+    return input_hash(
+        {
+            "model": model_id if isinstance(model_id, str) else None,
+            "settings": settings if isinstance(settings, dict) else None,
+            "messages": [_message_digest(m) for m in messages],
+        },
+        what="model request",
+    )
+
+
 def operation_digest(operation_id: DurableOperationId, cache_key: tuple[object, ...]) -> str:
     """The input hash of one operation, from the cache key the framework projects for it."""
     match operation_id:
         case ModelRequestId():
             # (model_id, messages, model_settings, model_request_parameters, run_context)
             messages: Sequence[ModelMessage] = cache_key[1]  # type: ignore[assignment]
-            return input_hash(normalized_messages(messages), what="model request messages")
+            return request_digest(cache_key[0], messages, cache_key[2])
         case ToolsetCallToolId() | ToolsetValidateToolArgumentsId():
             # (name, tool_args, ctx, tool or tool_def)
             return input_hash({"tool": cache_key[0], "args": cache_key[1]}, what="tool arguments")

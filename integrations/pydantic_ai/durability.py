@@ -22,7 +22,9 @@ from pydantic_ai.durable_exec import (
 )
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, RunContext
-from tidebase_core.plugin import current_run, current_step_key, input_hash, run_async_step
+from tidebase_core.keys import current_scope
+from tidebase_core.operations import Operation, durable_call
+from tidebase_core.plugin import AnyRunContext, current_run, input_hash
 
 from .backend import TidebaseOperationBackend
 from .deps import check_deps_run
@@ -41,8 +43,10 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
     """Checkpoint every model request and tool call of the agent in the active Tidebase run.
 
     ``Agent(..., capabilities=[TidebaseDurability()])``, or per run
-    ``agent.run(..., capabilities=[TidebaseDurability()])``. Outside a run, and inside the body
-    of a step (which is checkpointed as a whole), it does nothing.
+    ``agent.run(..., capabilities=[TidebaseDurability()])``. Outside a run it does nothing.
+    Inside the body of a step (``run.step("triage", lambda: agent.run(...))``) the agent's
+    operations are keyed under that step: a completed step replays as a whole, a retried one
+    replays the calls its earlier try completed, and every real model call is in the ledger.
     """
 
     engine_spec: ClassVar[DurabilityEngineSpec] = DurabilityEngineSpec(
@@ -51,9 +55,8 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
         durable_container_noun="run",
         # Steps store JSON: the framework reduces each result to JSON values inside the step.
         codec=JSON_CODEC,
-        # Keys follow the order of occurrence, so tool calls of one response run one after the
-        # other; parallel calls would take their keys in whatever order they got there.
-        sequential_tools_in_durable_context=True,
+        # Tool calls are keyed by their call id (see backend): they may run in parallel.
+        sequential_tools_in_durable_context=False,
         # A toolset passed to one run was not wrapped when the agent was built: its tools would
         # run un-checkpointed, so the framework refuses it inside a run.
         unsupported_runtime_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
@@ -69,9 +72,7 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
 
     @property
     def in_durable_context(self) -> bool:
-        # Inside a step body the enclosing step is the unit of replay (``run.step("triage",
-        # lambda: agent.run(...))``): checkpointing inside it too would shift later keys.
-        return current_run() is not None and current_step_key() is None
+        return current_run() is not None
 
     def get_durable_operation_backend(self) -> TidebaseOperationBackend:
         return TidebaseOperationBackend(
@@ -84,7 +85,18 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
         self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler
     ) -> AgentRunResult[Any]:
         check_deps_run(ctx.deps)
-        return await super().wrap_run(ctx, handler=handler)
+        run = current_run()
+        agent_key = _agent_key(run, ctx.run_id)
+        if run is None or agent_key is None:
+            return await super().wrap_run(ctx, handler=handler)
+        # Everything this agent run does is keyed under its own key (taken in program order
+        # when it started): two agent runs gathered together never share a sequence. Pydantic
+        # AI carries context variables set here into the caller's task for the run.
+        token = current_scope.set(run._execution.scope_under(agent_key))
+        try:
+            return await super().wrap_run(ctx, handler=handler)
+        finally:
+            current_scope.reset(token)
 
     # Replay-stable ids and start time (hooks of Pydantic AI >= 2.62; unused before).
 
@@ -108,11 +120,27 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
             return _now()
 
         # A resumed run counts its ``timeout=`` from when it first started.
-        started_at: datetime = await run_async_step(
-            run,
-            run.next_key(f"{self.name}__run_start_time"),
-            started,
-            digest=input_hash(None),
-            output_type=datetime,
-        )
-        return started_at
+        agent_key = _agent_key(run, run_id)
+        token = current_scope.set(run._execution.scope_under(agent_key)) if agent_key else None
+        try:
+            return await durable_call(
+                _start_time(f"{self.name}__run_start_time"),
+                started,
+                digest=input_hash(None),
+                run=run,
+            )
+        finally:
+            if token is not None:
+                current_scope.reset(token)
+
+
+def _agent_key(run: AnyRunContext | None, agent_run_id: str | None) -> str | None:
+    """The key of an agent run, from the run id ``get_default_run_id`` gave it."""
+    if run is None or agent_run_id is None:
+        return None
+    prefix = f"{run.run_id}:"
+    return agent_run_id[len(prefix) :] if agent_run_id.startswith(prefix) else None
+
+
+def _start_time(name: str) -> Operation[datetime]:
+    return Operation(name, dump=datetime.isoformat, load=datetime.fromisoformat)

@@ -7,6 +7,7 @@ framework gives each a random one: replays must not depend on them.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ from pydantic_ai.usage import RequestUsage
 from tidebase_pydantic_ai import TidebaseDeps, TidebaseDurability
 
 Record = Callable[[str], None]
+
+
+def keys_of(names: list[str]) -> list[str]:
+    """Step keys with the framework's random tool call ids (``.pyd_ai_…``, stable across
+    replays because they come from the checkpointed response) shown as ``.<id>``."""
+    return [re.sub(r"\.pyd_ai_[0-9a-f]+", ".<id>", name) for name in names]
 
 
 def counting(ran: Counter[str]) -> Record:

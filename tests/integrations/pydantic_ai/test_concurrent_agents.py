@@ -7,12 +7,20 @@ from collections import Counter
 
 import pytest
 from pydantic_ai import Agent
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from tidebase_pydantic_ai import TidebaseDurability
 
 from tidebase.aio import AsyncRunContext, AsyncTidebase
-from tidebase.errors import BranchAmbiguous
 
-from .scripted import Deps, counting, scripted_model, triage_agent
+from .scripted import Deps, counting, triage_agent
 
 
 class Crash(Exception):
@@ -46,32 +54,53 @@ async def test_gathered_agent_runs_in_named_branches_replay_their_own_work(
     assert sum(k.startswith("#ticket-search/") for k in keys) == 5
 
 
-async def test_gathered_agent_runs_without_branches_are_refused_not_swapped(
+def echo_model(ran: Counter[str]) -> FunctionModel:
+    """Asks ``lookup`` about the prompt's first word, then answers with what it returned."""
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        ran["model"] += 1
+        prompt = next(
+            str(p.content) for m in messages for p in m.parts if isinstance(p, UserPromptPart)
+        )
+        returned = [
+            str(p.content) for m in messages for p in m.parts if isinstance(p, ToolReturnPart)
+        ]
+        if not returned:
+            return ModelResponse(parts=[ToolCallPart("lookup", {"service": prompt.split()[0]})])
+        return ModelResponse(parts=[TextPart(f"{prompt} -> {returned[0]}")])
+
+    return FunctionModel(respond)
+
+
+async def test_gathered_agent_runs_without_branches_replay_their_own_work(
     atide: AsyncTidebase,
 ) -> None:
-    agent = Agent(
-        scripted_model(counting(Counter())),
-        name="triage",
-        deps_type=Deps,
-        capabilities=[TidebaseDurability()],
-    )
+    """No ``run.branch`` needed: each agent run keys its operations under its own key, taken
+    in program order when it starts, so interleaved runs never see each other's checkpoints."""
+    ran: Counter[str] = Counter()
+    agent = Agent(echo_model(ran), name="triage", capabilities=[TidebaseDurability()])
 
     @agent.tool_plain
-    async def search_logs(service: str) -> str:
-        await asyncio.sleep(0.02)  # real I/O: the two runs interleave
-        return f"{service}: 42 errors"
-
-    @agent.tool_plain
-    async def file_ticket(title: str) -> str:
-        await asyncio.sleep(0.02)
-        return f"TICKET-1 {title}"
+    async def lookup(service: str) -> str:
+        ran[service] += 1
+        await asyncio.sleep(0.05 if service == "billing" else 0.01)  # they finish out of order
+        return f"{service}: {len(service)} errors"
 
     async def workflow(run: AsyncRunContext, input: None) -> list[str]:
-        results = await asyncio.gather(
-            agent.run("billing is down", deps=Deps(run=run)),
-            agent.run("search is down", deps=Deps(run=run)),
-        )
+        results = await asyncio.gather(agent.run("billing is down"), agent.run("search is down"))
+        if run.attempt == 1:
+            raise Crash
         return [r.output for r in results]
 
-    with pytest.raises(BranchAmbiguous, match=r"run\.branch"):
+    with pytest.raises(Crash):
         await atide.run("wf", workflow, run_id="two-agents-unnamed")
+    first = dict(ran)
+    resumed = await atide.run("wf", workflow, run_id="two-agents-unnamed")
+    assert resumed == [
+        "billing is down -> billing: 7 errors",
+        "search is down -> search: 6 errors",
+    ]
+    assert ran == first == {"model": 4, "billing": 1, "search": 1}, "work ran again"
+    keys = [s.name for s in await atide.runs.steps("two-agents-unnamed")]
+    assert sum(k.startswith("triage__run/") for k in keys) == 3
+    assert sum(k.startswith("triage__run#2/") for k in keys) == 3

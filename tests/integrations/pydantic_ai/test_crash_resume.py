@@ -39,7 +39,7 @@ def test_killed_inside_the_second_tool_resumes_at_that_tool(
     # The ledger: one row per model request that really ran, the killed attempt's included.
     rows = tide.usage.records("pai-crash")
     assert [(r.step_name, r.attempt) for r in rows] == [
-        ("triage__model.request", 1),
-        ("triage__model.request#2", 1),
-        ("triage__model.request#3", 2),
+        ("triage__run/triage__model.request", 1),
+        ("triage__run/triage__model.request#2", 1),
+        ("triage__run/triage__model.request#3", 2),
     ]

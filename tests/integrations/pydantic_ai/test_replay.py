@@ -24,7 +24,7 @@ from tidebase import Tidebase
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 from tidebase.errors import InputMismatch
 
-from .scripted import Deps, counting, scripted_model, triage_agent
+from .scripted import Deps, counting, keys_of, scripted_model, triage_agent
 
 T = TypeVar("T")
 
@@ -59,12 +59,12 @@ async def test_a_resumed_run_executes_no_model_request_and_no_tool_again(
     first, resumed = await first_and_resumed(atide, "pai-replay", workflow)
     assert first == resumed == "filed | billing: 42 errors | TICKET-1 billing 500s"
     assert ran == {"model": 3, "search_logs": 1, "file_ticket": 1}, "work executed again"
-    assert [s.name for s in await atide.runs.steps("pai-replay")] == [
-        "triage__model.request",
-        "triage__function_toolset__<agent>.call_tool:search_logs",
-        "triage__model.request#2",
-        "triage__function_toolset__<agent>.call_tool:file_ticket",
-        "triage__model.request#3",
+    assert keys_of([s.name for s in await atide.runs.steps("pai-replay")]) == [
+        "triage__run/triage__model.request",
+        "triage__run/triage__function_toolset__<agent>.call_tool:search_logs.<id>",
+        "triage__run/triage__model.request#2",
+        "triage__run/triage__function_toolset__<agent>.call_tool:file_ticket.<id>",
+        "triage__run/triage__model.request#3",
     ]
 
 
@@ -80,9 +80,9 @@ async def test_the_ledger_holds_one_row_per_real_model_request_with_its_checkpoi
     await first_and_resumed(atide, "pai-usage", workflow)
     rows = await atide.usage.records("pai-usage")
     assert [(r.step_name, r.attempt, r.input_tokens, r.output_tokens) for r in rows] == [
-        ("triage__model.request", 1, 120, 15),
-        ("triage__model.request#2", 1, 200, 25),
-        ("triage__model.request#3", 1, 260, 5),
+        ("triage__run/triage__model.request", 1, 120, 15),
+        ("triage__run/triage__model.request#2", 1, 200, 25),
+        ("triage__run/triage__model.request#3", 1, 260, 5),
     ]
     assert {(r.kind, r.model) for r in rows} == {("llm", "gpt-4o")}
     assert all(r.cost_usd is not None and r.cost_usd > 0 for r in rows), "priced by genai-prices"
@@ -131,10 +131,13 @@ async def test_parallel_identical_tool_calls_stay_distinct_steps(atide: AsyncTid
     assert await first_and_resumed(atide, "pai-parallel", workflow) == ("rolled | 1 | 2",) * 2
     assert ran == {"model": 2, "roll": 2}
     tool_steps = [s for s in await atide.runs.steps("pai-parallel") if "roll" in s.name]
-    assert [(s.name, s.output["result"]) for s in tool_steps] == [
-        ("dice__function_toolset__<agent>.call_tool:roll", 1),
-        ("dice__function_toolset__<agent>.call_tool:roll#2", 2),
-    ]
+    # Keyed by call id: each call's result stays its own whichever finishes first.
+    assert sorted(s.output["result"] for s in tool_steps) == [1, 2]
+    assert len({s.name for s in tool_steps}) == 2
+    assert (
+        keys_of([s.name for s in tool_steps])
+        == ["dice__run/dice__function_toolset__<agent>.call_tool:roll.<id>"] * 2
+    )
 
 
 async def test_model_retry_is_recorded_as_a_value_and_raised_again_on_replay(
@@ -189,12 +192,12 @@ async def test_streamed_runs_replay_their_requests_as_completed_streams(
     assert ran == {"stream": 3, "model": 3, "search_logs": 2, "file_ticket": 2}
     names = [s.name for s in await atide.runs.steps("pai-stream")]
     assert [n for n in names if "model" in n] == [
-        "triage__model.request_stream",
-        "triage__model.request_stream#2",
-        "triage__model.request_stream#3",
-        "triage__model.request",
-        "triage__model.request#2",
-        "triage__model.request#3",
+        "triage__run/triage__model.request_stream",
+        "triage__run/triage__model.request_stream#2",
+        "triage__run/triage__model.request_stream#3",
+        "triage__run#2/triage__model.request",
+        "triage__run#2/triage__model.request#2",
+        "triage__run#2/triage__model.request#3",
     ]
 
 
@@ -283,8 +286,15 @@ async def test_a_failing_tool_raises_its_own_error_and_runs_again_on_resume(
 
     with pytest.raises(ConnectionError, match="unreachable"):
         await atide.run("wf", workflow, run_id="pai-tool-error")
-    steps = {s.name: s for s in await atide.runs.steps("pai-tool-error")}
-    failed = steps["triage__function_toolset__<agent>.call_tool:file_ticket"]
+    steps = {
+        k: s
+        for k, s in zip(
+            keys_of([s.name for s in await atide.runs.steps("pai-tool-error")]),
+            await atide.runs.steps("pai-tool-error"),
+            strict=True,
+        )
+    }
+    failed = steps["triage__run/triage__function_toolset__<agent>.call_tool:file_ticket.<id>"]
     assert (failed.status, failed.resume_decision) == ("failed", "safe_replay")
 
     ticketing_down[0] = False
@@ -305,5 +315,5 @@ async def test_a_resumed_run_counts_its_timeout_from_the_first_start(atide: Asyn
     first, resumed = await first_and_resumed(atide, "pai-timeout", workflow)
     assert first == resumed == "pai-timeout:triage__run", "a replay-stable Pydantic AI run id"
     steps = await atide.runs.steps("pai-timeout")
-    (started,) = [s for s in steps if s.name == "triage__run_start_time"]
+    (started,) = [s for s in steps if s.name == "triage__run/triage__run_start_time"]
     assert started.attempt == 1

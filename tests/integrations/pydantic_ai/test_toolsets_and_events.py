@@ -13,7 +13,7 @@ from tidebase_pydantic_ai import TidebaseDurability
 
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 
-from .scripted import counting, scripted_model
+from .scripted import counting, keys_of, scripted_model
 
 LOOKUP_THEN_ANSWER = [
     ModelResponse(parts=[ToolCallPart("lookup", {"service": "billing"})]),
@@ -52,9 +52,9 @@ async def test_a_dynamic_toolset_replays_its_discovery_and_its_calls(atide: Asyn
         ran_first.update(ran)
     assert await atide.run("wf", workflow, run_id="pai-dynamic") == "looked up | billing: degraded"
     assert ran == ran_first and ran["lookup"] == 1 and ran["model"] == 2
-    names = [s.name for s in await atide.runs.steps("pai-dynamic")]
-    assert "catalog__dynamic_toolset__services.get_tools" in names
-    assert "catalog__dynamic_toolset__services.call_tool:lookup" in names
+    names = keys_of([s.name for s in await atide.runs.steps("pai-dynamic")])
+    assert "catalog__run/catalog__dynamic_toolset__services.get_tools" in names
+    assert "catalog__run/catalog__dynamic_toolset__services.call_tool:lookup.<id>" in names
 
 
 async def test_the_capability_event_handler_runs_once_per_event(atide: AsyncTidebase) -> None:
@@ -88,11 +88,11 @@ async def test_the_capability_event_handler_runs_once_per_event(atide: AsyncTide
     assert "FunctionToolCallEvent" in first and "FunctionToolResultEvent" in first
     await atide.run("wf", workflow, run_id="pai-events")
     assert handled == first, "the resumed run delivered recorded events to the handler again"
-    names = [s.name for s in await atide.runs.steps("pai-events")]
+    names = keys_of([s.name for s in await atide.runs.steps("pai-events")])
     assert names == [
-        "events__model.request_stream",  # the handler makes the run stream its requests
-        "events__event_stream_handler",  # the tool call event
-        "events__function_toolset__<agent>.call_tool:lookup",
-        "events__event_stream_handler#2",  # the tool result event
-        "events__model.request_stream#2",
+        "events__run/events__model.request_stream",  # the handler makes the run stream
+        "events__run/events__event_stream_handler",  # the tool call event
+        "events__run/events__function_toolset__<agent>.call_tool:lookup.<id>",
+        "events__run/events__event_stream_handler#2",  # the tool result event
+        "events__run/events__model.request_stream#2",
     ]
