@@ -130,10 +130,7 @@ class ErrorCodec:
 
     def load(self, stored: Mapping[str, Any]) -> BaseException:
         name = str(stored.get("type"))
-        cls = self._by_name.get(name)
-        if cls is None:
-            # Allow-listed by subclass: the stored class may be one the provider raised.
-            cls = next((c for c in self.classes if name.endswith(f":{c.__qualname__}")), None)
+        cls = self._by_name.get(name) or self._subclass(name)
         if cls is None or stored.get("args") is None:
             return ReplayedError(name, str(stored.get("message", "")))
         exc = cls.__new__(cls)
@@ -142,6 +139,19 @@ class ErrorCodec:
             with contextlib.suppress(AttributeError):  # a read-only property: derived
                 setattr(exc, attr, value)
         return exc
+
+
+    def _subclass(self, name: str) -> type[BaseException] | None:
+        """A subclass of an allow-listed class, among the classes already imported (a
+        provider's ``ModelHTTPError`` under ``AgentRunError``): nothing is imported by name."""
+        todo = list(self.classes)
+        while todo:
+            cls = todo.pop()
+            if _qualified(cls) == name:
+                self._by_name[name] = cls
+                return cls
+            todo.extend(cls.__subclasses__())
+        return None
 
 
 def _qualified(cls: type) -> str:
@@ -235,7 +245,9 @@ def replayed(run: Any, op: Operation[T], key: str, digest: str) -> T | Missing:
     stored = decode_json(raw)
     if isinstance(stored, dict) and ERROR_KEY in stored and len(stored) == 1:
         if not _went_on_past(run._execution, key):
-            return MISSING  # the failure ended the attempt: try the call again
+            # The failure ended the attempt: the call runs again, over the recorded failure.
+            del run._execution.checkpoints[key]
+            return MISSING
         assert op.errors is not None  # only recorded for an operation with an ErrorCodec
         raise op.errors.load(stored[ERROR_KEY])
     value = op.load(stored)
