@@ -281,7 +281,9 @@ def test_restarts_under_load_lose_nothing_and_duplicate_nothing(chaos_home: Any)
         failed = {k: v for k, v in results.items() if isinstance(v, BaseException)}
         assert not failed, f"{len(failed)} runs raised: {list(failed.items())[:5]}"
         assert len(results) == RUNS
-        assert sum(w.restarts.values()) >= MIN_RESTARTS, "the chaos must restart the database several times"
+        assert sum(w.restarts.values()) >= MIN_RESTARTS, (
+            "the chaos must restart the database several times"
+        )
         assert median >= 2, "most runs must live through several restarts"
         for run_id, value in results.items():
             k = int(run_id.split("-")[1])
