@@ -140,7 +140,6 @@ class ErrorCodec:
                 setattr(exc, attr, value)
         return exc
 
-
     def _subclass(self, name: str) -> type[BaseException] | None:
         """A subclass of an allow-listed class, among the classes already imported (a
         provider's ``ModelHTTPError`` under ``AgentRunError``): nothing is imported by name."""
