@@ -229,6 +229,36 @@ async def test_unnamed_branches_racing_for_one_step_name_are_refused_at_first_ex
         await atide.run("wf", wf, run_id="r")
 
 
+async def test_gathered_coroutines_whose_same_named_steps_do_not_overlap_are_refused_too(
+    atide: AsyncTidebase,
+) -> None:
+    """The first coroutine has finished when the second reaches ``summarize``: its key
+    (``summarize#2``) came from timing all the same, and a resume may hand out the other order."""
+
+    async def pipeline(run: AsyncRunContext, doc: str, delay: float) -> str:
+        await asyncio.sleep(delay)
+        text = await run.step(f"load-{doc}", lambda: f"text of {doc}")
+        return str(await run.step("summarize", lambda: f"summary of {text}"))
+
+    async def wf(run: AsyncRunContext, input: None) -> list[str]:
+        return list(await asyncio.gather(pipeline(run, "a", 0.0), pipeline(run, "b", 0.05)))
+
+    with pytest.raises(BranchAmbiguous, match=r"run\.branch"):
+        await atide.run("wf", wf, run_id="late-sibling")
+
+    async def named(run: AsyncRunContext, input: None) -> list[str]:
+        async def one(doc: str, delay: float) -> str:
+            with run.branch(doc):
+                return await pipeline(run, doc, delay)
+
+        return list(await asyncio.gather(one("a", 0.0), one("b", 0.05)))
+
+    assert await atide.run("wf", named, run_id="late-sibling-named") == [
+        "summary of text of a",
+        "summary of text of b",
+    ]
+
+
 @tidebase.step
 def fetch(url: str) -> str:
     FETCHED.append(url)

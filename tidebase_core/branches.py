@@ -48,7 +48,7 @@ def _strand(context: contextvars.Context, label: Any) -> Strand:
 
 def _finish(strand: Strand) -> Any:
     def done(_: object) -> None:
-        strand.done = True
+        strand.end()
 
     return done
 
@@ -150,7 +150,7 @@ def _start(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str,
             try:
                 context.run(body)
             finally:
-                strand.done = True
+                strand.end()
 
         instance.run = run
     return wrapped(*args, **kwargs)

@@ -19,14 +19,16 @@ order, so steps started together (``gather(summarize(a), summarize(b))``) keep t
 whatever order they finish in. Threads started inside the run (an executor, ``Thread``) get a
 branch each, numbered in the order they were started. Coroutines that run several steps
 concurrently (two ``agent.run`` calls in a gather) name their branches with ``run.branch``.
-Code runs in *strands* (the workflow body, each asyncio task); a strand that takes a name
-another live strand took in the same scope — one that is neither its ancestor nor a sibling
-task taking its own first key (siblings start in creation order) — could be racing it: that
-is refused at first execution (``BranchAmbiguous``) rather than replayed by luck.
+Code runs in *strands* (the workflow body, each asyncio task, each thread); a strand that takes
+a name in a scope where a strand it lived alongside took it too (not its ancestor, nor a child
+it waited for, nor a sibling task created before it, both taking their first key: tasks start
+in creation order) could be racing it: that is refused at first execution
+(``BranchAmbiguous``) rather than replayed by luck.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from contextvars import ContextVar
 from typing import Literal
@@ -44,16 +46,27 @@ def escape(name: str) -> str:
     return name
 
 
+_clock = itertools.count(1)  # orders strands' births and ends, across threads (next() is atomic)
+
+
 class Strand:
     """One sequential line of execution inside a run: the body, a task, a thread."""
 
-    __slots__ = ("allocated", "done", "label", "parent")
+    __slots__ = ("allocated", "born", "ended", "label", "parent")
 
     def __init__(self, label: str, parent: Strand | None = None) -> None:
         self.label = label
         self.parent = parent
+        self.born = next(_clock)
+        self.ended: int | None = None
         self.allocated = 0  # keys taken so far
-        self.done = False
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    def end(self) -> None:
+        self.ended = next(_clock)
 
     def descends_from(self, other: Strand) -> bool:
         strand: Strand | None = self.parent
@@ -63,11 +76,25 @@ class Strand:
             strand = strand.parent
         return False
 
-
-def _started_in_order(me: Strand, other: Strand) -> bool:
-    """Sibling tasks taking their first key (parallel tool calls of one model response): they
-    start in the order they were created, so the order they take keys in is program order."""
-    return me.parent is other.parent and me.allocated == 0 and other.allocated == 1
+    def could_race(self, other: Strand) -> bool:
+        """Could ``other``, which took a name before, be taking it in the other order on
+        replay? Not an ancestor (it started this strand after taking it), nor a descendant that
+        has finished (this strand waited for it); any other strand that lived at the same time
+        as this one: which of the two takes the name first is up to timing."""
+        if other is self or self.descends_from(other):
+            return False
+        if other.descends_from(self):
+            return other.ended is None
+        if (
+            other.parent is self.parent
+            and other.allocated == 1
+            and self.allocated == 0
+            and other.born < self.born
+        ):
+            # Sibling tasks taking their first key (agent runs gathered, parallel tool calls):
+            # tasks start in the order they were created, so this is program order.
+            return False
+        return other.ended is None or other.ended > self.born
 
 
 class Scope:
@@ -97,13 +124,7 @@ class Scope:
                 )
             if me is not None:
                 other = self.last.get(name_key)
-                if (
-                    other is not None
-                    and other is not me
-                    and not other.done
-                    and not me.descends_from(other)
-                    and not _started_in_order(me, other)
-                ):
+                if other is not None and me.could_race(other):
                     raise BranchAmbiguous(self.prefix + segment, other.label)
                 self.last[name_key] = me
                 me.allocated += 1
