@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _TYPED = "$openai_agents.class"
+_TUPLE = "$openai_agents.tuple"
 
 # Qualified name -> class: the allow-list filled when tools are wrapped (and by first dumps).
 _known: dict[str, type] = {}
@@ -72,8 +73,11 @@ def dump_typed(value: Any) -> Any:
     """JSON values for ``value``, with the class of each model or dataclass in it."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return [dump_typed(v) for v in value]
+    if isinstance(value, tuple) and type(value) is tuple:
+        # Kept a tuple: the SDK gives the model str(result), where ('a',) and ['a'] differ.
+        return {_TUPLE: [dump_typed(v) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: dump_typed(v) for k, v in value.items()}
     cls = type(value)
@@ -88,6 +92,8 @@ def load_typed(stored: Any) -> Any:
     if isinstance(stored, list):
         return [load_typed(v) for v in stored]
     if isinstance(stored, dict):
+        if _TUPLE in stored and len(stored) == 1:
+            return tuple(load_typed(v) for v in stored[_TUPLE])
         if _TYPED in stored:
             return pydantic.TypeAdapter(_class(stored[_TYPED])).validate_python(stored["value"])
         return {k: load_typed(v) for k, v in stored.items()}

@@ -21,6 +21,7 @@ from tidebase_openai_agents import run_agent, run_agent_streamed
 from tidebase_openai_agents.typed_values import dump_typed, load_typed
 
 from tidebase.aio import AsyncRunContext, AsyncTidebase
+from tidebase.errors import RunCancelled
 
 from .scripted import Scripted, Shop, call, message, support_agents
 from .test_replay import crash_once, first_and_resumed
@@ -246,7 +247,7 @@ def test_models_dataclasses_dicts_and_tuples_come_back_as_they_were() -> None:
     assert load_typed(dump_typed(value)) == {
         "booking": Booking(passenger="Ada", seat="1A"),
         "cart": Cart(["x"]),
-        "t": [1, "a"],  # what the model was given as JSON
+        "t": (1, "a"),  # a tuple: str() of it, what the model is given, must not change
     }
 
 
@@ -261,3 +262,64 @@ def test_usage_of_a_real_call_is_typed() -> None:
     [row] = usage_rows(response, provider="openai", model="gpt-x")
     assert isinstance(row, LedgerUsage)
     assert (row.input_tokens, row.output_tokens, row.cost_usd) == (3, 2, None)
+
+
+async def test_a_tool_returning_a_dict_with_a_tuple_and_a_model_resumes(
+    atide: AsyncTidebase,
+) -> None:
+    ran: Counter[str] = Counter()
+
+    @function_tool
+    async def quote(route: str) -> dict[str, Any]:
+        """Quote a route."""
+        ran.update(["quote"])
+        return {"route": route, "legs": ("CDG", "JFK"), "booking": Booking(passenger="Ada")}
+
+    agent = Agent(
+        name="quotes",
+        model=Scripted(
+            "quotes",
+            {0: [call("quote", {"route": "CDG-JFK"}, "call_q")]},
+            lambda n: ran.update([n]),
+        ),
+        tools=[quote],
+        tool_use_behavior="stop_on_first_tool",  # the tool's result itself is the final output
+    )
+
+    async def workflow(run: AsyncRunContext, input: None) -> Any:
+        output = (await run_agent(run, agent, "quote CDG-JFK")).final_output
+        return crash_once(run, output if isinstance(output, str) else repr(output))
+
+    first, resumed = await first_and_resumed(atide, "oai-dict", workflow)
+    assert first == resumed and "JFK" in first and "Ada" in first
+    assert ran["quote"] == 1
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_call_that_completed_while_a_cancel_arrived_is_still_in_the_ledger(
+    atide: AsyncTidebase, streamed: bool
+) -> None:
+    run_id = f"oai-cancel-late-{streamed}"
+
+    class Late(Scripted):
+        async def get_response(self, *args: Any, **kw: Any) -> Any:
+            # The cancel lands while the call is in flight: its checkpoint will be refused.
+            await atide.runs.cancel(run_id, reason="stop")
+            return await super().get_response(*args, **kw)
+
+    agent = Agent(name="solo", model=Late("solo", {0: [message("late")]}, lambda _: None))
+
+    async def workflow(run: AsyncRunContext, input: None) -> Any:
+        if not streamed:
+            return (await run_agent(run, agent, "hi")).final_output
+        result = run_agent_streamed(run, agent, "hi")
+        [e async for e in result.stream_events()]
+        return result.final_output
+
+    with pytest.raises(RunCancelled):
+        await atide.run("wf", workflow, run_id=run_id)
+    rows = await atide.usage.records(run_id)
+    assert [(r.step_name, r.input_tokens, r.output_tokens) for r in rows] == [
+        ("model.request", 100, 10)
+    ], "the call was paid for: its usage is in the ledger without its checkpoint"
+    assert not [s for s in await atide.runs.steps(run_id) if s.status == "completed"]
