@@ -1,25 +1,44 @@
-"""Model calls as steps: ``DurableModel`` wraps any SDK ``Model``, ``DurableModelProvider``
-any ``ModelProvider``.
+"""Model calls as durable operations: ``DurableModel`` wraps any SDK ``Model``,
+``DurableModelProvider`` any ``ModelProvider``.
 
-Each ``get_response`` / ``stream_response`` is a step keyed ``model.request`` (``#2``, ``#3`` …)
+Each ``get_response`` / ``stream_response`` is the operation ``model.request`` (``#2``, ``#3`` …)
 in the order the run makes them, with the request's hash as the divergence check. A fresh call
 stores its response and its usage in one write; a replayed call returns the stored response and
-records nothing. A stream is checkpointed when its ``response.completed`` event arrives (a
-partial stream is never a checkpoint); a replayed stream yields that one event.
+records nothing. A call that failed with a provider error (``openai.APIError``, a timeout, a
+dropped connection: what the SDK's retries and a workflow's fallback act on) is recorded too,
+and raised again on replay when the run went on past it; the SDK's retry of it is the next
+``model.request``, on the first attempt and on every resume alike.
+
+A stream is checkpointed when its ``response.completed`` event arrives (a partial stream is
+never a checkpoint, and its key is not reused); a replayed stream yields that one event.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
 from agents import Model, ModelProvider, ModelResponse, ModelSettings
+from agents.exceptions import ModelTimeoutError
 from agents.models.interface import ModelTracing
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent
 
-from tidebase_core.plugin import AnyRunContext, current_run, decode_json, save_checkpoint
+from tidebase_core._async.context import AsyncRunContext
+from tidebase_core.errors import LeaseLost, RunCancelled
+from tidebase_core.operations import (
+    MISSING,
+    ErrorCodec,
+    Operation,
+    Outcome,
+    durable_call,
+    replayed,
+    spent_anyway,
+)
+from tidebase_core.plugin import AnyRunContext, check_live, current_run, save_checkpoint
 
 from .digests import model_request_digest
 from .responses import (
@@ -29,11 +48,15 @@ from .responses import (
     response_of_stream,
     usage_rows,
 )
-from .steps import give_back_key, run_as_step, take_key
 
-__all__ = ["DurableModel", "DurableModelProvider"]
+__all__ = ["MODEL_ERRORS", "DurableModel", "DurableModelProvider"]
 
 _STEP = "model.request"
+
+MODEL_ERRORS = ErrorCodec(openai.APIError, ModelTimeoutError, TimeoutError, ConnectionError)
+"""A failed model call is an outcome when it failed like this: a provider's error (a 503 the
+workflow falls back on), or the timeouts and dropped connections the SDK's retry acts on.
+Recorded, and raised again as its class on replay (``MODEL_ERRORS.allow(...)`` adds classes)."""
 
 # What a model call is asked (the positional arguments before ``tracing``).
 Request = tuple[str | None, Any, ModelSettings, list[Any], Any, list[Any]]
@@ -53,7 +76,14 @@ class DurableModel(Model):
                 "for a model name, use durable_run_config() so the provider resolves it"
             )
         self.inner = inner
-        self._provider, self._model = _ledger_names(inner, name)
+        provider, model = _ledger_names(inner, name)
+        self._op: Operation[ModelResponse] = Operation(
+            _STEP,
+            dump=dump_response,
+            load=load_response,
+            usage=lambda response: usage_rows(response, provider=provider, model=model),
+            errors=MODEL_ERRORS,
+        )
 
     def __getattr__(self, name: str) -> Any:
         # The SDK probes models for optional capabilities with getattr: keep them visible.
@@ -87,21 +117,14 @@ class DurableModel(Model):
         run = current_run()
         if run is None:
             return await self.inner.get_response(*request, tracing, **options)
-        digest = model_request_digest(*request, options)
-        key = take_key(run, _STEP)
-        fresh: list[ModelResponse] = []
 
-        async def call() -> dict[str, Any]:
-            response = await self.inner.get_response(*request, tracing, **options)
-            fresh.append(response)
-            return dump_response(response)  # before the SDK's retry adds to response.usage
+        async def call() -> ModelResponse:
+            return await self.inner.get_response(*request, tracing, **options)
 
-        try:
-            stored = await run_as_step(run, key, call, digest=digest, usage=self._usage)
-        except BaseException:
-            give_back_key(run, _STEP, key)
-            raise
-        return fresh[0] if fresh else load_response(stored)
+        # ``op.dump`` runs as the call returns: before the SDK's retry adds to response.usage.
+        return await durable_call(
+            self._op, call, digest=model_request_digest(*request, options), run=run
+        )
 
     async def stream_response(
         self,
@@ -128,11 +151,15 @@ class DurableModel(Model):
                 yield event
             return
         digest = model_request_digest(*request, options)
-        key = take_key(run, _STEP)
-        stored = run.checkpoint_of(key, digest)
-        if stored is not None:
-            yield completed_event(load_response(decode_json(stored)))
+        # A fresh key for every stream: one cancelled or failed before ``response.completed``
+        # leaves its key unwritten, and a stream started after it never reuses it (a reused key
+        # could meet a checkpoint whose write a cancel interrupted: a unique violation).
+        key = run.next_key(_STEP)
+        value = replayed(run, self._op, key, digest)
+        if value is not MISSING:
+            yield completed_event(value)
             return
+        check_live(run)  # a cancel or a takeover: stop before the stream is paid for
         async for event in self._stream_fresh(run, key, digest, request, tracing, options):
             yield event
 
@@ -146,22 +173,20 @@ class DurableModel(Model):
         options: dict[str, Any],
     ) -> AsyncIterator[Any]:
         done_items: list[Any] = []
-        saved = False
-        try:
-            async for event in self.inner.stream_response(*request, tracing, **options):
-                if isinstance(event, ResponseOutputItemDoneEvent):
-                    done_items.append(event.item)
-                elif isinstance(event, ResponseCompletedEvent):
-                    dumped = dump_response(response_of_stream(event.response, done_items))
-                    await save_checkpoint(run, key, digest, dumped, usage=self._usage(dumped))
-                    saved = True
-                yield event
-        finally:
-            if not saved:
-                give_back_key(run, _STEP, key)
-
-    def _usage(self, stored: dict[str, Any]) -> list[dict[str, Any]]:
-        return usage_rows(stored, provider=self._provider, model=self._model)
+        async for event in self.inner.stream_response(*request, tracing, **options):
+            if isinstance(event, ResponseOutputItemDoneEvent):
+                done_items.append(event.item)
+            elif isinstance(event, ResponseCompletedEvent):
+                outcome: Outcome[ModelResponse] = Outcome()
+                dumped = outcome.stored(self._op, response_of_stream(event.response, done_items))
+                rows = outcome.usage_rows(self._op)
+                try:
+                    await save_checkpoint(run, key, digest, dumped, usage=rows)
+                except (RunCancelled, LeaseLost) as exc:
+                    if spent_anyway(exc, outcome):
+                        await _ledger_anyway(run, key, rows)
+                    raise
+            yield event
 
     def get_retry_advice(self, request: Any) -> Any:
         return self.inner.get_retry_advice(request)
@@ -198,6 +223,17 @@ class DurableModelProvider(ModelProvider):
 def durable_model(model: Model) -> DurableModel:
     """``model`` wrapped once (an already durable model is returned as it is)."""
     return model if isinstance(model, DurableModel) else DurableModel(model)
+
+
+async def _ledger_anyway(run: AnyRunContext, key: str, rows: list[dict[str, Any]]) -> None:
+    """The usage of a stream whose checkpoint a cancel or a takeover refused: the money was
+    spent whoever holds the run, and the ledger is not fenced by the lease (as in
+    ``durable_call``)."""
+    for fields in rows:
+        if isinstance(run, AsyncRunContext):
+            await run._db.record_usage(run._usage_row(key, fields))
+        else:
+            await asyncio.to_thread(run._db.record_usage, run._usage_row(key, fields))
 
 
 def _ledger_names(inner: Model, name: str | None) -> tuple[str | None, str | None]:

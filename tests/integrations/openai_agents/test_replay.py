@@ -236,6 +236,11 @@ async def test_a_model_call_the_sdk_retried_keeps_its_place_in_the_run(
         return crash_once(run, (await run_agent(agent, "hello")).final_output)
 
     assert await first_and_resumed(atide, "oai-retried", workflow) == ("fine", "fine")
+    # The resume replays the recorded failure (the SDK retries it again) and then the retry's
+    # answer: the model is not called on resume, and the retry keeps its key.
     assert ran == {"attempts": 2, "solo": 1}
-    [step] = await atide.runs.steps("oai-retried")
-    assert (step.name, step.status) == ("model.request", "completed")
+    steps = await atide.runs.steps("oai-retried")
+    assert [(s.name, s.status) for s in steps] == [
+        ("model.request", "completed"),  # its checkpoint is the recorded ConnectionResetError
+        ("model.request#2", "completed"),
+    ]
