@@ -19,8 +19,9 @@ from pydantic_ai.durable_exec import (
     ToolsetCallToolId,
 )
 from pydantic_ai.exceptions import AgentRunError
+from tidebase_core.keys import current_scope
 from tidebase_core.operations import ErrorCodec, Operation, durable_call
-from tidebase_core.plugin import current_run
+from tidebase_core.plugin import AnyRunContext, current_run
 
 from .digests import operation_digest
 from .usage import usage_rows
@@ -68,7 +69,14 @@ class TidebaseOperationBackend(JournalCallableOperationBackend[None]):
         return await durable_call(
             _operation(name, isinstance(operation_id, _MODEL_CALLS)),
             body,
-            digest=operation_digest(operation_id, cache_key),
+            digest=operation_digest(operation_id, cache_key, _agent_run_scope(run)),
             identity=identity,
             run=run,
         )
+
+
+def _agent_run_scope(run: AnyRunContext) -> object | None:
+    """The key scope of the agent run this operation belongs to, if it has one: the chain its
+    model requests' digests are computed along (see ``digests.request_digest``)."""
+    scope = current_scope.get()
+    return scope if scope is not None and scope in run._execution.named_scopes.values() else None
