@@ -69,10 +69,12 @@ async def test_a_failed_model_call_is_recorded_and_the_fallback_replays(
     # The replayed failure is the class the provider raised, with its status code.
     assert caught == [(openai.InternalServerError, 503)] * 2
     steps = await atide.runs.steps("oai-fallback")
-    assert [s.name for s in steps] == ["model.request", "model.request#2"]
+    assert [s.name for s in steps] == ["primary.run/model.request", "backup.run/model.request"]
     # Usage once per real call: the failed call spent nothing, the backup's call once.
     rows = await atide.usage.records("oai-fallback")
-    assert [(r.step_name, r.attempt, r.input_tokens) for r in rows] == [("model.request#2", 1, 100)]
+    assert [(r.step_name, r.attempt, r.input_tokens) for r in rows] == [
+        ("backup.run/model.request", 1, 100)
+    ]
 
 
 async def test_a_failure_that_ended_the_attempt_is_called_again_on_resume(
@@ -320,6 +322,42 @@ async def test_a_call_that_completed_while_a_cancel_arrived_is_still_in_the_ledg
         await atide.run("wf", workflow, run_id=run_id)
     rows = await atide.usage.records(run_id)
     assert [(r.step_name, r.input_tokens, r.output_tokens) for r in rows] == [
-        ("model.request", 100, 10)
+        ("solo.run/model.request", 100, 10)
     ], "the call was paid for: its usage is in the ledger without its checkpoint"
     assert not [s for s in await atide.runs.steps(run_id) if s.status == "completed"]
+
+
+async def test_gathered_agent_runs_replay_their_own_work_without_branches(
+    atide: AsyncTidebase,
+) -> None:
+    """Each ``run_agent`` keys its calls under its own key, taken in program order when it
+    starts: two runs of one agent gathered together never see each other's checkpoints."""
+    ran: Counter[str] = Counter()
+
+    @function_tool
+    async def lookup(service: str) -> str:
+        ran[service] += 1
+        await asyncio.sleep(0.05 if service == "billing" else 0.01)  # finish out of order
+        return f"{service}: {len(service)} errors"
+
+    def agent_for(service: str) -> Agent[Any]:
+        turns = {0: [call("lookup", {"service": service}, "call_1")], 1: [message(service)]}
+        return Agent(
+            name="ops",
+            model=Scripted("ops", turns, lambda _: ran.update(["model"])),
+            tools=[lookup],
+        )
+
+    async def workflow(run: AsyncRunContext, input: None) -> list[str]:
+        results = await asyncio.gather(
+            run_agent(run, agent_for("billing"), "billing?"),
+            run_agent(run, agent_for("search"), "search?"),
+        )
+        return crash_once(run, [r.final_output for r in results])
+
+    first, resumed = await first_and_resumed(atide, "oai-gathered", workflow)
+    assert first == resumed == ["billing", "search"]
+    assert ran == {"model": 4, "billing": 1, "search": 1}, "work ran again on resume"
+    steps = {s.name: s.output for s in await atide.runs.steps("oai-gathered")}
+    assert steps["ops.run/tool.lookup.call_1"] == "billing: 7 errors"
+    assert steps["ops.run#2/tool.lookup.call_1"] == "search: 6 errors"
