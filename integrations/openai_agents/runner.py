@@ -18,9 +18,11 @@ from contextlib import contextmanager
 from typing import Any, Literal, overload
 
 from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming
+from agents.exceptions import UserError
 from agents.lifecycle import RunHooksBase
 
 from tidebase_core import AsyncRunContext
+from tidebase_core.errors import LeaseLost, RunCancelled
 from tidebase_core.keys import Scope, current_scope
 from tidebase_core.plugin import AnyRunContext
 
@@ -80,7 +82,7 @@ async def run_agent(
         return await Runner.run(agent, input, **runner_kwargs)
     durable, kwargs = _durable(active, agent, runner_kwargs)
     scope = _own_scope(active, agent)
-    with _in(scope):
+    with _in(scope), _run_verdicts():
         result = await Runner.run(durable, input, **kwargs)
     while approvals == "gate" and getattr(result, "interruptions", None):
         state = result.to_state()
@@ -90,7 +92,7 @@ async def run_agent(
                 state.approve(item)
             else:
                 state.reject(item)
-        with _in(scope):
+        with _in(scope), _run_verdicts():
             result = await Runner.run(durable, state, **kwargs)
     return result
 
@@ -127,6 +129,19 @@ def _own_scope(run: AnyRunContext, agent: Agent[Any]) -> Scope:
     taken in program order when it starts): agent runs gathered together never share a
     sequence."""
     return run._execution.scope_under(run.next_key(f"{agent.name}.run"))
+
+
+@contextmanager
+def _run_verdicts() -> Iterator[None]:
+    """The SDK reports a tool's exception as ``UserError("Error running tool …")``; when it is
+    the run's own verdict (cancelled, taken over), raise that, as every other step does."""
+    try:
+        yield
+    except UserError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, RunCancelled | LeaseLost):
+            raise cause from None
+        raise
 
 
 @contextmanager
