@@ -77,7 +77,7 @@ def typecheck(session: nox.Session) -> None:
 FRAMEWORKS = {
     "pydantic-ai": {
         "tests": "tests/integrations/pydantic_ai",
-        "oldest": ["pydantic-ai-slim[openai]==2.36.0"],
+        "oldest": ["pydantic-ai-slim[openai]==2.62.0"],
         "newest": ["pydantic-ai-slim[openai]==2.68.0"],
     },
     "openai-agents": {

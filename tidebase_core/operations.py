@@ -30,7 +30,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -54,9 +62,11 @@ __all__ = [
     "blocking_run",
     "durable_call",
     "durable_call_sync",
+    "durable_stream",
 ]
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 ERROR_KEY = "$tidebase.error"
 """The stored form of an operation's recorded exception: ``{ERROR_KEY: {...}}``."""
@@ -334,14 +344,65 @@ async def durable_call(
             run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=outcome.usage_rows(op))
     except (RunCancelled, LeaseLost) as exc:
         if spent_anyway(exc, outcome):
-            # The ledger is not fenced by the lease: the money was spent whoever holds the run.
-            for fields in outcome.usage_rows(op):
-                if isinstance(run, AsyncRunContext):
-                    await run._db.record_usage(run._usage_row(key, fields))
-                else:
-                    run._db.record_usage(run._usage_row(key, fields))
+            await _ledger_anyway_async(run, key, outcome.usage_rows(op))
         raise
     return outcome.result()
+
+
+async def _ledger_anyway_async(
+    run: RunContext | AsyncRunContext, key: str, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """The usage of a call whose checkpoint was refused (cancelled or taken over meanwhile):
+    the ledger is not fenced by the lease, because the money was spent whoever holds the run."""
+    for fields in rows:
+        if isinstance(run, AsyncRunContext):
+            await run._db.record_usage(run._usage_row(key, fields))
+        else:
+            run._db.record_usage(run._usage_row(key, fields))
+
+
+async def durable_stream(
+    op: Operation[T],
+    stream: Callable[[], AsyncIterator[E]],
+    *,
+    digest: str,
+    result_of: Callable[[E], T | None],
+    replay: Callable[[T], Iterable[E]],
+    identity: str | None = None,
+    run: RunContext | AsyncRunContext | None = None,
+) -> AsyncIterator[E]:
+    """A streamed operation: ``stream()``'s events, checkpointed when the event that completes
+    it arrives (``result_of(event)`` is its result; None for every other event). A replay
+    yields ``replay(result)``. A stream that ends before its completing event (cancelled,
+    failed, killed) is no checkpoint: resuming streams it again, under a key of its own.
+    """
+    run = run if run is not None else current_run()
+    if run is None:
+        async for event in stream():
+            yield event
+        return
+    key = run.next_key(op.key_name(identity))
+    value = replayed(run, op, key, digest)
+    if value is not MISSING:
+        for event in replay(value):
+            yield event
+        return
+    run._execution.check_live()  # a cancel or a takeover: stop before the stream is paid for
+    async for event in stream():
+        result = result_of(event)
+        if result is not None:
+            outcome: Outcome[T] = Outcome()
+            dumped = outcome.stored(op, result)
+            rows = outcome.usage_rows(op)
+            try:
+                if isinstance(run, AsyncRunContext):
+                    await run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=rows)
+                else:
+                    run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=rows)
+            except (RunCancelled, LeaseLost):
+                await _ledger_anyway_async(run, key, rows)
+                raise
+        yield event
 
 
 def durable_call_sync(

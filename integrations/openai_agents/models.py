@@ -15,7 +15,6 @@ never a checkpoint, and its key is not reused); a replayed stream yields that on
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,18 +26,8 @@ from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent
 
-from tidebase_core._async.context import AsyncRunContext
-from tidebase_core.errors import LeaseLost, RunCancelled
-from tidebase_core.operations import (
-    MISSING,
-    ErrorCodec,
-    Operation,
-    Outcome,
-    durable_call,
-    replayed,
-    spent_anyway,
-)
-from tidebase_core.plugin import AnyRunContext, check_live, current_run, save_checkpoint
+from tidebase_core.operations import ErrorCodec, Operation, durable_call, durable_stream
+from tidebase_core.plugin import current_run
 
 from .digests import model_request_digest
 from .responses import (
@@ -150,42 +139,25 @@ class DurableModel(Model):
             async for event in self.inner.stream_response(*request, tracing, **options):
                 yield event
             return
-        digest = model_request_digest(*request, options)
-        # A fresh key for every stream: one cancelled or failed before ``response.completed``
-        # leaves its key unwritten, and a stream started after it never reuses it (a reused key
-        # could meet a checkpoint whose write a cancel interrupted: a unique violation).
-        key = run.next_key(_STEP)
-        value = replayed(run, self._op, key, digest)
-        if value is not MISSING:
-            yield completed_event(value)
-            return
-        check_live(run)  # a cancel or a takeover: stop before the stream is paid for
-        async for event in self._stream_fresh(run, key, digest, request, tracing, options):
-            yield event
-
-    async def _stream_fresh(
-        self,
-        run: AnyRunContext,
-        key: str,
-        digest: str,
-        request: Request,
-        tracing: ModelTracing,
-        options: dict[str, Any],
-    ) -> AsyncIterator[Any]:
         done_items: list[Any] = []
-        async for event in self.inner.stream_response(*request, tracing, **options):
+
+        def result_of(event: Any) -> ModelResponse | None:
             if isinstance(event, ResponseOutputItemDoneEvent):
                 done_items.append(event.item)
             elif isinstance(event, ResponseCompletedEvent):
-                outcome: Outcome[ModelResponse] = Outcome()
-                dumped = outcome.stored(self._op, response_of_stream(event.response, done_items))
-                rows = outcome.usage_rows(self._op)
-                try:
-                    await save_checkpoint(run, key, digest, dumped, usage=rows)
-                except (RunCancelled, LeaseLost) as exc:
-                    if spent_anyway(exc, outcome):
-                        await _ledger_anyway(run, key, rows)
-                    raise
+                return response_of_stream(event.response, done_items)
+            return None
+
+        # Every stream takes a key of its own: one cancelled before ``response.completed`` leaves
+        # its key unwritten, and the next stream never reuses it.
+        async for event in durable_stream(
+            self._op,
+            lambda: self.inner.stream_response(*request, tracing, **options),
+            digest=model_request_digest(*request, options),
+            result_of=result_of,
+            replay=lambda response: [completed_event(response)],
+            run=run,
+        ):
             yield event
 
     def get_retry_advice(self, request: Any) -> Any:
@@ -223,17 +195,6 @@ class DurableModelProvider(ModelProvider):
 def durable_model(model: Model) -> DurableModel:
     """``model`` wrapped once (an already durable model is returned as it is)."""
     return model if isinstance(model, DurableModel) else DurableModel(model)
-
-
-async def _ledger_anyway(run: AnyRunContext, key: str, rows: list[dict[str, Any]]) -> None:
-    """The usage of a stream whose checkpoint a cancel or a takeover refused: the money was
-    spent whoever holds the run, and the ledger is not fenced by the lease (as in
-    ``durable_call``)."""
-    for fields in rows:
-        if isinstance(run, AsyncRunContext):
-            await run._db.record_usage(run._usage_row(key, fields))
-        else:
-            await asyncio.to_thread(run._db.record_usage, run._usage_row(key, fields))
 
 
 def _ledger_names(inner: Model, name: str | None) -> tuple[str | None, str | None]:
