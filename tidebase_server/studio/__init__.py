@@ -61,6 +61,14 @@ _PAGE_HEADERS = {
 }
 
 
+# Not left to the platform's MIME table (some map .js to text/plain: module scripts then fail).
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+
+
 class StudioFiles:
     """Serves Studio's static files at ``/studio/`` ahead of the API key check; every other
     path (``/studio/api/…`` included) goes on to the app unchanged."""
@@ -84,13 +92,21 @@ class StudioFiles:
             await RedirectResponse(PREFIX + "/", status_code=307)(scope, receive, send)
             return
         inner = {**scope, "path": path[len(PREFIX) :], "root_path": ""}
+        suffix = Path(path).suffix if not path.endswith("/") else ".html"
+        extra = {**_PAGE_HEADERS}
+        if suffix in _TYPES:
+            extra["content-type"] = _TYPES[suffix]
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
+                if message["status"] >= 400:  # StaticFiles' plain-text 404
+                    extra.pop("content-type", None)
                 headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower().decode("latin-1") not in extra
                 ]
-                headers += [(k.encode(), v.encode()) for k, v in _PAGE_HEADERS.items()]
+                headers += [(k.encode(), v.encode()) for k, v in extra.items()]
                 message = {**message, "headers": headers}
             await send(message)
 

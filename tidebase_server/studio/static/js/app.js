@@ -58,7 +58,7 @@ function askForKey(message) {
 function showAuth() {
   authState.hidden = !session.auth;
   forget.hidden = !session.auth;
-  authState.textContent = session.auth ? "🔒 key set" : "";
+  authState.textContent = session.auth ? "API key set" : "";
 }
 
 async function start() {
