@@ -9,6 +9,7 @@ JavaScript error on the page fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -104,10 +105,8 @@ def make_studio(
 
     yield make
     for studio in opened:
-        try:
+        with contextlib.suppress(Error):
             studio.shot("last")
-        except Error:
-            pass
         studio.page.context.close()
     errors = [e for s in opened for e in s.errors]
     assert not errors, f"the page logged errors: {errors}"

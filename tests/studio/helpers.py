@@ -8,13 +8,20 @@ from typing import Any
 
 from tidebase import RunContext, Tidebase
 
-__all__ = ["Background", "run_in_thread"]
+__all__ = ["Background", "Hold", "run_in_thread"]
 
 
 class Background:
     """``tide.run(...)`` on a thread: ``result()`` joins it and returns or re-raises."""
 
-    def __init__(self, tide: Tidebase, workflow: str, fn: Callable[[RunContext, Any], Any], run_id: str, input: Any) -> None:
+    def __init__(
+        self,
+        tide: Tidebase,
+        workflow: str,
+        fn: Callable[[RunContext, Any], Any],
+        run_id: str,
+        input: Any,
+    ) -> None:
         self.run_id = run_id
         self._value: Any = None
         self._error: BaseException | None = None
@@ -23,7 +30,9 @@ class Background:
         )
         self._thread.start()
 
-    def _main(self, tide: Tidebase, workflow: str, fn: Callable[[RunContext, Any], Any], input: Any) -> None:
+    def _main(
+        self, tide: Tidebase, workflow: str, fn: Callable[[RunContext, Any], Any], input: Any
+    ) -> None:
         try:
             self._value = tide.run(workflow, fn, run_id=self.run_id, input=input)
         except BaseException as exc:
@@ -46,3 +55,18 @@ def run_in_thread(
     input: Any = None,
 ) -> Background:
     return Background(tide, workflow, fn, run_id, input)
+
+
+class Hold:
+    """A step body that signals ``entered`` and blocks until the test calls ``release()``."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._release = threading.Event()
+
+    def __call__(self) -> bool:
+        self.entered.set()
+        return self._release.wait(30)
+
+    def release(self) -> None:
+        self._release.set()

@@ -81,10 +81,14 @@ def test_cancelling_in_studio_stops_the_run_at_its_next_step(
         finish.wait(30)
         return "slow done"
 
+    def mark(name: str) -> str:
+        ran.append(name)
+        return name
+
     def wf(run: RunContext, _: None) -> str:
-        run.step("first", lambda: ran.append("first") or 1)
+        run.step("first", lambda: mark("first"))
         run.step("slow", slow)
-        run.step("after", lambda: ran.append("after") or 2)
+        run.step("after", lambda: mark("after"))
         return "done"
 
     bg = run_in_thread(tide, "cleanup", wf, run_id="cx-1")
@@ -135,9 +139,7 @@ def test_the_usage_chart_shows_tokens_and_cost_per_step_and_model(
 
     by_step = page.locator("#usage-by-step")
     expect(by_step.locator('g[data-name="draft"] .bar-value')).to_have_text("1,500 tok · $0.0123")
-    expect(by_step.locator('g[data-name="review"] .bar-value')).to_have_text(
-        "1,150 tok · $0.0050"
-    )
+    expect(by_step.locator('g[data-name="review"] .bar-value')).to_have_text("1,150 tok · $0.0050")
     by_model = page.locator("#usage-by-model")
     expect(by_model.locator('g[data-name="openai/gpt-x"] .bar-value')).to_have_text(
         "1,650 tok · $0.0133"

@@ -3,7 +3,6 @@ and its status follows; the status and workflow filters narrow it."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 from playwright.sync_api import expect
@@ -11,7 +10,7 @@ from playwright.sync_api import expect
 from tidebase import RunContext, Tidebase
 
 from .conftest import Studio
-from .helpers import run_in_thread
+from .helpers import Hold, run_in_thread
 
 
 def test_a_run_started_in_process_appears_within_a_second_without_reload(
@@ -22,15 +21,14 @@ def test_a_run_started_in_process_appears_within_a_second_without_reload(
     expect(page.locator('tr[data-run-id="old-1"]')).to_be_visible()
     loaded = page.evaluate("performance.timeOrigin")
 
-    entered = threading.Event()
-    release = threading.Event()
+    hold = Hold()
 
     def wf(run: RunContext, data: dict[str, int]) -> int:
-        run.step("wait", lambda: entered.set() or release.wait(30))
+        run.step("wait", hold)
         return data["n"]
 
     bg = run_in_thread(tide, "nightly-report", wf, run_id="live-1", input={"n": 7})
-    assert entered.wait(10)  # the run exists and is running now
+    assert hold.entered.wait(10)  # the run exists and is running now
     started = time.monotonic()
     row = page.locator('tr[data-run-id="live-1"]')
     expect(row).to_be_visible(timeout=1000)
@@ -39,7 +37,7 @@ def test_a_run_started_in_process_appears_within_a_second_without_reload(
     expect(row.locator(".wf")).to_have_text("nightly-report")
     studio.shot("running")
 
-    release.set()
+    hold.release()
     assert bg.result() == 7
     expect(row).to_have_attribute("data-status", "completed")
     assert page.evaluate("performance.timeOrigin") == loaded  # never reloaded
@@ -50,15 +48,9 @@ def test_a_run_started_in_process_appears_within_a_second_without_reload(
 def test_filters_by_status_and_workflow(tide: Tidebase, studio: Studio) -> None:
     tide.run("alpha", lambda run, _: run.step("s", lambda: 1), run_id="a-done")
     tide.run("beta", lambda run, _: run.step("s", lambda: 1), run_id="b-done")
-    release = threading.Event()
-    entered = threading.Event()
-    bg = run_in_thread(
-        tide,
-        "alpha",
-        lambda run, _: run.step("s", lambda: entered.set() or release.wait(30)),
-        run_id="a-running",
-    )
-    assert entered.wait(10)
+    hold = Hold()
+    bg = run_in_thread(tide, "alpha", lambda run, _: run.step("s", hold), run_id="a-running")
+    assert hold.entered.wait(10)
     page = studio.open()
     rows = page.locator("#runs-body tr")
     expect(rows).to_have_count(3)
@@ -77,6 +69,6 @@ def test_filters_by_status_and_workflow(tide: Tidebase, studio: Studio) -> None:
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-run-id", "a-done")
     assert "status=completed" in page.url and "workflow=alpha" in page.url
-    release.set()
+    hold.release()
     bg.result()
     expect(rows).to_have_count(2)  # a-running completed: it joins the filtered list live

@@ -327,12 +327,16 @@ routes = [
 ]
 
 
+def _is(a: object, b: object) -> bool:
+    return a is b
+
+
 def mount_studio(app: Starlette) -> None:
     """Add Studio to the protocol app: its JSON routes, and its static files served just
     outside the API key check (so the page can load and ask for the key)."""
     app.router.routes.extend(routes)
     at = next(
-        (i for i, m in enumerate(app.user_middleware) if m.cls is AuthMiddleware),
+        (i for i, m in enumerate(app.user_middleware) if _is(m.cls, AuthMiddleware)),
         len(app.user_middleware),
     )
     app.user_middleware.insert(at, Middleware(StudioFiles))
