@@ -5,8 +5,8 @@ import { fmtInt, fmtUsd, h, s } from "./dom.js";
 
 const W = 560;
 const ROW = 26;
-const LABEL_W = 150;
-const VALUE_W = 170;
+const LABEL_W = 172;
+const VALUE_W = 160;
 const BAR_W = W - LABEL_W - VALUE_W - 16;
 
 function clip(text, n) {
@@ -40,7 +40,7 @@ export function usageChart(rows, { title, id }) {
         "g",
         { class: "bar-row", "data-name": r.name, "data-tokens": tokens, "data-cost": r.costUsd },
         s("title", {}, tip),
-        s("text", { x: 0, y: y + 14, class: "bar-label" }, clip(r.name, 22)),
+        s("text", { x: 0, y: y + 14, class: "bar-label" }, clip(r.name, 23)),
         s("rect", { x: LABEL_W, y, width: BAR_W, height: 18, rx: 3, class: "bar-track" }),
         s("rect", { x: LABEL_W, y, width: Math.max(inW, tokens ? 1 : 0), height: 18, rx: 3, class: "bar-in" }),
         s("rect", { x: LABEL_W + inW, y, width: outW, height: 18, rx: 3, class: "bar-out" }),
