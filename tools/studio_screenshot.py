@@ -31,7 +31,9 @@ def main() -> int:
     ]
     done = subprocess.run(command, cwd=ROOT, env=env, check=False)
     if done.returncode != 0:
-        print("the screenshot test failed; docs/images/studio-run.png is unchanged", file=sys.stderr)
+        print(
+            "the screenshot test failed; docs/images/studio-run.png is unchanged", file=sys.stderr
+        )
         return done.returncode
     print(f"wrote {TARGET.relative_to(ROOT)}")
     return 0

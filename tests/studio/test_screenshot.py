@@ -11,13 +11,13 @@ import shutil
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.server.conftest import KEY
 from tidebase import RunContext, Tidebase
 from tidebase.errors import GatePending
-
-from tests.server.conftest import KEY
 
 from .conftest import Studio
 
@@ -44,7 +44,7 @@ def research(run: RunContext, question: str) -> str:
 
     text = run.step("draft", draft, input=sources)
 
-    def check(child: RunContext, _: None) -> dict[str, bool]:
+    def check(child: RunContext, _: None) -> Any:
         def verify() -> dict[str, bool]:
             child.usage.record(provider="openai", model="gpt-4o-mini", input_tokens=2100,
                                output_tokens=120, cost_usd=Decimal("0.00039"))  # fmt: skip
