@@ -157,3 +157,37 @@ def test_the_usage_chart_shows_tokens_and_cost_per_step_and_model(
     }
     assert widths["openai/gpt-x"] > widths["anthropic/claude-y"] > 0
     studio.shot("usage")
+
+
+def test_a_hidden_tab_gives_its_stream_back_and_catches_up_when_shown(
+    tide: Tidebase, studio: Studio
+) -> None:
+    go = threading.Event()
+
+    def wf(run: RunContext, _: None) -> str:
+        run.step("one", lambda: 1)
+        run.step("two", lambda: go.wait(30) and 2)
+        return "done"
+
+    bg = run_in_thread(tide, "pausable", wf, run_id="vis-1")
+    page = studio.open("#/runs/vis-1")
+    expect(page.locator('#events li[data-type="step.completed"]')).to_have_count(1)
+    expect(page.locator("#stream-state")).to_have_text("live")
+
+    page.evaluate(SET_HIDDEN, True)
+    expect(page.locator("#stream-state")).to_contain_text("paused")
+    go.set()
+    assert bg.result() == "done"
+    page.evaluate(SET_HIDDEN, False)
+
+    expect(page.locator('#events li[data-type="run.completed"]')).to_have_count(1)
+    shown = page.locator("#events li").evaluate_all("els => els.map(e => +e.dataset.seq)")
+    assert sorted(shown) == [e.seq for e in tide.runs.events("vis-1")]  # no gap, no repeat
+    resumed = [url for url in studio.requests if "/runs/vis-1/events?after=" in url]
+    assert resumed, studio.requests  # it picked up after the last event it had
+
+
+SET_HIDDEN = """hidden => {
+    Object.defineProperty(document, "hidden", { value: hidden, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""

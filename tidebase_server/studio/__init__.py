@@ -141,12 +141,20 @@ def _run(run: RunInfo) -> dict[str, Any]:
     }
 
 
+def _step_status(step: StepInfo) -> str:
+    """As the protocol words it: a step that did not complete shows why it is stuck
+    (``manual_review``: parked until an operator decides; ``failed_retryable``: will retry)."""
+    if step.status != "completed" and step.resume_decision in ("manual_review", "failed_retryable"):
+        return str(step.resume_decision)
+    return step.status.value
+
+
 def _step(step: StepInfo) -> dict[str, Any]:
     error = step.error or {}
     return {
         "id": encode_id("step", step.name),
         "name": step.name,
-        "status": step.status.value,
+        "status": _step_status(step),
         "inputHash": step.input_hash,
         "attempt": step.attempt,
         "resumeDecision": step.resume_decision,

@@ -77,8 +77,9 @@ export function runPath(runId) {
 }
 
 /** The run's SSE URL; the key rides along as ?token= (accepted on this route only). */
-export function eventsUrl(runId) {
+export function eventsUrl(runId, after = 0) {
   const params = new URLSearchParams();
+  if (after) params.set("after", String(after));
   const key = getKey();
   if (key) params.set("token", key);
   const query = params.toString();

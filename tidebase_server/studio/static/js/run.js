@@ -90,6 +90,9 @@ export function mountRun(root, runId) {
         run.error
           ? h("p", { class: "run-failure" }, run.failureClass ? `${run.failureClass}: ` : "", run.error)
           : null,
+        run.status === "failed"
+          ? h("p", { class: "hint" }, "To resume it on a worker: ", h("code", {}, `tidebase runs recover ${run.id}`))
+          : null,
         run.inputPreview ? h("p", { class: "preview" }, h("b", {}, "input "), h("code", {}, run.inputPreview)) : null,
         run.resultPreview ? h("p", { class: "preview" }, h("b", {}, "result "), h("code", {}, run.resultPreview)) : null,
       ),
@@ -222,6 +225,17 @@ export function mountRun(root, runId) {
               ? h("pre", { class: "output", title: "output (preview)" }, step.outputPreview)
               : null,
             step.error ? h("p", { class: "error small" }, step.error) : null,
+            step.status === "manual_review" && !TERMINAL.has(run.status)
+              ? h(
+                  "p",
+                  { class: "hint" },
+                  "Parked for review: it may have taken effect. Run it again with ",
+                  h("code", {}, `tidebase runs retry-step ${run.id} ${step.name}`),
+                  ", or record its result with ",
+                  h("code", {}, `tidebase runs complete-step ${run.id} ${step.name} --output JSON`),
+                  ".",
+                )
+              : null,
           ),
         ),
       );
@@ -251,7 +265,7 @@ export function mountRun(root, runId) {
         { class: "usage-total", id: "usage-total" },
         h("b", {}, `${fmtInt(u.inputTokens + u.outputTokens)} tokens`),
         ` (${fmtInt(u.inputTokens)} in · ${fmtInt(u.outputTokens)} out) · `,
-        h("b", {}, fmtUsd(u.costUsd)),
+        h("b", {}, u.unpricedCalls === u.calls ? "no price" : fmtUsd(u.costUsd)),
         ` · ${u.calls} call${u.calls === 1 ? "" : "s"}`,
         u.unpricedCalls ? h("span", { class: "muted" }, ` (${u.unpricedCalls} without a price)`) : null,
       ),
@@ -327,6 +341,7 @@ export function mountRun(root, runId) {
   function addEvent(event) {
     if (events.length && events[events.length - 1].seq >= event.seq) return;
     events.push(event);
+    if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
     eventList.prepend(
       h(
         "li",
@@ -340,31 +355,38 @@ export function mountRun(root, runId) {
     while (eventList.children.length > MAX_EVENTS) eventList.lastChild.remove();
   }
 
+  let ended = false;
   function connect() {
-    source = new EventSource(eventsUrl(runId));
-    source.onopen = () => {
+    const last = events.length ? events[events.length - 1].seq : 0;
+    const es = new EventSource(eventsUrl(runId, last));
+    source = es;
+    es.onopen = () => {
       streamState.textContent = "live";
       streamState.classList.remove("stale");
     };
-    source.onmessage = (message) => {
+    es.onmessage = (message) => {
       const event = JSON.parse(message.data);
       addEvent(event);
       if (event.type === "run.completed" || event.type === "run.cancelled") {
-        source.close(); // the stream ends here; do not let EventSource reconnect
+        es.close(); // the stream ends here; do not let EventSource reconnect
+        ended = true;
         streamState.textContent = `ended (${event.type})`;
         streamState.classList.add("stale");
       }
       scheduleRefresh();
     };
-    source.onerror = () => {
-      if (stopped) return;
-      if (source.readyState === EventSource.CLOSED) {
+    es.onerror = () => {
+      if (stopped || source !== es) return;
+      streamState.classList.add("stale");
+      if (es.readyState === EventSource.CLOSED) {
+        // refused (e.g. 401, 404): EventSource gives up; try again later, after what we have
         streamState.textContent = "disconnected; retrying…";
-        streamState.classList.add("stale");
-        setTimeout(() => !stopped && connect(), 2000);
+        source = null;
+        setTimeout(() => {
+          if (!stopped && !ended && !source && !document.hidden) connect();
+        }, 2000);
       } else {
         streamState.textContent = "reconnecting…";
-        streamState.classList.add("stale");
       }
     };
   }
@@ -425,11 +447,28 @@ export function mountRun(root, runId) {
     if (!stopped) poll = setTimeout(loop, POLL_MS);
   }
 
+  // A hidden tab gives its stream back (a browser opens only ~6 connections to one server),
+  // and picks up after the last event it has when shown again.
+  function onVisibility() {
+    if (stopped || ended) return;
+    if (document.hidden) {
+      if (source) source.close();
+      source = null;
+      streamState.textContent = "paused (tab hidden)";
+      streamState.classList.add("stale");
+    } else if (!source) {
+      connect();
+      refresh();
+    }
+  }
+  document.addEventListener("visibilitychange", onVisibility);
+
   loop();
   connect();
   return {
     unmount() {
       stopped = true;
+      document.removeEventListener("visibilitychange", onVisibility);
       clearTimeout(poll);
       clearTimeout(pending);
       if (source) source.close();
