@@ -191,3 +191,22 @@ SET_HIDDEN = """hidden => {
     Object.defineProperty(document, "hidden", { value: hidden, configurable: true });
     document.dispatchEvent(new Event("visibilitychange"));
 }"""
+
+
+def test_a_step_parked_for_review_says_what_to_do(tide: Tidebase, studio: Studio) -> None:
+    def send() -> str:
+        raise RuntimeError("the mail server hung up (did it send?)")
+
+    def wf(run: RunContext, _: None) -> str:
+        return str(run.step("send", send, side_effects=["email"]))
+
+    with pytest.raises(RuntimeError):
+        tide.run("mailer", wf, run_id="park-1")
+    page = studio.open("#/runs/park-1")
+    send_step = page.locator('#timeline li[data-step="send"]')
+    expect(send_step).to_have_attribute("data-status", "manual_review")
+    expect(send_step).to_contain_text("did it send?")
+    expect(send_step.locator(".hint")).to_contain_text("tidebase runs retry-step park-1 send")
+    expect(page.locator("#run-head .badge").first).to_have_text("failed")
+    expect(page.locator("#run-head .hint")).to_contain_text("tidebase runs recover park-1")
+    studio.shot("parked")

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -110,7 +111,10 @@ class StudioFiles:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.files(inner, receive, send_with_headers)
+        try:
+            await self.files(inner, receive, send_with_headers)
+        except HTTPException as exc:  # no such file: answered here, not as a server error
+            await PlainTextResponse(exc.detail, status_code=exc.status_code)(scope, receive, send)
 
 
 def _preview(value: Any) -> str | None:
