@@ -40,54 +40,59 @@ class ChromiumMissing(RuntimeError):
     """Chromium is not installed and could not be installed here."""
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], path: Path = CHROMIUM) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ChromiumMissing(
-            f"{CHROMIUM} is missing and `{' '.join(command)}` could not run ({exc}); install "
+            f"{path} is missing and `{' '.join(command)}` could not run ({exc}); install "
             "Debian's chromium package (as root: apt-get update && apt-get install -y "
             "--no-install-recommends chromium) and run the Studio tests again"
         ) from exc
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise ChromiumMissing(
-            f"{CHROMIUM} is missing and `{' '.join(command)}` failed with exit status "
+            f"{path} is missing and `{' '.join(command)}` failed with exit status "
             f"{done.returncode}; install Debian's chromium package (as root: apt-get update && "
             f"apt-get install -y --no-install-recommends chromium) and run the Studio tests "
             f"again. Its last output:\n{tail}"
         )
 
 
-def ensure_chromium() -> Path:
-    """``/usr/bin/chromium``, installed with apt-get (under a file lock) when missing."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
+def ensure_chromium(
+    path: Path = CHROMIUM, install: list[list[str]] = _INSTALL, lock: Path = _LOCK
+) -> Path:
+    """``path`` (``/usr/bin/chromium``), installed first when missing by running ``install``
+    (apt-get) under an exclusive lock on ``lock``: one installer at a time, the others wait and
+    then find the browser there."""
+    if path.exists():
+        return path
+    tool = install[0][0]
+    if shutil.which(tool) is None:
         raise ChromiumMissing(
-            f"{CHROMIUM} is missing and this machine has no apt-get: install Chromium so that "
-            f"{CHROMIUM} exists (the Studio tests drive Debian's build, never Playwright's)"
+            f"{path} is missing and this machine has no {tool}: install Chromium so that "
+            f"{path} exists (the Studio tests drive Debian's build, never Playwright's)"
         )
-    if os.geteuid() != 0:
+    if install is _INSTALL and os.geteuid() != 0:
         raise ChromiumMissing(
-            f"{CHROMIUM} is missing and installing it needs root: run `sudo apt-get update && "
+            f"{path} is missing and installing it needs root: run `sudo apt-get update && "
             "sudo apt-get install -y --no-install-recommends chromium`, then the tests again"
         )
-    with _LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second installer waits here, then finds it
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a second installer waits here, then finds it
         try:
-            if not CHROMIUM.exists():
-                for command in _INSTALL:
-                    _run(command)
+            if not path.exists():
+                for command in install:
+                    _run(command, path)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    if not CHROMIUM.exists():
+            fcntl.flock(held, fcntl.LOCK_UN)
+    if not path.exists():
         raise ChromiumMissing(
-            f"apt-get installed the chromium package but {CHROMIUM} does not exist; check the "
-            "package (`dpkg -L chromium`)"
+            f"the install finished but {path} does not exist; check the chromium package "
+            "(`dpkg -L chromium`)"
         )
-    return CHROMIUM
+    return path
 
 
 if __name__ == "__main__":  # python -m tests.studio.browser: install ahead of a test run

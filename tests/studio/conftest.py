@@ -16,11 +16,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Playwright, sync_playwright
 
-from tests.server.conftest import KEY, RunningServer, make_server  # noqa: F401  (fixture)
+pytest.importorskip("playwright.sync_api", reason="the Studio tests need playwright (dev extra)")
 
-from .browser import CHROMIUM_ARGS, ensure_chromium
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    Playwright,
+    sync_playwright,
+)
+
+from tests.server.conftest import KEY, RunningServer, make_server  # noqa: E402, F401  (fixture)
+
+from .browser import CHROMIUM_ARGS, ensure_chromium  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1366, "height": 768}
