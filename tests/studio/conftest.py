@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the Studio tests need playwright (dev extra)")
 
-from playwright.sync_api import (  # noqa: E402
+from playwright.sync_api import (
     Browser,
     ConsoleMessage,
     Error,
@@ -28,9 +28,9 @@ from playwright.sync_api import (  # noqa: E402
     sync_playwright,
 )
 
-from tests.server.conftest import KEY, RunningServer, make_server  # noqa: E402, F401  (fixture)
+from tests.server.conftest import KEY, RunningServer, make_server  # noqa: F401  (fixture)
 
-from .browser import CHROMIUM_ARGS, ensure_chromium  # noqa: E402
+from .browser import CHROMIUM_ARGS, ensure_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1366, "height": 768}
