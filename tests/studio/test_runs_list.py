@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from playwright.sync_api import expect
 
 from tidebase import RunContext, Tidebase
@@ -72,3 +73,16 @@ def test_filters_by_status_and_workflow(tide: Tidebase, studio: Studio) -> None:
     hold.release()
     bg.result()
     expect(rows).to_have_count(2)  # a-running completed: it joins the filtered list live
+
+
+def test_a_failed_run_shows_its_error_in_the_list(tide: Tidebase, studio: Studio) -> None:
+    def boom() -> None:
+        raise ValueError("the invoice total is negative")
+
+    with pytest.raises(ValueError):
+        tide.run("billing", lambda run, _: run.step("check", boom), run_id="f-1")
+    page = studio.open("#/?status=failed")
+    expect(page.locator("#filter-status")).to_have_value("failed")
+    row = page.locator('tr[data-run-id="f-1"]')
+    expect(row).to_have_attribute("data-status", "failed")
+    expect(row.locator(".row-error")).to_contain_text("the invoice total is negative")

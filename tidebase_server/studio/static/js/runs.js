@@ -4,7 +4,8 @@ import { api } from "./api.js";
 import { ago, badge, clear, h, timeEl } from "./dom.js";
 
 const STATUSES = ["pending", "queued", "running", "waiting", "completed", "failed", "cancelled"];
-const POLL_MS = 500;
+const POLL_MS = 500; // a new run shows within a second
+const LIMIT = 200;
 
 export function mountRuns(root) {
   const filters = new URLSearchParams(location.hash.split("?")[1] || "");
@@ -80,11 +81,18 @@ export function mountRuns(root) {
       "tr",
       { "data-run-id": run.id, "data-status": run.status },
       h("td", {}, badge(run.status)),
-      h("td", { class: "wf" }, run.workflow),
+      h(
+        "td",
+        { class: "wf" },
+        run.workflow,
+        run.error
+          ? h("div", { class: "row-error", title: run.error }, run.failureClass ? `${run.failureClass}: ` : "", run.error)
+          : null,
+      ),
       h("td", { class: "mono" }, h("a", { href: `#/runs/${encodeURIComponent(run.id)}` }, run.id)),
       h("td", { class: "num" }, run.attempt),
       h("td", {}, timeEl(run.createdAt)),
-      h("td", { title: run.updatedAt }, ago(run.updatedAt)),
+      h("td", { title: run.updatedAt, class: "ago" }, ago(run.updatedAt)),
     );
   }
 
@@ -94,7 +102,7 @@ export function mountRuns(root) {
     for (let i = runs.length - 1; i >= 0; i--) {
       const run = runs[i];
       seen.add(run.id);
-      const key = JSON.stringify(run) + ago(run.updatedAt);
+      const key = JSON.stringify(run);
       let entry = rows.get(run.id);
       if (!entry || entry.key !== key) {
         const tr = row(run);
@@ -102,6 +110,10 @@ export function mountRuns(root) {
         if (entry) entry.tr.replaceWith(tr);
         entry = { tr, key };
         rows.set(run.id, entry);
+      } else {
+        const cell = entry.tr.querySelector(".ago"); // only the clock moved: touch that cell
+        const text = ago(run.updatedAt);
+        if (cell.textContent !== text) cell.textContent = text;
       }
       if (entry.tr.nextSibling !== before || entry.tr.parentNode !== tbody) tbody.insertBefore(entry.tr, before);
       before = entry.tr;
@@ -126,13 +138,15 @@ export function mountRuns(root) {
     const q = new URLSearchParams();
     if (status.value) q.set("status", status.value);
     if (workflow.value.trim()) q.set("workflow", workflow.value.trim());
+    q.set("limit", String(LIMIT));
     try {
       const data = await api(`/studio/api/runs?${q}`);
       if (stopped) return;
       render(data.runs);
       first = false;
       error.hidden = true;
-      live.textContent = `live · ${data.runs.length} run${data.runs.length === 1 ? "" : "s"}`;
+      const n = data.runs.length;
+      live.textContent = n >= LIMIT ? `live · newest ${LIMIT}` : `live · ${n} run${n === 1 ? "" : "s"}`;
       live.classList.remove("stale");
     } catch (err) {
       if (stopped) return;
