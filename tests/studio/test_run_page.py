@@ -210,3 +210,11 @@ def test_a_step_parked_for_review_says_what_to_do(tide: Tidebase, studio: Studio
     expect(page.locator("#run-head .badge").first).to_have_text("failed")
     expect(page.locator("#run-head .hint")).to_contain_text("tidebase runs recover park-1")
     studio.shot("parked")
+
+
+def test_an_unknown_run_says_so(studio: Studio) -> None:
+    studio.expected_console.append("404")
+    page = studio.open("#/runs/no-such-run")
+    expect(page.locator("#run-error")).to_have_text("No run no-such-run in this database.")
+    expect(page.locator("#stream-state")).to_have_text("no stream")
+    assert not [url for url in studio.requests if "/events" in url]  # no stream to retry

@@ -356,6 +356,7 @@ export function mountRun(root, runId) {
   }
 
   let ended = false;
+  let streamStarted = false;
   function connect() {
     const last = events.length ? events[events.length - 1].seq : 0;
     const es = new EventSource(eventsUrl(runId, last));
@@ -422,6 +423,10 @@ export function mountRun(root, runId) {
       if (stopped) return;
       if (!notice.textContent.startsWith("Cancel failed")) showError("");
       const run = data.run;
+      if (!source && !ended && !document.hidden && !streamStarted) {
+        streamStarted = true;
+        connect();
+      }
       changed("head", [run, confirming], () => renderHead(run));
       changed("gates", [data.gates, run.status, actor()], () => renderGates(data.gates, run));
       changed("timeline", [data.steps, run.status], () => renderTimeline(data.steps, run));
@@ -431,7 +436,13 @@ export function mountRun(root, runId) {
       document.title = `${data.run.workflow} · ${data.run.status} · Tidebase Studio`;
     } catch (err) {
       if (!stopped && !(err instanceof AuthRequired)) {
-        showError(err.status === 404 ? `No run ${runId} in this database.` : `Could not load the run: ${err.message}`);
+        if (err.status === 404) {
+          showError(`No run ${runId} in this database.`);
+          stopped = true; // nothing to poll or stream
+          streamState.textContent = "no stream";
+          return;
+        }
+        showError(`Could not load the run: ${err.message}`);
       }
     } finally {
       inflight = false;
@@ -463,8 +474,7 @@ export function mountRun(root, runId) {
   }
   document.addEventListener("visibilitychange", onVisibility);
 
-  loop();
-  connect();
+  loop(); // the event stream opens once the run is known to exist (see refresh)
   return {
     unmount() {
       stopped = true;
