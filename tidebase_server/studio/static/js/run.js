@@ -455,7 +455,9 @@ export function mountRun(root, runId) {
 
   async function loop() {
     await refresh();
-    if (!stopped) poll = setTimeout(loop, POLL_MS);
+    // A completed or cancelled run whose stream has ended changes no more: stop asking.
+    const over = ended && data && TERMINAL.has(data.run.status);
+    if (!stopped && !over) poll = setTimeout(loop, POLL_MS);
   }
 
   // A hidden tab gives its stream back (a browser opens only ~6 connections to one server),
@@ -467,7 +469,7 @@ export function mountRun(root, runId) {
       source = null;
       streamState.textContent = "paused (tab hidden)";
       streamState.classList.add("stale");
-    } else if (!source) {
+    } else if (!source && streamStarted) {
       connect();
       refresh();
     }
