@@ -96,7 +96,7 @@ def test_without_an_api_key_studio_shows_gates_but_does_not_decide_them(
     gate = page.locator('[data-gate="ship"]')
     expect(gate.get_by_role("button", name="Approve")).to_be_disabled()
     expect(gate).to_contain_text("TIDEBASE_API_KEY")
-    expect(gate).to_contain_text("tidebase gates approve")
+    expect(gate).to_contain_text("tidebase gates approve open-1 ship --actor NAME")
     expect(page.locator("#key-dialog")).to_be_hidden()
 
 

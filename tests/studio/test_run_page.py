@@ -198,17 +198,22 @@ def test_a_step_parked_for_review_says_what_to_do(tide: Tidebase, studio: Studio
         raise RuntimeError("the mail server hung up (did it send?)")
 
     def wf(run: RunContext, _: None) -> str:
-        return str(run.step("send", send, side_effects=["email"]))
+        return str(run.step("send mail", send, side_effects=["email"]))
 
     with pytest.raises(RuntimeError):
         tide.run("mailer", wf, run_id="park-1")
     page = studio.open("#/runs/park-1")
-    send_step = page.locator('#timeline li[data-step="send"]')
+    send_step = page.locator('#timeline li[data-step="send mail"]')
     expect(send_step).to_have_attribute("data-status", "manual_review")
     expect(send_step).to_contain_text("did it send?")
-    expect(send_step.locator(".hint")).to_contain_text("tidebase runs retry-step park-1 send")
+    expect(send_step.locator(".hint")).to_contain_text(
+        "tidebase runs retry-step park-1 'send mail'"  # a shell word, ready to paste
+    )
     expect(page.locator("#run-head .badge").first).to_have_text("failed")
-    expect(page.locator("#run-head .hint")).to_contain_text("tidebase runs recover park-1")
+    expect(page.locator("#run-head .hint")).to_contain_text(
+        "settle the step marked below, then re-invoke the run (rerun your code, or "
+        "tidebase runs recover park-1 for a worker)"
+    )
     studio.shot("parked")
 
 

@@ -7,6 +7,11 @@ import { usageChart } from "./chart.js";
 import { TERMINAL, badge, clear, fmtInt, fmtUsd, h, pretty, section, shortHash, timeEl } from "./dom.js";
 
 const POLL_MS = 3000;
+
+/** A shell word: as is when safe, else single-quoted (for the command lines Studio suggests). */
+function sh(word) {
+  return /^[A-Za-z0-9_.\/:@%+=,-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
 const MAX_EVENTS = 500;
 
 export function mountRun(root, runId) {
@@ -59,18 +64,18 @@ export function mountRun(root, runId) {
   }
 
   // ----- header and cancel -----
-  function renderHead(run) {
+  function renderHead(run, parked) {
     const terminal = TERMINAL.has(run.status);
     const actions = h("div", { class: "actions" });
     if (!terminal && confirming) {
       actions.append(
         h("span", { class: "confirm-text" }, "Cancel this run? Its worker stops at the next step."),
         h("button", { class: "danger", id: "cancel-confirm", type: "button", onclick: cancelRun }, "Yes, cancel run"),
-        h("button", { type: "button", id: "cancel-keep", onclick: () => ((confirming = false), renderHead(run)) }, "Keep running"),
+        h("button", { type: "button", id: "cancel-keep", onclick: () => ((confirming = false), renderHead(run, parked)) }, "Keep running"),
       );
     } else if (!terminal) {
       actions.append(
-        h("button", { class: "danger-outline", id: "cancel-run", type: "button", onclick: () => ((confirming = true), renderHead(run)) }, "Cancel run"),
+        h("button", { class: "danger-outline", id: "cancel-run", type: "button", onclick: () => ((confirming = true), renderHead(run, parked)) }, "Cancel run"),
       );
     }
     clear(head).append(
@@ -90,8 +95,23 @@ export function mountRun(root, runId) {
         run.error
           ? h("p", { class: "run-failure" }, run.failureClass ? `${run.failureClass}: ` : "", run.error)
           : null,
-        run.status === "failed"
-          ? h("p", { class: "hint" }, "To resume it on a worker: ", h("code", {}, `tidebase runs recover ${run.id}`))
+        run.status === "failed" && parked
+          ? h(
+              "p",
+              { class: "hint" },
+              "Parked for review: settle the step marked below, then re-invoke the run (rerun your code, or ",
+              h("code", {}, `tidebase runs recover ${sh(run.id)}`),
+              " for a worker).",
+            )
+          : null,
+        run.status === "failed" && !parked
+          ? h(
+              "p",
+              { class: "hint" },
+              "Put it back for a worker with ",
+              h("code", {}, `tidebase runs recover ${sh(run.id)}`),
+              " (or rerun your code with the same run id).",
+            )
           : null,
         run.inputPreview ? h("p", { class: "preview" }, h("b", {}, "input "), h("code", {}, run.inputPreview)) : null,
         run.resultPreview ? h("p", { class: "preview" }, h("b", {}, "result "), h("code", {}, run.resultPreview)) : null,
@@ -171,7 +191,8 @@ export function mountRun(root, runId) {
             { class: "gate-msg muted" },
             session.auth
               ? `as ${actor() || "(enter your name above)"}`
-              : "Deciding a gate needs the API key: start the server with TIDEBASE_API_KEY, or run `tidebase gates approve`.",
+              : `Deciding a gate needs the API key: start the server with TIDEBASE_API_KEY, or run ` +
+                `tidebase gates approve ${sh(run.id)} ${sh(gate.name)} --actor NAME`,
           ),
         );
         item.append(form);
@@ -230,9 +251,9 @@ export function mountRun(root, runId) {
                   "p",
                   { class: "hint" },
                   "Parked for review: it may have taken effect. Run it again with ",
-                  h("code", {}, `tidebase runs retry-step ${run.id} ${step.name}`),
+                  h("code", {}, `tidebase runs retry-step ${sh(run.id)} ${sh(step.name)}`),
                   ", or record its result with ",
-                  h("code", {}, `tidebase runs complete-step ${run.id} ${step.name} --output JSON`),
+                  h("code", {}, `tidebase runs complete-step ${sh(run.id)} ${sh(step.name)} --output JSON`),
                   ".",
                 )
               : null,
@@ -427,7 +448,8 @@ export function mountRun(root, runId) {
         streamStarted = true;
         connect();
       }
-      changed("head", [run, confirming], () => renderHead(run));
+      const parked = data.steps.filter((st) => st.status === "manual_review").length;
+      changed("head", [run, confirming, parked], () => renderHead(run, parked));
       changed("gates", [data.gates, run.status, actor()], () => renderGates(data.gates, run));
       changed("timeline", [data.steps, run.status], () => renderTimeline(data.steps, run));
       changed("usage", data.usage, () => renderUsage(data.usage));
