@@ -96,6 +96,7 @@ def test_cancelling_in_studio_stops_the_run_at_its_next_step(
     page = studio.open("#/runs/cx-1")
     page.fill("#actor", "ada")
     page.click("#cancel-run")
+    page.fill("#cancel-reason", "runaway loop")
     page.click("#cancel-confirm")
     expect(page.locator("#run-head .badge").first).to_have_text("cancelled")
     expect(page.locator("#cancel-run")).to_have_count(0)  # nothing left to cancel
@@ -107,7 +108,7 @@ def test_cancelling_in_studio_stops_the_run_at_its_next_step(
     assert ran == ["first", "slow"]
     assert tide.runs.get("cx-1").status == "cancelled"
     [event] = [e for e in tide.runs.events("cx-1") if e.type == "run.cancelled"]
-    assert event.payload == {"reason": "cancelled in Studio", "actor": "ada"}
+    assert event.payload == {"reason": "runaway loop", "actor": "ada"}
     expect(page.locator('#events li[data-type="run.cancelled"]')).to_have_count(1)
 
 

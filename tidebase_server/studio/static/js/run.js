@@ -21,6 +21,7 @@ export function mountRun(root, runId) {
   let pending = null;
   let data = null;
   let confirming = false;
+  let cancelReason = "";
   let versionsOpen = false;
   const events = [];
 
@@ -68,14 +69,24 @@ export function mountRun(root, runId) {
     const terminal = TERMINAL.has(run.status);
     const actions = h("div", { class: "actions" });
     if (!terminal && confirming) {
+      const reason = h("input", {
+        id: "cancel-reason",
+        type: "text",
+        placeholder: "reason (optional)",
+        maxlength: 500,
+        "aria-label": "Reason",
+        oninput: (e) => (cancelReason = e.target.value),
+      });
+      reason.value = cancelReason; // survives the header being redrawn by a refresh
       actions.append(
         h("span", { class: "confirm-text" }, "Cancel this run? Its worker stops at the next step."),
-        h("button", { class: "danger", id: "cancel-confirm", type: "button", onclick: cancelRun }, "Yes, cancel run"),
-        h("button", { type: "button", id: "cancel-keep", onclick: () => ((confirming = false), renderHead(run, parked)) }, "Keep running"),
+        reason,
+        h("button", { class: "danger", id: "cancel-confirm", type: "button", onclick: () => cancelRun(reason.value.trim()) }, "Yes, cancel run"),
+        h("button", { type: "button", id: "cancel-keep", onclick: () => setConfirming(false) }, "Keep running"),
       );
     } else if (!terminal) {
       actions.append(
-        h("button", { class: "danger-outline", id: "cancel-run", type: "button", onclick: () => ((confirming = true), renderHead(run, parked)) }, "Cancel run"),
+        h("button", { class: "danger-outline", id: "cancel-run", type: "button", onclick: () => setConfirming(true) }, "Cancel run"),
       );
     }
     clear(head).append(
@@ -120,14 +131,20 @@ export function mountRun(root, runId) {
     );
   }
 
-  async function cancelRun() {
+  function setConfirming(value) {
+    confirming = value;
+    if (data) showHead(data);
+  }
+
+  async function cancelRun(reason) {
     const who = actor();
     try {
       await api(`${runPath(runId)}/cancel`, {
         method: "POST",
-        body: { reason: "cancelled in Studio", actor: who || null },
+        body: { reason: reason || "cancelled in Studio", actor: who || null },
       });
       confirming = false;
+      cancelReason = "";
       showError("");
     } catch (err) {
       if (!(err instanceof AuthRequired)) showError(`Cancel failed: ${err.message}`);
@@ -422,6 +439,11 @@ export function mountRun(root, runId) {
     }, 80);
   }
 
+  function showHead(d) {
+    const parked = d.steps.filter((st) => st.status === "manual_review").length;
+    changed("head", [d.run, confirming, parked], () => renderHead(d.run, parked));
+  }
+
   const shown = new Map(); // section -> the JSON it was last rendered from
   function changed(name, value, render) {
     const text = JSON.stringify(value);
@@ -448,8 +470,7 @@ export function mountRun(root, runId) {
         streamStarted = true;
         connect();
       }
-      const parked = data.steps.filter((st) => st.status === "manual_review").length;
-      changed("head", [run, confirming, parked], () => renderHead(run, parked));
+      showHead(data);
       changed("gates", [data.gates, run.status, actor()], () => renderGates(data.gates, run));
       changed("timeline", [data.steps, run.status], () => renderTimeline(data.steps, run));
       changed("usage", data.usage, () => renderUsage(data.usage));
