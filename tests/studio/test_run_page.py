@@ -97,6 +97,7 @@ def test_cancelling_in_studio_stops_the_run_at_its_next_step(
     page.fill("#actor", "ada")
     page.click("#cancel-run")
     page.fill("#cancel-reason", "runaway loop")
+    studio.shot("confirm")
     page.click("#cancel-confirm")
     expect(page.locator("#run-head .badge").first).to_have_text("cancelled")
     expect(page.locator("#cancel-run")).to_have_count(0)  # nothing left to cancel

@@ -441,7 +441,9 @@ export function mountRun(root, runId) {
 
   function showHead(d) {
     const parked = d.steps.filter((st) => st.status === "manual_review").length;
-    changed("head", [d.run, confirming, parked], () => renderHead(d.run, parked));
+    // While the cancel confirmation is open only a status change redraws it (keeps the focus).
+    const key = confirming ? [d.run.status, parked] : [d.run, parked];
+    changed("head", [key, confirming], () => renderHead(d.run, parked));
   }
 
   const shown = new Map(); // section -> the JSON it was last rendered from
