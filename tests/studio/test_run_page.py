@@ -67,6 +67,12 @@ def test_the_timeline_fills_live_as_steps_complete(tide: Tidebase, studio: Studi
     assert sorted(shown) == seqs
     assert page.evaluate("performance.timeOrigin") == loaded
 
+    page.click(".versions summary")  # every version of the live state, newest first
+    versions = page.locator(".versions tr")
+    expect(versions).to_have_count(2)
+    expect(versions.first).to_contain_text('"phase": "summarizing"')
+    expect(versions.first.locator("td").first).to_have_text("v2")
+
 
 def test_cancelling_in_studio_stops_the_run_at_its_next_step(
     tide: Tidebase, studio: Studio
