@@ -145,6 +145,8 @@ def test_the_page_is_open_and_its_data_needs_the_key(make_studio: Callable[..., 
         script = http.get("/studio/js/app.js")
         assert script.headers["content-type"] == "text/javascript; charset=utf-8"
         assert http.get("/studio/nope.js").status_code == 404
+        for escape in ("/studio/..%2F__init__.py", "/studio/%2e%2e/__init__.py"):
+            assert http.get(escape).status_code == 404, escape  # only the static folder
         assert http.get("/studio", follow_redirects=False).headers["location"] == "/studio/"
         for path in ("/studio/api/info", "/studio/api/runs", "/studio/api/queues"):
             assert http.get(path).status_code == 401, path
