@@ -26,6 +26,7 @@ from .deps import Server
 from .errors import ProtocolError, handle_error
 from .hub import EventHub
 from .store import ProtocolStore
+from .studio import mount_studio
 
 __all__ = ["create_app"]
 
@@ -166,4 +167,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = srv
+    mount_studio(app)
     return app
