@@ -81,8 +81,78 @@ async def pydantic_ai_once(agent: Any, history: list[Any]) -> None:
     await agent.run("go", message_history=history)
 
 
+# -- OpenAI Agents SDK -------------------------------------------------------------------------
+
+
+def openai_agents_agent(durable: bool) -> Any:
+    import json
+
+    from agents import Agent, Model, ModelResponse, Usage, function_tool
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+    )
+
+    class ScriptedModel(Model):
+        async def get_response(
+            self, system_instructions: Any, input: Any, *args: Any, **kw: Any
+        ) -> Any:
+            turn = sum(
+                isinstance(item, dict) and item.get("type") == "function_call_output"
+                for item in (input if isinstance(input, list) else [])
+            )
+            usage = Usage(requests=1, input_tokens=100 + turn, output_tokens=10, total_tokens=110)
+            if turn < TOOL_CALLS:
+                call = ResponseFunctionToolCall(
+                    id=f"fc_{turn}",
+                    call_id=f"call_{turn}",
+                    type="function_call",
+                    name="lookup",
+                    arguments=json.dumps({"n": turn}),
+                    status="completed",
+                )
+                return ModelResponse(output=[call], usage=usage, response_id=f"r{turn}")
+            text = ResponseOutputText(type="output_text", text="done", annotations=[], logprobs=[])
+            message = ResponseOutputMessage(
+                id="m", type="message", role="assistant", status="completed", content=[text]
+            )
+            return ModelResponse(output=[message], usage=usage, response_id="r_last")
+
+        async def stream_response(self, *args: Any, **kw: Any) -> Any:  # pragma: no cover
+            raise NotImplementedError
+
+    @function_tool
+    def lookup(n: int) -> str:
+        return f"result {n}"
+
+    agent = Agent(name="bench", model=ScriptedModel(), tools=[lookup])
+    return agent, durable
+
+
+def openai_agents_history(messages: int) -> list[Any]:
+    history: list[Any] = []
+    for i in range(messages // 2):
+        history.append({"role": "user", "content": f"question {i} " + "words " * 40})
+        history.append({"role": "assistant", "content": f"answer {i} " + "words " * 40})
+    return history
+
+
+async def openai_agents_once(agent: Any, history: list[Any]) -> None:
+    from agents import Runner
+    from tidebase_openai_agents import run_agent
+
+    bot, durable = agent
+    prompt = [*history, {"role": "user", "content": "go"}]
+    if durable:
+        await run_agent(bot, prompt, max_turns=MODEL_CALLS + 1)
+    else:
+        await Runner.run(bot, prompt, max_turns=MODEL_CALLS + 1)
+
+
 FRAMEWORKS: dict[str, tuple[str, Callable[[bool], Any], Callable[[int], list[Any]], Any]] = {
     "pydantic_ai": ("pydantic_ai", pydantic_ai_agent, pydantic_ai_history, pydantic_ai_once),
+    "openai_agents": ("agents", openai_agents_agent, openai_agents_history, openai_agents_once),
 }
 
 

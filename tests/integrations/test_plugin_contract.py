@@ -172,7 +172,9 @@ class OpenAIAgents:
             )
 
         class ScriptedModel(Model):
-            async def get_response(self, system: Any, input: Any, *args: Any, **kw: Any) -> Any:
+            async def get_response(
+                self, system_instructions: Any, input: Any, *args: Any, **kw: Any
+            ) -> Any:
                 outputs = [
                     item["output"]
                     for item in (input if isinstance(input, list) else [])
