@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import agents.exceptions
 import openai
 from agents import Model, ModelProvider, ModelResponse, ModelSettings
-from agents.exceptions import ModelTimeoutError
 from agents.models.interface import ModelTracing
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
@@ -42,7 +42,11 @@ __all__ = ["MODEL_ERRORS", "DurableModel", "DurableModelProvider"]
 
 _STEP = "model.request"
 
-MODEL_ERRORS = ErrorCodec(openai.APIError, ModelTimeoutError, TimeoutError, ConnectionError)
+# ``ModelTimeoutError`` exists from openai-agents 0.10 on.
+_SDK_TIMEOUT: tuple[type[BaseException], ...] = tuple(
+    c for c in [getattr(agents.exceptions, "ModelTimeoutError", None)] if isinstance(c, type)
+)
+MODEL_ERRORS = ErrorCodec(openai.APIError, *_SDK_TIMEOUT, TimeoutError, ConnectionError)
 """A failed model call is an outcome when it failed like this: a provider's error (a 503 the
 workflow falls back on), or the timeouts and dropped connections the SDK's retry acts on.
 Recorded, and raised again as its class on replay (``MODEL_ERRORS.allow(...)`` adds classes)."""
