@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from tidebase_core.serialization import encode, encode_with_hash
 
 from .deps import server
-from .errors import ProtocolError, parse_body
+from .errors import ProtocolError, check_url, parse_body
 from .routing import RawRoute as Route
 from .wire import edge_json, run_json
 
@@ -38,11 +38,9 @@ async def create_child(request: Request) -> JSONResponse:
     srv = server(request)
     parent = request.path_params["runId"]
     body = await parse_body(request, CreateChild)
-    for field, given in (("recoveryWebhook", body.recoveryWebhook), ("channels", body.channels)):
-        if given:
-            raise ProtocolError(
-                422, f"{field} is not supported by this server yet", code="unsupported"
-            )
+    if body.channels:
+        raise ProtocolError(422, "channels is not supported by this server yet", code="unsupported")
+    webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
     child_input = {} if body.input is None else body.input
     input_text, input_hash = encode_with_hash(child_input, what="child run input")
     async with srv.store.transaction() as tx:
@@ -76,6 +74,7 @@ async def create_child(request: Request) -> JSONResponse:
                 ),
                 edge_type=body.edgeType or "child",
                 edge_metadata=encode(body.edgeMetadata or {}, what="edge metadata"),
+                recovery_webhook=webhook,
             )
             await tx.append_event(
                 parent,

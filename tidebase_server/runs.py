@@ -14,7 +14,7 @@ from tidebase_core.serialization import encode, encode_with_hash
 
 from .auth import is_authenticated
 from .deps import server
-from .errors import ProtocolError, not_found, parse_body
+from .errors import ProtocolError, check_url, not_found, parse_body
 from .routing import RawRoute as Route
 from .wire import (
     edge_json,
@@ -24,6 +24,7 @@ from .wire import (
     state_version_json,
     step_json,
     usage_json,
+    webhook_json,
 )
 
 __all__ = ["routes"]
@@ -59,8 +60,7 @@ async def create_run(request: Request) -> JSONResponse:
     srv = server(request)
     workflow = request.path_params["workflowName"]
     body = await parse_body(request, CreateRun)
-    if body.recoveryWebhook is not None:
-        raise _not_yet("recoveryWebhook")
+    webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
     if body.channels:
         raise _not_yet("channels")
     run_input = {} if body.input is None else body.input
@@ -75,6 +75,7 @@ async def create_run(request: Request) -> JSONResponse:
         input_hash=input_hash,
         metadata=encode(metadata, what="run metadata"),
         payload=payload,
+        recovery_webhook=webhook,
     )
     if not created:  # a 128-bit collision: never in practice, but say so rather than lie
         raise ProtocolError(409, "run id already exists", code="run_exists")
@@ -109,6 +110,7 @@ async def get_run(request: Request) -> JSONResponse:
         gates = await tide.gates.list(run_id=run_id, limit=10_000)
         usage = await tide.usage.records(run_id)
         events = await tide.runs.events(run_id)
+        webhooks = await tide.runs.webhooks(run_id)
     except RunNotFound:
         raise not_found("run") from None
     child_rows = [await srv.store.get_run(c.run_id) for c in children]
@@ -131,7 +133,7 @@ async def get_run(request: Request) -> JSONResponse:
             "stateVersions": [state_version_json(run_id, v) for v in versions],
             "runEdges": [edge_json(e) for e in edges],
             "childRuns": [run_json(c) for c in child_rows if c is not None],
-            "recoveryAttempts": [],
+            "recoveryAttempts": [webhook_json(w, i + 1) for i, w in enumerate(webhooks)],
             "channels": [],
             "channelDeliveries": [],
             "gates": [gate_json(g, show_token=show_token) for g in gates],

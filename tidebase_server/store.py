@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tidebase_core._async.client import AsyncTidebase
+from tidebase_core._async.queue_store import advisory_key
 from tidebase_core._async.store import AsyncStoreConnection, _ConnectionLost
 from tidebase_core._run_base import UsageInput
 from tidebase_core.errors import DatabaseUnavailable
@@ -18,8 +19,17 @@ from tidebase_core.models import StateVersion
 from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
 from tidebase_core.store.protocol_queries import ProtocolQueries
+from tidebase_core.store.queue_queries import QueueQueries
 
-__all__ = ["EdgeRow", "LockedRun", "ProtocolStore", "ProtocolTx", "RunRow", "StepRow"]
+__all__ = [
+    "EdgeRow",
+    "LockedRun",
+    "ProtocolStore",
+    "ProtocolTx",
+    "QueueRow",
+    "RunRow",
+    "StepRow",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,13 @@ class RunRow:
     """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
     cancel_reason: str | None
     cancel_actor: str | None
+    queue: str | None = None
+    dedupe_key: str | None = None
+    priority: int = 0
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    deadline_at: datetime | None = None
+    recovery_webhook: str | None = None
 
 
 def _row(r: tuple[Any, ...]) -> RunRow:
@@ -61,6 +78,13 @@ def _row(r: tuple[Any, ...]) -> RunRow:
         owner_token=lease_holder(r[13], r[14]),
         cancel_reason=r[15],
         cancel_actor=r[16],
+        queue=r[17],
+        dedupe_key=r[18],
+        priority=r[19],
+        run_at=r[20],
+        max_attempts=r[21],
+        deadline_at=r[22],
+        recovery_webhook=r[23],
     )
 
 
@@ -71,6 +95,10 @@ class LockedRun:
     """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
     leased: bool
     """Someone holds a live lease."""
+    token: uuid.UUID | None = None
+    """The lease holder's owner token (the fence of in-process writes)."""
+    queue: str | None = None
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,20 @@ def lease_holder(token: uuid.UUID | None, name: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class QueueRow:
+    name: str
+    configured: bool
+    concurrency: int | None
+    rate_per_minute: int | None
+    invoke_url: str | None
+    queued: int = 0
+    running: int = 0
+    failed: int = 0
+    completed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
 class EdgeRow:
     parent_run_id: str
     name: str
@@ -151,6 +193,8 @@ class ProtocolTx:
     def __init__(self, db: AsyncStoreConnection, store: ProtocolStore) -> None:
         self._db = db
         self.q = store.q
+        self.qq = store.qq
+        self.schema = store.schema
         self.lease = store.lease_seconds
 
     async def _run(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -166,8 +210,10 @@ class ProtocolTx:
         rows = await self._run(self.q.lock_run, {"run_id": run_id})
         if not rows:
             return None
-        status, name, token, leased = rows[0]
-        return LockedRun(status, lease_holder(token, name), bool(leased))
+        status, name, token, leased, queue, attempt = rows[0]
+        return LockedRun(
+            status, lease_holder(token, name), bool(leased), token, queue, int(attempt)
+        )
 
     async def append_event(self, run_id: str, type: str, payload: str) -> int:
         rows = await self._run(
@@ -318,6 +364,7 @@ class ProtocolTx:
         created_payload: str,
         edge_type: str,
         edge_metadata: str,
+        recovery_webhook: str | None = None,
     ) -> EdgeRow:
         """The child run (pending, with its run.created event) and the edge to it."""
         await self._run(
@@ -328,6 +375,7 @@ class ProtocolTx:
                 "input": ExactJson(input),
                 "input_hash": input_hash,
                 "metadata": JsonText(metadata),
+                "recovery_webhook": recovery_webhook,
                 "payload": JsonText(created_payload),
             },
         )
@@ -343,6 +391,49 @@ class ProtocolTx:
         )
         return _edge(rows[0])
 
+    async def claim(self, queue: str, owner: str) -> str | None:
+        """Lease the best ready run of ``queue`` (within its caps) to the protocol worker
+        ``owner``: the core's claim statement, then the worker's name on the row. None when
+        nothing is ready or a cap is reached."""
+        token = owner_token(owner)
+        rows = await self._run(
+            self.qq.claim_queued,
+            {
+                "queue": queue,
+                "key": advisory_key("tidebase.queue", self.schema, queue),
+                "token": token,
+                "host": None,
+                "pid": None,
+                "started": None,
+                "lease": self.lease,
+            },
+        )
+        if not rows:
+            return None
+        run_id = str(rows[0][0])
+        await self._run(
+            self.q.name_protocol_owner, {"run_id": run_id, "owner": owner, "token": token}
+        )
+        return run_id
+
+    async def fail_queued(
+        self, run_id: str, token: uuid.UUID, error: str, payload: str, delay: float
+    ) -> str | None:
+        """The core's failed-attempt transition of a queued run (fenced on ``token``): back to
+        'queued' after ``delay`` while attempts remain, else 'failed' as max_retries."""
+        rows = await self._run(
+            self.qq.fail_queued,
+            {
+                "run_id": run_id,
+                "token": token,
+                "error": JsonText(error),
+                "payload": JsonText(payload),
+                "delay": delay,
+                "write_id": None,
+            },
+        )
+        return None if not rows else str(rows[0][0])
+
     async def wait_at_gate(self, run_id: str, payload: str) -> None:
         await self._run(
             self.q.wait_at_gate,
@@ -355,7 +446,9 @@ class ProtocolStore:
 
     def __init__(self, tide: AsyncTidebase, *, lease_seconds: float | None = None) -> None:
         self._tide = tide
-        self.q = ProtocolQueries.for_schema(tide.settings.schema)
+        self.schema = tide.settings.schema
+        self.q = ProtocolQueries.for_schema(self.schema)
+        self.qq = QueueQueries.for_schema(self.schema)
         self.lease_seconds = tide.settings.lease_seconds if lease_seconds is None else lease_seconds
 
     @asynccontextmanager
@@ -372,6 +465,7 @@ class ProtocolStore:
         input_hash: str,
         metadata: str | None,
         payload: str,
+        recovery_webhook: str | None = None,
     ) -> bool:
         """Insert a pending run with its ``run.created`` event; False if the id is taken."""
         async with self._tide._store.connection() as db:
@@ -383,6 +477,7 @@ class ProtocolStore:
                     "input": ExactJson(input),
                     "input_hash": input_hash,
                     "metadata": None if metadata is None else JsonText(metadata),
+                    "recovery_webhook": recovery_webhook,
                     "payload": JsonText(payload),
                 },
             )
@@ -402,3 +497,40 @@ class ProtocolStore:
         async with self._tide._store.connection() as db:
             rows = await db._read(self.q.list_run_rows, {"limit": limit})
         return [_row(r) for r in rows]
+
+    async def queue_stats(self) -> list[QueueRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.queue_stats, {})
+        return [QueueRow(*r) for r in rows]
+
+    async def configure_queue(
+        self,
+        name: str,
+        *,
+        given: set[str],
+        concurrency: int | None,
+        rate: int | None,
+        invoke_url: str | None,
+    ) -> QueueRow:
+        """Set the fields in ``given`` (``concurrency``, ``rate``, ``invoke_url``); keep others."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(
+                self.q.configure_queue,
+                {
+                    "name": name,
+                    "concurrency": concurrency,
+                    "rate": rate,
+                    "invoke_url": invoke_url,
+                    "set_concurrency": "concurrency" in given,
+                    "set_rate": "rate" in given,
+                    "set_invoke_url": "invoke_url" in given,
+                },
+            )
+        r = rows[0]
+        return QueueRow(r[0], True, r[1], r[2], r[3])
+
+    async def schedule_times(self) -> dict[str, tuple[datetime, datetime]]:
+        """When each schedule was created and last written."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.schedule_times, {})
+        return {r[0]: (r[1], r[2]) for r in rows}

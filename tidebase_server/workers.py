@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tidebase_core._async.worker import backoff_seconds
 from tidebase_core.replay import ResumeDecision
 from tidebase_core.serialization import encode
 
@@ -119,7 +120,9 @@ async def complete_run(request: Request) -> JSONResponse:
 
 
 async def fail_run(request: Request) -> JSONResponse:
-    """Fail with ``error``; a cancelled or completed run is answered as it is."""
+    """Fail with ``error``; a cancelled or completed run is answered as it is. A queued run
+    with attempts left goes back to its queue after 5 s·2^(attempt−1) (``requeued: true``), as
+    in the in-process worker; its last failure is ``failed`` with ``max_retries``."""
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, FailRun)
@@ -127,20 +130,37 @@ async def fail_run(request: Request) -> JSONResponse:
     failure_class = body.failureClass
     if failure_class not in {d.value for d in ResumeDecision}:
         failure_class = None  # only this project's resume decisions classify a failure
+    requeued = False
     async with srv.store.transaction() as tx:
         locked = await tx.lock_run(run_id)
         if locked is None:
             raise not_found("run")
-        if locked.status not in ("cancelled", "completed"):
-            if _fenced(body.leaseOwner, locked.owner):
-                raise ProtocolError(409, "lease lost", code="lease_lost")
+        if locked.status not in ("cancelled", "completed") and _fenced(
+            body.leaseOwner, locked.owner
+        ):
+            raise ProtocolError(409, "lease lost", code="lease_lost")
+        queued_attempt = (
+            locked.queue is not None
+            and locked.token is not None
+            and locked.status in ("running", "waiting")
+        )
+        if queued_attempt and locked.token is not None:
+            status = await tx.fail_queued(
+                run_id,
+                locked.token,
+                encode(error, what="run error"),
+                encode({"error": error}, what="event"),
+                backoff_seconds(locked.attempt),
+            )
+            requeued = status == "queued"
+        elif locked.status not in ("cancelled", "completed"):
             await tx.fail_run(
                 run_id,
                 encode(error, what="run error"),
                 failure_class,
                 encode({"error": error, "failureClass": failure_class}, what="event"),
             )
-    return JSONResponse({"run": run_json(await _run(request, run_id)), "requeued": False})
+    return JSONResponse({"run": run_json(await _run(request, run_id)), "requeued": requeued})
 
 
 routes = [

@@ -23,7 +23,9 @@ CASE WHEN r.status = 'cancelled' THEN (
     SELECT e.payload ->> 'actor' FROM {s}.events e
     WHERE e.run_id = r.run_id AND e.type = 'run.cancelled'
     ORDER BY e.seq DESC LIMIT 1
-) END AS cancel_actor
+) END AS cancel_actor,
+r.queue_name, r.dedupe_key, r.priority, r.run_at, r.max_attempts, r.deadline_at,
+r.recovery_webhook
 """
 
 # A run created over HTTP (POST /runs/{workflowName}): 'pending', no worker yet, its log opened
@@ -32,8 +34,9 @@ CASE WHEN r.status = 'cancelled' THEN (
 CREATE_RUN = """
 WITH r AS (
     INSERT INTO {s}.runs AS r (run_id, workflow_name, status, input, input_hash, metadata,
-                                 attempt, last_seq)
-    VALUES (%(run_id)s, %(workflow)s, 'pending', %(input)s, %(input_hash)s, %(metadata)s, 0, 1)
+                                 recovery_webhook, attempt, last_seq)
+    VALUES (%(run_id)s, %(workflow)s, 'pending', %(input)s, %(input_hash)s, %(metadata)s,
+            %(recovery_webhook)s, 0, 1)
     ON CONFLICT (run_id) DO NOTHING
     RETURNING r.run_id
 ), ev AS (
@@ -55,7 +58,8 @@ LIMIT %(limit)s
 # which orders it against cancels, claims and other writers of the run's log.
 LOCK_RUN = """
 SELECT status, protocol_owner, owner_token,
-       owner_token IS NOT NULL AND lease_expires_at > now() AS leased
+       owner_token IS NOT NULL AND lease_expires_at > now() AS leased,
+       queue_name, attempt
 FROM {s}.runs WHERE run_id = %(run_id)s FOR UPDATE
 """
 
@@ -208,6 +212,51 @@ RETURNING {_EDGE}
 """
 
 
+# queues/claim: the core's claim (queue_queries.CLAIM_QUEUED) leases the run to the protocol
+# worker's owner token; this names the worker on the same row, in the same transaction.
+NAME_PROTOCOL_OWNER = """
+UPDATE {s}.runs SET protocol_owner = %(owner)s
+WHERE run_id = %(run_id)s AND owner_token = %(token)s
+"""
+
+# GET /queues: every queue that has runs or a config, with a count per lifecycle state.
+QUEUE_STATS = """
+SELECT n.name, q.name IS NOT NULL, q.concurrency, q.rate_per_minute, q.invoke_url,
+       count(r.run_id) FILTER (WHERE r.status = 'queued'),
+       count(r.run_id) FILTER (WHERE r.status IN ('running', 'waiting')),
+       count(r.run_id) FILTER (WHERE r.status = 'failed'),
+       count(r.run_id) FILTER (WHERE r.status = 'completed'),
+       count(r.run_id) FILTER (WHERE r.status = 'cancelled')
+FROM (
+    SELECT name FROM {s}.queues
+    UNION SELECT DISTINCT queue_name FROM {s}.runs WHERE queue_name IS NOT NULL
+) n
+LEFT JOIN {s}.queues q ON q.name = n.name
+LEFT JOIN {s}.runs r ON r.queue_name = n.name
+GROUP BY n.name, q.name, q.concurrency, q.rate_per_minute, q.invoke_url
+ORDER BY n.name
+"""
+
+# PUT /queues/{queue}/config: a field the body leaves out keeps its value (upstream), one sent
+# as null lifts it; one statement, so concurrent partial updates never lose each other.
+CONFIGURE_QUEUE = """
+INSERT INTO {s}.queues AS q (name, concurrency, rate_per_minute, invoke_url)
+VALUES (%(name)s, %(concurrency)s, %(rate)s, %(invoke_url)s)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN %(set_concurrency)s THEN EXCLUDED.concurrency ELSE q.concurrency END,
+    rate_per_minute = CASE WHEN %(set_rate)s THEN EXCLUDED.rate_per_minute
+                           ELSE q.rate_per_minute END,
+    invoke_url = CASE WHEN %(set_invoke_url)s THEN EXCLUDED.invoke_url ELSE q.invoke_url END,
+    updated_at = now()
+RETURNING name, concurrency, rate_per_minute, invoke_url
+"""
+
+# Schedules as the protocol shows them (the core's columns plus when the row was written).
+SCHEDULE_TIMES = """
+SELECT name, created_at, updated_at FROM {s}.schedules
+"""
+
+
 @dataclass(frozen=True)
 class ProtocolQueries:
     create_run: str = CREATE_RUN
@@ -232,6 +281,10 @@ class ProtocolQueries:
     get_edge: str = GET_EDGE
     list_edges: str = LIST_EDGES
     insert_edge: str = INSERT_EDGE
+    name_protocol_owner: str = NAME_PROTOCOL_OWNER
+    queue_stats: str = QUEUE_STATS
+    configure_queue: str = CONFIGURE_QUEUE
+    schedule_times: str = SCHEDULE_TIMES
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:
