@@ -230,6 +230,116 @@ def nonblocking_gate() -> None:
     s.complete("ok")
 
 
+def _wait(check, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError("timed out waiting")
+
+
+def _work(queue, **options):
+    """tide.work in a thread; returns its stop function."""
+    done = {"stop": False}
+    t = threading.Thread(
+        target=lambda: tide.work([queue], poll_s=0.05, stop=lambda: done["stop"], **options)
+    )
+    t.start()
+
+    def stop():
+        done["stop"] = True
+        t.join(10)
+
+    return stop
+
+
+def enqueue_work(queue: str) -> None:
+    """tide.enqueue + tide.work: the worker claims the run and executes the registered
+    workflow; a flaky one is retried off the queue (max_attempts) and succeeds."""
+    calls = {"flaky": 0}
+
+    @tide.workflow("sdk-queued")
+    def queued(run, inp):
+        return run.step("double", lambda: inp["n"] * 2)
+
+    @tide.workflow("sdk-flaky")
+    def flaky(run, inp):
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise RuntimeError("first attempt dies")
+        return run.step("ok", lambda: "ok")
+
+    enq = tide.enqueue("sdk-queued", queue=queue, input={"n": 21})
+    out["enqueued"] = enq["run"]["status"]
+    retried = tide.enqueue("sdk-flaky", queue=queue, max_attempts=2)
+    stop = _work(queue)
+    try:
+        for run_id in (enq["run"]["id"], retried["run"]["id"]):
+            _wait(lambda run_id=run_id: tide.runs.get(run_id)["run"]["status"] == "completed")
+    finally:
+        stop()
+    detail = tide.runs.get(enq["run"]["id"])
+    out["result"] = detail["run"]["result"]
+    out["events"] = [e["type"] for e in detail["events"]]
+    again = tide.runs.get(retried["run"]["id"])
+    out["retried"] = {
+        "result": again["run"]["result"],
+        "attempt": again["run"]["attempt"],
+        "calls": calls["flaky"],
+        "events": [e["type"] for e in again["events"]],
+    }
+    [stats] = [q for q in tide.queues.list() if q["name"] == queue]
+    out["stats"] = {k: stats[k] for k in ("queued", "running", "completed")}
+
+
+def dedupe_cancel(queue: str) -> None:
+    a = tide.enqueue("sdk-dedupe", queue=queue, dedupe_key="only-one")
+    b = tide.enqueue("sdk-dedupe", queue=queue, dedupe_key="only-one")
+    out["same"] = a["run"]["id"] == b["run"]["id"]
+    out["deduplicated"] = [a["deduplicated"], b["deduplicated"]]
+    cancelled = tide.runs.cancel(a["run"]["id"], reason="not needed", actor="sdk")
+    out["cancelled"] = [cancelled["status"], cancelled["cancelReason"], cancelled["cancelActor"]]
+    out["again"] = tide.runs.cancel(a["run"]["id"])["status"]
+    c = tide.enqueue("sdk-dedupe", queue=queue, dedupe_key="only-one")
+    out["freed"] = c["deduplicated"] is False and c["run"]["id"] != a["run"]["id"]
+
+
+def gate_cancel(queue: str) -> None:
+    """A worker blocked on a gate unwinds with RunCancelled when the run is cancelled."""
+    observed = []
+
+    @tide.workflow("sdk-gated")
+    def gated(run, inp):
+        run.step("prepare", lambda: "ready")
+        return run.gate("approve-it", "never answered", poll_s=0.05).decision
+
+    enq = tide.enqueue("sdk-gated", queue=queue)
+    run_id = enq["run"]["id"]
+    stop = _work(queue, on_error=lambda error, run: observed.append(type(error).__name__))
+    try:
+        _wait(lambda: len(tide.runs.get(run_id)["gates"]) > 0)
+        tide.runs.cancel(run_id, reason="sdk test", actor="sdk")
+        _wait(lambda: bool(observed))
+    finally:
+        stop()
+    detail = tide.runs.get(run_id)
+    out["observed"] = observed
+    out["status"] = [detail["run"]["status"], detail["run"]["cancelReason"]]
+
+
+def schedules(queue: str) -> None:
+    name = "sdk-sched-" + queue
+    schedule = tide.schedules.set(name, cron="0 9 * * *", workflow_name="sdk-digest", queue=queue)
+    out["schedule"] = {k: schedule[k] for k in ("name", "cron", "workflowName", "queue")}
+    out["has_next"] = schedule["nextRunAt"] is not None
+    out["listed"] = name in [s["name"] for s in tide.schedules.list()]
+    out["deleted"] = tide.schedules.delete(name)
+    out["after"] = name in [s["name"] for s in tide.schedules.list()]
+    configured = tide.queues.configure(queue, concurrency=2, rate_per_minute=30)
+    out["config"] = configured["config"]
+
+
 scenario = sys.argv[1]
 globals()[scenario](*sys.argv[2:])
 print(json.dumps(out))
