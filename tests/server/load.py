@@ -1,0 +1,165 @@
+"""A bounded load on ``tidebase serve`` over loopback: ``workers`` protocol workers drive runs
+(create → runs/begin → steps/begin + steps/complete per step → complete) while ``subscribers``
+SSE clients each watch the runs of one worker from ``after=0`` (backlog, then live) until the
+stream ends at the run's terminal event.
+
+Every subscriber must see each run's log exactly: ids 1..n with no gap and no repeat, ending
+with ``run.completed``. Latencies of steps/begin and steps/complete are measured at the client
+(the round trip, as a worker sees it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = ["LoadReport", "drive_load", "percentile"]
+
+STEPS_PER_RUN = 3
+EVENTS_PER_RUN = 3 + 2 * STEPS_PER_RUN  # created, started, (step started, completed)×n, done
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) by the nearest-rank method."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, round(q / 100 * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class LoadReport:
+    subscribers: int
+    workers: int
+    seconds: float
+    runs: int = 0
+    streams: int = 0
+    events: int = 0
+    live_streams: int = 0
+    """Streams opened before their run completed (backlog, then live events)."""
+    completed_at: dict[str, float] = field(default_factory=dict)
+    opened_at: list[tuple[str, float]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    begin_ms: list[float] = field(default_factory=list)
+    complete_ms: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def summary(self) -> str:
+        def figures(values: list[float]) -> str:
+            return (
+                f"p50 {percentile(values, 50):.1f} ms, p99 {percentile(values, 99):.1f} ms, "
+                f"mean {statistics.fmean(values) if values else float('nan'):.1f} ms "
+                f"(n={len(values)})"
+            )
+
+        return (
+            f"{self.subscribers} SSE subscribers, {self.workers} workers, {self.seconds:.0f} s "
+            f"(drained in {self.elapsed:.1f} s): {self.runs} runs "
+            f"({self.runs / self.seconds:.1f}/s), {self.streams} streams read, "
+            f"{self.live_streams} of them opened while their run was live, "
+            f"{self.events} events delivered, "
+            f"{len(self.problems)} lost/duplicated\n"
+            f"  steps/begin    {figures(self.begin_ms)}\n"
+            f"  steps/complete {figures(self.complete_ms)}"
+        )
+
+
+async def _worker(
+    client: httpx.AsyncClient,
+    index: int,
+    until: float,
+    inboxes: list[asyncio.Queue[str | None]],
+    report: LoadReport,
+) -> None:
+    owner = f"load-worker-{index}"
+    while time.monotonic() < until:
+        res = await client.post("/runs/load-wf", json={"input": {"worker": index}})
+        res.raise_for_status()
+        run_id: str = res.json()["run"]["id"]
+        for inbox in inboxes:
+            inbox.put_nowait(run_id)
+        begun = await client.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": owner})
+        begun.raise_for_status()
+        for k in range(STEPS_PER_RUN):
+            t0 = time.perf_counter()
+            res = await client.post(
+                f"/runs/{run_id}/steps/begin",
+                json={
+                    "name": f"s{k}",
+                    "inputHash": f"h{k}",
+                    "input": {"k": k},
+                    "leaseOwner": owner,
+                },
+            )
+            report.begin_ms.append((time.perf_counter() - t0) * 1000)
+            res.raise_for_status()
+            answer = res.json()
+            if answer["action"] != "execute":
+                report.problems.append(f"{run_id}: step s{k} answered {answer['action']}")
+                break
+            t0 = time.perf_counter()
+            res = await client.post(
+                f"/runs/{run_id}/steps/{answer['step']['id']}/complete",
+                json={"leaseOwner": owner, "output": {"k": k}},
+            )
+            report.complete_ms.append((time.perf_counter() - t0) * 1000)
+            res.raise_for_status()
+        res = await client.post(f"/runs/{run_id}/complete", json={"result": index})
+        res.raise_for_status()
+        report.completed_at[run_id] = time.monotonic()
+        report.runs += 1
+
+
+async def _subscriber(
+    client: httpx.AsyncClient, inbox: asyncio.Queue[str | None], report: LoadReport
+) -> None:
+    while (run_id := await inbox.get()) is not None:
+        ids: list[int] = []
+        types: list[str] = []
+        report.opened_at.append((run_id, time.monotonic()))
+        async with client.stream("GET", f"/runs/{run_id}/events", params={"after": 0}) as res:
+            res.raise_for_status()
+            async for line in res.aiter_lines():
+                if line.startswith("id:"):
+                    ids.append(int(line[3:].strip()))
+                elif line.startswith("data:"):
+                    types.append(json.loads(line[5:].strip())["type"])
+        report.streams += 1
+        report.events += len(ids)
+        if ids != list(range(1, EVENTS_PER_RUN + 1)) or types[-1:] != ["run.completed"]:
+            report.problems.append(f"{run_id}: ids {ids} types {types}")
+
+
+async def drive_load(url: str, *, subscribers: int, workers: int, seconds: float) -> LoadReport:
+    """Drive the server at ``url`` for ``seconds``, then drain every stream."""
+    report = LoadReport(subscribers=subscribers, workers=workers, seconds=seconds)
+    limits = httpx.Limits(
+        max_connections=subscribers + workers + 8, max_keepalive_connections=subscribers + workers
+    )
+    timeout = httpx.Timeout(60.0, read=120.0)
+    inboxes: list[asyncio.Queue[str | None]] = [asyncio.Queue() for _ in range(subscribers)]
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        readers = [asyncio.create_task(_subscriber(client, q, report)) for q in inboxes]
+        until = started + seconds
+        await asyncio.gather(
+            *(
+                _worker(client, w, until, inboxes[w::workers], report)  # subscriber s: worker s%W
+                for w in range(workers)
+            )
+        )
+        for inbox in inboxes:
+            inbox.put_nowait(None)
+        await asyncio.gather(*readers)
+    report.elapsed = time.monotonic() - started
+    report.live_streams = sum(
+        opened < report.completed_at.get(run_id, float("inf"))
+        for run_id, opened in report.opened_at
+    )
+    return report
