@@ -55,10 +55,17 @@ def test_bad_bodies_are_400_with_issues(http: httpx.Client) -> None:
 
 
 def test_unsupported_fields_are_refused_not_ignored(http: httpx.Client) -> None:
-    res = http.post("/runs/wf", json={"recoveryWebhook": "https://example.com/hook"})
-    assert res.status_code == 422
-    assert res.json()["code"] == "unsupported"
-    assert "recoveryWebhook" in res.json()["error"]
+    channels = [{"type": "webhook", "url": "https://example.com/hook"}]
+    before = len(http.get("/runs").json()["runs"])
+    for path, body in [
+        ("/runs/wf", {"channels": channels}),
+        ("/queues/q/enqueue", {"workflowName": "wf", "channels": channels}),
+    ]:
+        res = http.post(path, json=body)
+        assert res.status_code == 422
+        assert res.json()["code"] == "unsupported"
+        assert "channels" in res.json()["error"]
+    assert len(http.get("/runs").json()["runs"]) == before  # nothing half-written
 
 
 @pytest.mark.parametrize(

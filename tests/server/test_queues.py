@@ -355,3 +355,14 @@ def test_http_enqueued_run_is_worked_in_process(http: httpx.Client, tide: Tideba
     [claimed] = _claim(http, queue, leaseOwner="remote")["runs"]
     assert claimed["id"] == other
     assert tide.runs.get(other).status == "running"
+
+
+def test_openapi_lists_the_queue_routes(http: httpx.Client) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    assert "requestBody" in paths["/queues/{queue}/enqueue"]["post"]
+    assert "requestBody" in paths["/queues/claim"]["post"]
+    assert "get" in paths["/queues"]
+    assert "put" in paths["/queues/{queue}/config"]
+    assert {"put", "delete"} <= set(paths["/schedules/{name}"])
+    assert "get" in paths["/schedules"]
+    assert "409" in paths["/runs/{runId}/recover"]["post"]["responses"]
