@@ -154,7 +154,14 @@ def create_app(
         ticking = (
             None
             if reconcile_seconds is None
-            else asyncio.create_task(reconcile_loop(client, reconcile_seconds, srv.stopping))
+            else asyncio.create_task(
+                reconcile_loop(
+                    client,
+                    reconcile_seconds,
+                    srv.stopping,
+                    also=lambda: gates.expire_gates(srv),  # gate timeouts
+                )
+            )
         )
         try:
             yield

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -37,12 +38,20 @@ def reconcile_every() -> float | None:
     return value
 
 
-async def reconcile_loop(tide: AsyncTidebase, every: float, stopping: anyio.Event) -> None:
-    """Tick until ``stopping`` is set; a failed tick is logged and the next one tries again."""
+async def reconcile_loop(
+    tide: AsyncTidebase,
+    every: float,
+    stopping: anyio.Event,
+    also: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    """Tick until ``stopping`` is set (``also``: the server's own sweep, after each tick); a
+    failed tick is logged and the next one tries again."""
     reconciler = AsyncReconciler(tide)
     while not stopping.is_set():
         try:
             await reconciler.tick()
+            if also is not None:
+                await also()
         except TidebaseError as exc:
             log.warning("reconciler tick failed: %s", exc)
         except Exception:

@@ -15,6 +15,7 @@ from tidebase_core.serialization import encode, encode_with_hash
 from .auth import is_authenticated
 from .deps import server
 from .errors import ProtocolError, check_url, not_found, parse_body
+from .gates import expire_gates
 from .routing import RawRoute as Route
 from .wire import (
     edge_json,
@@ -99,6 +100,7 @@ async def get_run(request: Request) -> JSONResponse:
     srv = server(request)
     tide = srv.tide
     run_id = request.path_params["runId"]
+    await expire_gates(srv, run_id)
     run = await srv.store.get_run(run_id)
     if run is None:
         raise not_found("run")
@@ -115,6 +117,7 @@ async def get_run(request: Request) -> JSONResponse:
         raise not_found("run") from None
     child_rows = [await srv.store.get_run(c.run_id) for c in children]
     edges = await srv.store.list_edges(run_id)
+    expiries = await srv.store.gate_expiries(run_id)
     show_token = is_authenticated(request.scope)
     latest = versions[-1] if versions else None
     return JSONResponse(
@@ -136,7 +139,9 @@ async def get_run(request: Request) -> JSONResponse:
             "recoveryAttempts": [webhook_json(w, i + 1) for i, w in enumerate(webhooks)],
             "channels": [],
             "channelDeliveries": [],
-            "gates": [gate_json(g, show_token=show_token) for g in gates],
+            "gates": [
+                gate_json(g, show_token=show_token, expires_at=expiries.get(g.name)) for g in gates
+            ],
             "usage": [usage_json(u, i + 1) for i, u in enumerate(usage)],
             "events": [event_json(run_id, e) for e in events],
         }

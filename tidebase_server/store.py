@@ -308,8 +308,15 @@ class ProtocolTx:
         return _step(rows[0])
 
     async def open_gate(
-        self, run_id: str, name: str, prompt: str, data: str, gate_token: str
+        self,
+        run_id: str,
+        name: str,
+        prompt: str,
+        data: str,
+        gate_token: str,
+        timeout: float | None = None,
     ) -> bool:
+        """Open a pending gate (idempotent per name); ``timeout`` seconds: it expires then."""
         rows = await self._run(
             self.q.open_gate,
             {
@@ -318,6 +325,7 @@ class ProtocolTx:
                 "prompt": prompt,
                 "data": JsonText(data),
                 "gate_token": gate_token,
+                "timeout": timeout,
             },
         )
         return bool(rows)
@@ -534,3 +542,17 @@ class ProtocolStore:
         async with self._tide._store.connection() as db:
             rows = await db._read(self.q.schedule_times, {})
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def expired_gates(
+        self, run_id: str | None = None, limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """(run id, gate name) of pending gates past their timeout."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.expired_gates, {"run_id": run_id, "limit": limit})
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def gate_expiries(self, run_id: str) -> dict[str, datetime]:
+        """When each gate of the run with a timeout expires (or expired)."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.gate_expiries, {"run_id": run_id})
+        return {str(r[0]): r[1] for r in rows}

@@ -128,8 +128,11 @@ def step_json(run_id: str, step: StepInfo) -> dict[str, Any]:
     }
 
 
-def gate_json(gate: GateInfo, *, show_token: bool) -> dict[str, Any]:
-    """A gate; its resolve token only for a reader that authenticated with the API key."""
+def gate_json(
+    gate: GateInfo, *, show_token: bool, expires_at: datetime | None = None
+) -> dict[str, Any]:
+    """A gate; its resolve token only for a reader that authenticated with the API key;
+    ``expiresAt`` when it was opened with a timeout."""
     decided = gate.status != "pending"
     return {
         "id": encode_id("gate", gate.name),
@@ -147,6 +150,7 @@ def gate_json(gate: GateInfo, *, show_token: bool) -> dict[str, Any]:
         "createdAt": iso(gate.created_at),
         "updatedAt": iso(gate.resolved_at or gate.created_at),
         "resolvedAt": iso(gate.resolved_at),
+        "expiresAt": iso(expires_at),
     }
 
 

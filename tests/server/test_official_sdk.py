@@ -227,3 +227,11 @@ def test_schedules_and_queue_config(sdk_python: str, server: RunningServer, tide
     }
     [info] = [q for q in tide.queues.list() if q.name == "sdk-q4"]
     assert (info.concurrency, info.rate_per_minute) == (2, 30)
+
+
+def test_gate_timeouts(sdk_python: str, server: RunningServer) -> None:
+    out = _drive(sdk_python, server.url, "gate_timeout")
+    assert out["first"] == "pending"
+    assert out["late"] == ["rejected", "timeout", {"reason": "timeout"}]
+    assert out["blocking"] in ("rejected", "TimeoutError")
+    assert out["blocking_gate"] == ["rejected", "timeout"]

@@ -163,10 +163,28 @@ RETURNING {_STEP}
 
 # gates/begin over HTTP: open the gate (idempotent per name); the run waits while it is pending.
 OPEN_GATE = """
-INSERT INTO {s}.gates (run_id, name, prompt, data, status, token)
-VALUES (%(run_id)s, %(name)s, %(prompt)s, %(data)s, 'pending', %(gate_token)s)
+INSERT INTO {s}.gates (run_id, name, prompt, data, status, token, expires_at)
+VALUES (%(run_id)s, %(name)s, %(prompt)s, %(data)s, 'pending', %(gate_token)s,
+        CASE WHEN %(timeout)s::float8 IS NULL THEN NULL
+             ELSE now() + make_interval(secs => %(timeout)s) END)
 ON CONFLICT (run_id, name) DO NOTHING
 RETURNING name
+"""
+
+# Pending gates past their timeout (of one run, or of all): the caller decides each 'rejected'
+# by 'timeout' through the engine's resolve statement.
+EXPIRED_GATES = """
+SELECT g.run_id, g.name FROM {s}.gates g
+JOIN {s}.runs r ON r.run_id = g.run_id AND r.status NOT IN ('cancelled', 'completed')
+WHERE g.status = 'pending' AND g.expires_at <= now()
+  AND (%(run_id)s::text IS NULL OR g.run_id = %(run_id)s)
+ORDER BY g.expires_at
+LIMIT %(limit)s
+"""
+
+GATE_EXPIRIES = """
+SELECT name, expires_at FROM {s}.gates
+WHERE run_id = %(run_id)s AND expires_at IS NOT NULL
 """
 
 WAIT_AT_GATE = _UPDATE_WITH_EVENT.replace(
@@ -285,6 +303,8 @@ class ProtocolQueries:
     queue_stats: str = QUEUE_STATS
     configure_queue: str = CONFIGURE_QUEUE
     schedule_times: str = SCHEDULE_TIMES
+    expired_gates: str = EXPIRED_GATES
+    gate_expiries: str = GATE_EXPIRIES
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:

@@ -340,6 +340,27 @@ def schedules(queue: str) -> None:
     out["config"] = configured["config"]
 
 
+def gate_timeout() -> None:
+    """gates.begin(timeout_s=...) is stored by the server: once it passes, the gate is decided
+    rejected by 'timeout'; a blocking gate with timeout_s ends (the SDK's own deadline or the
+    server's decision, whichever it sees first) and the decision stays."""
+    s = tide.runs.attach("sdk-gate-timeout", heartbeat_s=None)
+    first = s.gates.begin("quick", "ok?", timeout_s=0.3)
+    out["first"] = first["status"]
+    time.sleep(0.5)
+    late = s.gates.get(first["gateId"])
+    out["late"] = [late["status"], late["actor"], late["payload"]]
+    try:
+        decision = s.gate("blocking", "ok?", timeout_s=0.5, poll_s=0.05)
+        out["blocking"] = decision.decision
+    except TimeoutError:
+        out["blocking"] = "TimeoutError"
+    time.sleep(0.1)
+    gates = {g["name"]: g for g in tide.runs.get(s.run_id)["gates"]}
+    out["blocking_gate"] = [gates["blocking"]["status"], gates["blocking"]["actor"]]
+    s.complete("done")
+
+
 scenario = sys.argv[1]
 globals()[scenario](*sys.argv[2:])
 print(json.dumps(out))
