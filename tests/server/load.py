@@ -8,7 +8,8 @@ run completed): ids 1..n with no gap and no repeat, ending with ``run.completed`
 of steps/begin and steps/complete are measured at the client (the round trip, as a worker sees
 it). A request whose connection the server closed before answering (an HTTP/1.1 keep-alive
 race) is sent once more and counted; a step begun twice that way shows in the run's log, which
-the subscribers are checked against.
+the subscribers are checked against. A stream cut that way is resumed with ``Last-Event-ID``,
+as an EventSource does.
 """
 
 from __future__ import annotations
@@ -154,13 +155,23 @@ async def _subscriber(
         ids: list[int] = []
         types: list[str] = []
         report.opened_at.append((run_id, time.monotonic()))
-        async with client.stream("GET", f"/runs/{run_id}/events", params={"after": 0}) as res:
-            res.raise_for_status()
-            async for line in res.aiter_lines():
-                if line.startswith("id:"):
-                    ids.append(int(line[3:].strip()))
-                elif line.startswith("data:"):
-                    types.append(json.loads(line[5:].strip())["type"])
+        ended = False
+        while not ended:
+            # Resumed like an EventSource: Last-Event-ID is the last id this subscriber saw.
+            headers = {"last-event-id": str(ids[-1])} if ids else {}
+            try:
+                async with client.stream(
+                    "GET", f"/runs/{run_id}/events", params={"after": 0}, headers=headers
+                ) as res:
+                    res.raise_for_status()
+                    async for line in res.aiter_lines():
+                        if line.startswith("id:"):
+                            ids.append(int(line[3:].strip()))
+                        elif line.startswith("data:"):
+                            types.append(json.loads(line[5:].strip())["type"])
+                ended = True
+            except _RESENT:
+                report.resent += 1
         report.streams += 1
         report.events += len(ids)
         report.seen.append((run_id, list(zip(ids, types, strict=False))))
@@ -171,8 +182,11 @@ async def _subscriber(
 async def drive_load(url: str, *, subscribers: int, workers: int, seconds: float) -> LoadReport:
     """Drive the server at ``url`` for ``seconds``, then drain every stream."""
     report = LoadReport(subscribers=subscribers, workers=workers, seconds=seconds)
+    # Idle connections are dropped before the server's keep-alive (5 s) would close them.
     limits = httpx.Limits(
-        max_connections=subscribers + workers + 8, max_keepalive_connections=subscribers + workers
+        max_connections=subscribers + workers + 8,
+        max_keepalive_connections=subscribers + workers,
+        keepalive_expiry=2.0,
     )
     timeout = httpx.Timeout(60.0, read=120.0)
     inboxes: list[asyncio.Queue[str | None]] = [asyncio.Queue() for _ in range(subscribers)]
