@@ -263,3 +263,26 @@ def test_bad_recovery_webhook_is_refused(http: httpx.Client) -> None:
     res = http.post("/runs/wf", json={"recoveryWebhook": "javascript:alert(1)"})
     assert (res.status_code, res.json()["code"]) == (400, "invalid_request")
     assert "recoveryWebhook" in res.text
+
+
+def test_a_stalled_run_with_a_webhook_is_nudged_by_the_reconciler(
+    make_server: Callable[..., RunningServer], receiver: Receiver
+) -> None:
+    """A plain run whose protocol worker stopped heartbeating: once its lease lapses, the
+    server's reconciler POSTs its recovery webhook (once per throttle window)."""
+    server = make_server(lease_seconds=0.3, reconcile_seconds=0.05)
+    with _client(server) as http:
+        run_id = http.post("/runs/stalls", json={"recoveryWebhook": receiver.url}).json()["run"][
+            "id"
+        ]
+        http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "gone"})
+        _wait(lambda: len(receiver.received) >= 1)
+        time.sleep(0.3)  # more ticks: throttled, still one
+        [payload] = receiver.payloads()
+        assert (payload["type"], payload["run_id"], payload["reason"]) == (
+            "run.recover",
+            run_id,
+            "lease_expired",
+        )
+        detail = http.get(f"/runs/{run_id}").json()
+        assert [a["status"] for a in detail["recoveryAttempts"]] == ["delivered"]
