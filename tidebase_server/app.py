@@ -20,7 +20,19 @@ from starlette.routing import Route
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_core.errors import TidebaseError
 
-from . import broker, children, events, gates, openapi, queues, runs, state, steps, workers
+from . import (
+    broker,
+    channels,
+    children,
+    events,
+    gates,
+    openapi,
+    queues,
+    runs,
+    state,
+    steps,
+    workers,
+)
 from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
 from .deps import Server
@@ -110,6 +122,12 @@ for _endpoint, _model in _BODIES.items():
     _endpoint.body_model = _model  # type: ignore[attr-defined]
 
 
+async def _sweep(srv: Server) -> None:
+    """The server's own part of each reconciler tick: gate timeouts, channel deliveries."""
+    await gates.expire_gates(srv)
+    await channels.dispatch_backlog(srv)
+
+
 def create_app(
     tide: AsyncTidebase | None = None,
     *,
@@ -159,7 +177,7 @@ def create_app(
                     client,
                     reconcile_seconds,
                     srv.stopping,
-                    also=lambda: gates.expire_gates(srv),  # gate timeouts
+                    also=lambda: _sweep(srv),
                 )
             )
         )

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from tidebase_core.serialization import encode, encode_with_hash
 
+from .channels import ChannelSpec, add_channels, checked
 from .deps import server
 from .errors import ProtocolError, check_url, parse_body
 from .routing import RawRoute as Route
@@ -28,7 +29,7 @@ class CreateChild(BaseModel):
     input: Any = None
     metadata: dict[str, Any] | None = None
     recoveryWebhook: str | None = None
-    channels: list[Any] | None = None
+    channels: list[ChannelSpec] | None = None
     edgeType: str | None = Field(default=None, min_length=1)
     edgeMetadata: dict[str, Any] | None = None
 
@@ -38,8 +39,7 @@ async def create_child(request: Request) -> JSONResponse:
     srv = server(request)
     parent = request.path_params["runId"]
     body = await parse_body(request, CreateChild)
-    if body.channels:
-        raise ProtocolError(422, "channels is not supported by this server yet", code="unsupported")
+    specs = checked(body.channels)
     webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
     child_input = {} if body.input is None else body.input
     input_text, input_hash = encode_with_hash(child_input, what="child run input")
@@ -68,7 +68,9 @@ async def create_child(request: Request) -> JSONResponse:
                         "input": child_input,
                         "parentRunId": parent,
                         "edgeName": body.name,
-                        "channels": [],
+                        "channels": [
+                            {"type": c.type, "url": c.url, "events": c.events or []} for c in specs
+                        ],
                     },
                     what="event",
                 ),
@@ -76,6 +78,7 @@ async def create_child(request: Request) -> JSONResponse:
                 edge_metadata=encode(body.edgeMetadata or {}, what="edge metadata"),
                 recovery_webhook=webhook,
             )
+            await add_channels(tx, child_id, specs)
             await tx.append_event(
                 parent,
                 "run.child.created",

@@ -27,6 +27,7 @@ from tidebase_core.models import GateInfo
 from tidebase_core.serialization import encode
 
 from .auth import is_authenticated
+from .channels import ChannelSpec, add_channels, checked, delivers
 from .deps import Server, server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
@@ -48,7 +49,7 @@ class BeginGate(BaseModel):
     name: str = Field(min_length=1)
     prompt: str = Field(min_length=1)
     data: Any = None
-    channels: list[Any] | None = None
+    channels: list[ChannelSpec] | None = None
     capability: Any = None
     timeoutMs: int | None = Field(default=None, gt=0)
 
@@ -86,6 +87,7 @@ async def expire_gates(srv: Server, run_id: str | None = None) -> int:
     return decided
 
 
+@delivers
 async def begin_gate(request: Request) -> JSONResponse:
     """Open a gate, idempotent per name: ``wait`` while pending, ``return`` once decided
     (``timeoutMs``: decided ``rejected`` by ``timeout`` once it passes).
@@ -96,14 +98,13 @@ async def begin_gate(request: Request) -> JSONResponse:
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, BeginGate)
-    for field, given in (
-        ("channels", bool(body.channels)),
-        ("capability", body.capability is not None),
-    ):
-        if given:
-            raise ProtocolError(
-                422, f"{field} is not supported by this server yet", code="unsupported"
-            )
+    if body.capability is not None:
+        raise ProtocolError(
+            422,
+            "capability is not supported by this server: it belongs to the credential broker",
+            code="unsupported",
+        )
+    specs = checked(body.channels)
     data = {} if body.data is None else body.data
     async with srv.store.transaction() as tx:
         locked = await tx.lock_run(run_id)
@@ -120,6 +121,7 @@ async def begin_gate(request: Request) -> JSONResponse:
             timeout=None if body.timeoutMs is None else body.timeoutMs / 1000,
         )
         if opened:
+            await add_channels(tx, run_id, specs, gate_name=body.name)
             await tx.wait_at_gate(
                 run_id,
                 encode(
@@ -158,6 +160,7 @@ async def get_gate(request: Request) -> JSONResponse:
     )
 
 
+@delivers
 async def resolve_gate(request: Request) -> JSONResponse:
     """Decide a pending gate once: 200 for the winner, 409 for every later or losing try."""
     srv = server(request)

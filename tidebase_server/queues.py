@@ -21,6 +21,7 @@ from tidebase_core._run_base import check_name
 from tidebase_core.errors import RunLocked, RunNotFound
 from tidebase_core.queue_models import Schedule
 
+from .channels import ChannelSpec, add_channels, checked
 from .deps import server
 from .errors import ProtocolError, check_url, invalid_field, not_found, parse_body
 from .routing import RawRoute as Route
@@ -39,7 +40,7 @@ class Enqueue(_Body):
     input: Any = None
     metadata: dict[str, Any] | None = None
     recoveryWebhook: str | None = None
-    channels: list[Any] | None = None
+    channels: list[ChannelSpec] | None = None
     dedupeKey: str | None = Field(default=None, min_length=1)
     delayMs: int | None = Field(default=None, ge=0)
     runAt: str | None = None
@@ -91,8 +92,7 @@ async def enqueue(request: Request) -> JSONResponse:
     srv = server(request)
     queue = request.path_params["queue"]
     body = await parse_body(request, Enqueue)
-    if body.channels:
-        raise ProtocolError(422, "channels is not supported by this server yet", code="unsupported")
+    specs = checked(body.channels)
     webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
     if body.runAt is not None and body.delayMs is not None:
         raise invalid_field("runAt", "give runAt or delayMs, not both")
@@ -107,9 +107,14 @@ async def enqueue(request: Request) -> JSONResponse:
             ) from None
         if run_at.tzinfo is None:
             raise invalid_field("runAt", "give the offset, e.g. 2026-01-01T03:00:00Z (UTC)")
+    run_id = f"run_{uuid.uuid4().hex}"
+    if specs:  # before the run exists (a worker may claim it at once); dropped if not used
+        async with srv.store.transaction() as tx:
+            await add_channels(tx, run_id, specs)
     try:
         enqueued = await srv.tide.enqueue(
             body.workflowName,
+            run_id=run_id,
             queue=queue,
             input={} if body.input is None else body.input,
             metadata={} if body.metadata is None else body.metadata,
@@ -122,7 +127,11 @@ async def enqueue(request: Request) -> JSONResponse:
             recovery_webhook=webhook,
         )
     except (ValueError, TypeError) as exc:
+        if specs:
+            await srv.store.delete_channels(run_id)
         raise _bad(exc) from None
+    if specs and enqueued.run.run_id != run_id:  # deduplicated: the active run keeps its own
+        await srv.store.delete_channels(run_id)
     run = await _run_row(request, enqueued.run.run_id)
     return JSONResponse({"run": run_json(run), "deduplicated": enqueued.deduplicated})
 

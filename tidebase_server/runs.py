@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse
 from tidebase_core.errors import RunNotFound
 from tidebase_core.serialization import encode, encode_with_hash
 
+from . import channels
 from .auth import is_authenticated
+from .channels import ChannelSpec, delivers
 from .deps import server
 from .errors import ProtocolError, check_url, not_found, parse_body
 from .gates import expire_gates
@@ -39,20 +41,12 @@ class CreateRun(_Body):
     input: Any = None
     metadata: dict[str, Any] | None = None
     recoveryWebhook: str | None = None
-    channels: list[dict[str, Any]] | None = None
+    channels: list[ChannelSpec] | None = None
 
 
 class CancelRun(_Body):
     reason: str | None = None
     actor: str | None = None
-
-
-def _not_yet(field: str) -> ProtocolError:
-    return ProtocolError(
-        422,
-        f"{field} is not supported by this server yet",
-        code="unsupported",
-    )
 
 
 async def create_run(request: Request) -> JSONResponse:
@@ -62,22 +56,31 @@ async def create_run(request: Request) -> JSONResponse:
     workflow = request.path_params["workflowName"]
     body = await parse_body(request, CreateRun)
     webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
-    if body.channels:
-        raise _not_yet("channels")
+    specs = channels.checked(body.channels)
     run_input = {} if body.input is None else body.input
     input_text, input_hash = encode_with_hash(run_input, what="run input")
     metadata = {} if body.metadata is None else body.metadata
     run_id = f"run_{uuid.uuid4().hex}"
-    payload = encode({"workflowName": workflow, "input": run_input, "channels": []}, what="event")
-    created = await srv.store.create_run(
-        run_id=run_id,
-        workflow=workflow,
-        input=input_text,
-        input_hash=input_hash,
-        metadata=encode(metadata, what="run metadata"),
-        payload=payload,
-        recovery_webhook=webhook,
+    payload = encode(
+        {
+            "workflowName": workflow,
+            "input": run_input,
+            "channels": [{"type": c.type, "url": c.url, "events": c.events or []} for c in specs],
+        },
+        what="event",
     )
+    async with srv.store.transaction() as tx:
+        created = await tx.create_run(
+            run_id=run_id,
+            workflow=workflow,
+            input=input_text,
+            input_hash=input_hash,
+            metadata=encode(metadata, what="run metadata"),
+            payload=payload,
+            recovery_webhook=webhook,
+        )
+        if created:
+            await channels.add_channels(tx, run_id, specs)
     if not created:  # a 128-bit collision: never in practice, but say so rather than lie
         raise ProtocolError(409, "run id already exists", code="run_exists")
     run = await srv.store.get_run(run_id)
@@ -113,6 +116,8 @@ async def get_run(request: Request) -> JSONResponse:
         usage = await tide.usage.records(run_id)
         events = await tide.runs.events(run_id)
         webhooks = await tide.runs.webhooks(run_id)
+        run_channels = await srv.store.list_channels(run_id)
+        deliveries = await srv.store.list_deliveries(run_id)
     except RunNotFound:
         raise not_found("run") from None
     child_rows = [await srv.store.get_run(c.run_id) for c in children]
@@ -137,8 +142,8 @@ async def get_run(request: Request) -> JSONResponse:
             "runEdges": [edge_json(e) for e in edges],
             "childRuns": [run_json(c) for c in child_rows if c is not None],
             "recoveryAttempts": [webhook_json(w, i + 1) for i, w in enumerate(webhooks)],
-            "channels": [],
-            "channelDeliveries": [],
+            "channels": [channels.channel_json(c) for c in run_channels],
+            "channelDeliveries": [channels.delivery_json(d) for d in deliveries],
             "gates": [
                 gate_json(g, show_token=show_token, expires_at=expiries.get(g.name)) for g in gates
             ],
@@ -148,6 +153,7 @@ async def get_run(request: Request) -> JSONResponse:
     )
 
 
+@delivers
 async def cancel_run(request: Request) -> JSONResponse:
     """Cancel (one-way, idempotent); a completed run is a refused no-op (409)."""
     srv = server(request)

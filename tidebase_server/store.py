@@ -22,6 +22,8 @@ from tidebase_core.store.protocol_queries import ProtocolQueries
 from tidebase_core.store.queue_queries import QueueQueries
 
 __all__ = [
+    "ChannelRow",
+    "DeliveryRow",
     "EdgeRow",
     "LockedRun",
     "ProtocolStore",
@@ -170,6 +172,38 @@ class QueueRow:
     failed: int = 0
     completed: int = 0
     cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: int
+    run_id: str
+    gate_name: str | None
+    url: str
+    secret: str | None
+    events: list[str]
+    delivered_seq: int
+    created_at: datetime
+
+
+def _channel(r: tuple[Any, ...]) -> ChannelRow:
+    events = decode_json(r[5]) if isinstance(r[5], str | bytes) else r[5]
+    return ChannelRow(r[0], r[1], r[2], r[3], r[4], list(events or []), int(r[6]), r[7])
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    channel_id: int
+    run_id: str
+    gate_name: str | None
+    event_type: str
+    payload: Any
+    status: str
+    http_status: int | None
+    error_text: str | None
+    created_at: datetime
+    completed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -442,6 +476,53 @@ class ProtocolTx:
         )
         return None if not rows else str(rows[0][0])
 
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        input: str,
+        input_hash: str,
+        metadata: str | None,
+        payload: str,
+        recovery_webhook: str | None = None,
+    ) -> bool:
+        """Insert a pending run with its ``run.created`` event; False if the id is taken."""
+        rows = await self._run(
+            self.q.create_run,
+            {
+                "run_id": run_id,
+                "workflow": workflow,
+                "input": ExactJson(input),
+                "input_hash": input_hash,
+                "metadata": None if metadata is None else JsonText(metadata),
+                "recovery_webhook": recovery_webhook,
+                "payload": JsonText(payload),
+            },
+        )
+        return bool(rows)
+
+    async def add_channel(
+        self,
+        run_id: str,
+        *,
+        url: str,
+        secret: str | None,
+        events: str,
+        gate_name: str | None = None,
+    ) -> None:
+        """A webhook channel of the run (or of its gate ``gate_name``)."""
+        await self._run(
+            self.q.insert_channel,
+            {
+                "run_id": run_id,
+                "gate_name": gate_name,
+                "url": url,
+                "secret": secret,
+                "events": JsonText(events),
+            },
+        )
+
     async def wait_at_gate(self, run_id: str, payload: str) -> None:
         await self._run(
             self.q.wait_at_gate,
@@ -556,3 +637,81 @@ class ProtocolStore:
         async with self._tide._store.connection() as db:
             rows = await db._read(self.q.gate_expiries, {"run_id": run_id})
         return {str(r[0]): r[1] for r in rows}
+
+    async def delete_channels(self, run_id: str) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(self.q.delete_channels, {"run_id": run_id})
+
+    async def list_channels(self, run_id: str) -> list[ChannelRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_channels, {"run_id": run_id})
+        return [_channel(r) for r in rows]
+
+    async def acquire_channel(self, channel_id: int, lease: float) -> ChannelRow | None:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.acquire_channel, {"id": channel_id, "lease": lease})
+        return _channel(rows[0]) if rows else None
+
+    async def advance_channel(self, channel_id: int, seq: int) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(self.q.advance_channel, {"id": channel_id, "seq": seq})
+
+    async def release_channel(self, channel_id: int) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(self.q.release_channel, {"id": channel_id})
+
+    async def insert_delivery(
+        self, channel: ChannelRow, seq: int, event_type: str, payload: str
+    ) -> int:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(
+                self.q.insert_delivery,
+                {
+                    "channel_id": channel.id,
+                    "run_id": channel.run_id,
+                    "gate_name": channel.gate_name,
+                    "seq": seq,
+                    "event_type": event_type,
+                    "payload": JsonText(payload),
+                },
+            )
+        return int(rows[0][0])
+
+    async def finish_delivery(
+        self, delivery_id: int, *, status: str, http_status: int | None, error_text: str | None
+    ) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(
+                self.q.finish_delivery,
+                {
+                    "id": delivery_id,
+                    "status": status,
+                    "http_status": http_status,
+                    "error_text": error_text,
+                },
+            )
+
+    async def list_deliveries(self, run_id: str) -> list[DeliveryRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_deliveries, {"run_id": run_id})
+        return [
+            DeliveryRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                decode_json(r[5]) if isinstance(r[5], str | bytes) else r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+            )
+            for r in rows
+        ]
+
+    async def channel_backlog(self, limit: int = 100) -> list[str]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.channel_backlog, {"limit": limit})
+        return [str(r[0]) for r in rows]

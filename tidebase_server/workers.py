@@ -19,6 +19,7 @@ from tidebase_core._async.worker import backoff_seconds
 from tidebase_core.replay import ResumeDecision
 from tidebase_core.serialization import encode
 
+from .channels import delivers
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
@@ -102,6 +103,7 @@ def _fenced(owner: str | None, locked_owner: str | None) -> bool:
     return owner is not None and owner != locked_owner
 
 
+@delivers
 async def complete_run(request: Request) -> JSONResponse:
     """Complete with ``result``; a cancelled or completed run is answered as it is."""
     srv = server(request)
@@ -119,6 +121,7 @@ async def complete_run(request: Request) -> JSONResponse:
     return JSONResponse({"run": run_json(await _run(request, run_id))})
 
 
+@delivers
 async def fail_run(request: Request) -> JSONResponse:
     """Fail with ``error``; a cancelled or completed run is answered as it is. A queued run
     with attempts left goes back to its queue after 5 s·2^(attempt−1) (``requeued: true``), as

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tidebase import RunContext, Tidebase
+from tidebase import RunContext, Tidebase, verify_webhook_signature
 
 from .conftest import KEY, RunningServer
 
@@ -235,3 +235,18 @@ def test_gate_timeouts(sdk_python: str, server: RunningServer) -> None:
     assert out["late"] == ["rejected", "timeout", {"reason": "timeout"}]
     assert out["blocking"] in ("rejected", "TimeoutError")
     assert out["blocking_gate"] == ["rejected", "timeout"]
+
+
+def test_channels(sdk_python: str, server: RunningServer) -> None:
+    from .test_channels import Receiver
+
+    receiver = Receiver()
+    try:
+        out = _drive(sdk_python, server.url, "channels", receiver.url)
+    finally:
+        receiver.http.shutdown()
+    assert out["result"] == 7
+    assert out["deliveries"] == [["run.completed", "delivered"]]
+    [(signature, body)] = receiver.received
+    assert verify_webhook_signature(body, signature, "s3cret")
+    assert json.loads(body)["runId"] == out["run_id"]

@@ -310,9 +310,16 @@ def test_queues_bad_input(http: httpx.Client) -> None:
         (
             "POST",
             f"/queues/{queue}/enqueue",
-            {"workflowName": "wf", "channels": [{"type": "webhook", "url": "http://x"}]},
-            422,
+            {"workflowName": "wf", "channels": [{"type": "email", "url": "http://x"}]},
+            400,
             "channels",
+        ),
+        (
+            "POST",
+            f"/queues/{queue}/enqueue",
+            {"workflowName": "wf", "channels": [{"type": "webhook", "url": "nope"}]},
+            400,
+            "channels.0.url",
         ),
         ("POST", "/queues/claim", {"queues": []}, 400, "queues"),
         ("POST", "/queues/claim", {"queues": [queue], "limit": 101}, 400, "limit"),

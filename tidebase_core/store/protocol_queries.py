@@ -275,6 +275,65 @@ SELECT name, created_at, updated_at FROM {s}.schedules
 """
 
 
+# Webhook channels (migration 0007). A run's channels start at its first event; a gate's at the
+# log position before the gate opened (its gate.opened is the first event it may get).
+INSERT_CHANNEL = """
+INSERT INTO {s}.channels (run_id, gate_name, url, secret, events, delivered_seq)
+SELECT %(run_id)s, %(gate_name)s, %(url)s, %(secret)s, %(events)s,
+       CASE WHEN %(gate_name)s::text IS NULL THEN 0
+            ELSE coalesce((SELECT last_seq FROM {s}.runs WHERE run_id = %(run_id)s), 0) END
+"""
+
+DELETE_CHANNELS = "DELETE FROM {s}.channels WHERE run_id = %(run_id)s"
+
+_CHANNEL = "id, run_id, gate_name, url, secret, events, delivered_seq, created_at"
+
+LIST_CHANNELS = f"SELECT {_CHANNEL} FROM {{s}}.channels WHERE run_id = %(run_id)s ORDER BY id"
+
+# Take the channel for delivery (a lease, not a held transaction: a slow endpoint never holds a
+# connection or blocks the run's writers); None while someone else delivers it.
+ACQUIRE_CHANNEL = f"""
+UPDATE {{s}}.channels SET busy_until = now() + make_interval(secs => %(lease)s)
+WHERE id = %(id)s AND (busy_until IS NULL OR busy_until < now())
+RETURNING {_CHANNEL}
+"""
+
+ADVANCE_CHANNEL = """
+UPDATE {s}.channels SET delivered_seq = greatest(delivered_seq, %(seq)s) WHERE id = %(id)s
+"""
+
+RELEASE_CHANNEL = "UPDATE {s}.channels SET busy_until = NULL WHERE id = %(id)s"
+
+INSERT_DELIVERY = """
+INSERT INTO {s}.channel_deliveries (channel_id, run_id, gate_name, seq, event_type, payload,
+                                    status)
+VALUES (%(channel_id)s, %(run_id)s, %(gate_name)s, %(seq)s, %(event_type)s, %(payload)s,
+        'pending')
+RETURNING id
+"""
+
+FINISH_DELIVERY = """
+UPDATE {s}.channel_deliveries SET status = %(status)s, http_status = %(http_status)s,
+    error_text = %(error_text)s, completed_at = now()
+WHERE id = %(id)s
+"""
+
+LIST_DELIVERIES = """
+SELECT id, channel_id, run_id, gate_name, event_type, payload, status, http_status, error_text,
+       created_at, completed_at
+FROM {s}.channel_deliveries WHERE run_id = %(run_id)s ORDER BY id
+"""
+
+# Runs whose log has events a channel has not been given yet (written by anyone: in-process
+# workers too); the server's tick delivers them.
+CHANNEL_BACKLOG = """
+SELECT DISTINCT c.run_id FROM {s}.channels c
+JOIN {s}.runs r ON r.run_id = c.run_id
+WHERE c.delivered_seq < r.last_seq AND (c.busy_until IS NULL OR c.busy_until < now())
+LIMIT %(limit)s
+"""
+
+
 @dataclass(frozen=True)
 class ProtocolQueries:
     create_run: str = CREATE_RUN
@@ -305,6 +364,16 @@ class ProtocolQueries:
     schedule_times: str = SCHEDULE_TIMES
     expired_gates: str = EXPIRED_GATES
     gate_expiries: str = GATE_EXPIRIES
+    insert_channel: str = INSERT_CHANNEL
+    delete_channels: str = DELETE_CHANNELS
+    list_channels: str = LIST_CHANNELS
+    acquire_channel: str = ACQUIRE_CHANNEL
+    advance_channel: str = ADVANCE_CHANNEL
+    release_channel: str = RELEASE_CHANNEL
+    insert_delivery: str = INSERT_DELIVERY
+    finish_delivery: str = FINISH_DELIVERY
+    list_deliveries: str = LIST_DELIVERIES
+    channel_backlog: str = CHANNEL_BACKLOG
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:

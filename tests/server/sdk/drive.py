@@ -361,6 +361,16 @@ def gate_timeout() -> None:
     s.complete("done")
 
 
+def channels(url: str) -> None:
+    """tide.run(..., channels=[...]): the run's channel hears its completion, signed."""
+    hook = {"type": "webhook", "url": url, "secret": "s3cret", "events": ["run.completed"]}
+    out["result"] = tide.run("sdk-chan", lambda ctx, inp: ctx.step("a", lambda: 7), channels=[hook])
+    run_id = next(r for r in tide.runs.list() if r["workflowName"] == "sdk-chan")["id"]
+    detail = tide.runs.get(run_id)
+    out["deliveries"] = [(d["eventType"], d["status"]) for d in detail["channelDeliveries"]]
+    out["run_id"] = run_id
+
+
 scenario = sys.argv[1]
 globals()[scenario](*sys.argv[2:])
 print(json.dumps(out))
