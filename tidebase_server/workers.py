@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tidebase_core._async.queue_store import AsyncQueueStore
+from tidebase_core._async.reconciler import AsyncReconciler
 from tidebase_core._async.worker import backoff_seconds
 from tidebase_core.replay import ResumeDecision
 from tidebase_core.serialization import encode
 
 from .channels import delivers
-from .deps import server
+from .deps import Server, server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
 from .store import RunRow
@@ -125,7 +127,9 @@ async def complete_run(request: Request) -> JSONResponse:
 async def fail_run(request: Request) -> JSONResponse:
     """Fail with ``error``; a cancelled or completed run is answered as it is. A queued run
     with attempts left goes back to its queue after 5 s·2^(attempt−1) (``requeued: true``), as
-    in the in-process worker; its last failure is ``failed`` with ``max_retries``."""
+    in the in-process worker; its last failure is ``failed`` with ``max_retries``. A plain run
+    with a ``recoveryWebhook`` gets it POSTed (signed ``run.recover``, reason ``run_failed``,
+    at most once per throttle window), as upstream, so its app can resume it."""
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, FailRun)
@@ -163,7 +167,25 @@ async def fail_run(request: Request) -> JSONResponse:
                 failure_class,
                 encode({"error": error, "failureClass": failure_class}, what="event"),
             )
-    return JSONResponse({"run": run_json(await _run(request, run_id)), "requeued": requeued})
+    run = await _run(request, run_id)
+    if run.status == "failed" and run.queue is None and run.recovery_webhook:
+        await _nudge(srv, run)
+    return JSONResponse({"run": run_json(run), "requeued": requeued})
+
+
+async def _nudge(srv: Server, run: RunRow) -> None:
+    """The run's recovery webhook, through the core reconciler's sender (signed, recorded,
+    throttled per run)."""
+    assert run.recovery_webhook is not None
+    async with srv.tide._store.connection() as db:
+        await AsyncReconciler(srv.tide)._recovery_webhook(
+            AsyncQueueStore(db),
+            run.run_id,
+            run.workflow_name,
+            None if run.input is None else encode(run.input, what="run input"),
+            run.recovery_webhook,
+            "run_failed",
+        )
 
 
 routes = [

@@ -208,15 +208,14 @@ def test_recover_puts_a_failed_run_back_and_fires_its_webhook(
         "operator",
     )
     assert attempt["webhookUrl"] == receiver.url
-    [payload] = receiver.payloads()
-    assert (payload["type"], payload["run_id"], payload["reason"]) == (
-        "run.recover",
-        run_id,
-        "operator",
-    )
+    # The failure itself nudged the webhook first (upstream's run_failed); recover sends again.
+    assert [(p["type"], p["run_id"], p["reason"]) for p in receiver.payloads()] == [
+        ("run.recover", run_id, "run_failed"),
+        ("run.recover", run_id, "operator"),
+    ]
     detail = http.get(f"/runs/{run_id}").json()
     assert "run.recovering" in [e["type"] for e in detail["events"]]
-    assert [a["status"] for a in detail["recoveryAttempts"]] == ["delivered"]
+    assert [a["status"] for a in detail["recoveryAttempts"]] == ["delivered", "delivered"]
     # The run can be driven again, over HTTP or in-process.
     assert tide.run("recoverable", lambda run, data: "again", run_id=run_id) == "again"
 
@@ -286,3 +285,38 @@ def test_a_stalled_run_with_a_webhook_is_nudged_by_the_reconciler(
         )
         detail = http.get(f"/runs/{run_id}").json()
         assert [a["status"] for a in detail["recoveryAttempts"]] == ["delivered"]
+
+
+def test_a_failed_run_with_a_webhook_is_nudged_to_resume(
+    http: httpx.Client, receiver: Receiver, tide: Tidebase
+) -> None:
+    """As upstream: POST /runs/{id}/fail of a plain run with a recovery webhook POSTs it
+    (before answering), once per throttle window; the run stays failed until someone resumes
+    it, and resuming replays its completed steps."""
+    run_id = http.post("/runs/nudged", json={"recoveryWebhook": receiver.url}).json()["run"]["id"]
+    http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w1"})
+    step = http.post(
+        f"/runs/{run_id}/steps/begin", json={"name": "fetch", "inputHash": "h", "leaseOwner": "w1"}
+    ).json()["step"]
+    http.post(f"/runs/{run_id}/steps/{step['id']}/complete", json={"leaseOwner": "w1", "output": 3})
+    failed = http.post(f"/runs/{run_id}/fail", json={"error": {"message": "crashed"}}).json()
+    assert failed["run"]["status"] == "failed"
+    [payload] = receiver.payloads()  # delivered before fail answered
+    assert (payload["type"], payload["run_id"], payload["reason"]) == (
+        "run.recover",
+        run_id,
+        "run_failed",
+    )
+    # Failing again at once: throttled, still one webhook.
+    http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w2"})
+    http.post(f"/runs/{run_id}/fail", json={"error": {"message": "again"}})
+    assert len(receiver.received) == 1
+    # What the receiving app does: resume the run; the completed step replays.
+    http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w3"})
+    replay = http.post(
+        f"/runs/{run_id}/steps/begin", json={"name": "fetch", "inputHash": "h", "leaseOwner": "w3"}
+    ).json()
+    assert (replay["action"], replay["output"]) == ("return", 3)
+    done = http.post(f"/runs/{run_id}/complete", json={"result": 4}).json()
+    assert done["run"]["status"] == "completed"
+    assert tide.runs.get(run_id).status == "completed"
