@@ -56,6 +56,8 @@ class LoadReport:
     """Each run's log as stored, read after it completed."""
     seen: list[tuple[str, list[tuple[int, str]]]] = field(default_factory=list)
     resent: int = 0
+    loop_lag_ms: list[float] = field(default_factory=list)
+    """How late the load generator's own event loop ran a 50 ms timer (its saturation)."""
     problems: list[str] = field(default_factory=list)
     begin_ms: list[float] = field(default_factory=list)
     complete_ms: list[float] = field(default_factory=list)
@@ -77,7 +79,8 @@ class LoadReport:
             f"{self.events} events delivered, "
             f"{len(self.problems)} lost/duplicated, {self.resent} requests resent\n"
             f"  steps/begin    {figures(self.begin_ms)}\n"
-            f"  steps/complete {figures(self.complete_ms)}"
+            f"  steps/complete {figures(self.complete_ms)}\n"
+            f"  load generator's loop lag: {figures(self.loop_lag_ms)}"
         )
 
 
@@ -179,6 +182,13 @@ async def _subscriber(
             report.problems.append(f"{run_id}: ids {ids} types {types}")
 
 
+async def _lag(report: LoadReport, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await asyncio.sleep(0.05)
+        report.loop_lag_ms.append((time.perf_counter() - t0 - 0.05) * 1000)
+
+
 async def drive_load(url: str, *, subscribers: int, workers: int, seconds: float) -> LoadReport:
     """Drive the server at ``url`` for ``seconds``, then drain every stream."""
     report = LoadReport(subscribers=subscribers, workers=workers, seconds=seconds)
@@ -192,6 +202,8 @@ async def drive_load(url: str, *, subscribers: int, workers: int, seconds: float
     inboxes: list[asyncio.Queue[str | None]] = [asyncio.Queue() for _ in range(subscribers)]
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        stop = asyncio.Event()
+        lag = asyncio.create_task(_lag(report, stop))
         readers = [asyncio.create_task(_subscriber(client, q, report)) for q in inboxes]
         until = started + seconds
         await asyncio.gather(
@@ -203,6 +215,8 @@ async def drive_load(url: str, *, subscribers: int, workers: int, seconds: float
         for inbox in inboxes:
             inbox.put_nowait(None)
         await asyncio.gather(*readers)
+        stop.set()
+        await lag
     report.elapsed = time.monotonic() - started
     for run_id, seen in report.seen:
         if seen != report.logs.get(run_id):
