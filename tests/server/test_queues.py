@@ -373,3 +373,28 @@ def test_openapi_lists_the_queue_routes(http: httpx.Client) -> None:
     assert {"put", "delete"} <= set(paths["/schedules/{name}"])
     assert "get" in paths["/schedules"]
     assert "409" in paths["/runs/{runId}/recover"]["post"]["responses"]
+
+
+def test_queue_and_schedule_routes_need_the_api_key(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    from .conftest import KEY
+
+    server = make_server(api_key=KEY)
+    with httpx.Client(base_url=server.url, timeout=30) as anon:
+        for method, path, body in [
+            ("POST", "/queues/q/enqueue", {"workflowName": "wf"}),
+            ("POST", "/queues/claim", {"queues": ["q"]}),
+            ("GET", "/queues", None),
+            ("PUT", "/queues/q/config", {"concurrency": 1}),
+            ("PUT", "/schedules/s", {"cron": "0 9 * * *", "workflowName": "wf"}),
+            ("GET", "/schedules", None),
+            ("DELETE", "/schedules/s", None),
+            ("POST", "/runs/r/recover", {}),
+        ]:
+            res = anon.request(method, path, json=body)
+            assert (res.status_code, res.json()["code"]) == (401, "unauthorized"), path
+    headers = {"authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=headers) as http:
+        assert _enqueue(http, "q")["run"]["status"] == "queued"
+        assert [q["name"] for q in http.get("/queues").json()["queues"]] == ["q"]
