@@ -41,6 +41,10 @@ Row = tuple[Any, ...]
 TUPLES_OK = ExecStatus.TUPLES_OK
 # A pooled connection idle longer than this is probed before it is handed out (a restart).
 RECHECK_IDLE_SECONDS = 1.0
+# Callers waiting for a busy pool ask "is the database away?" by connecting once; at most one
+# such probe per this many seconds for the whole store (waiters share its answer): under load,
+# one probe per waiter was a new Postgres backend per 0.25 s per waiter, adding load to load.
+PROBE_EVERY_SECONDS = 1.0
 
 log = logging.getLogger("tidebase")
 
@@ -63,6 +67,8 @@ class Store:
         self._returned: weakref.WeakKeyDictionary[Connection[Row], float] = (
             weakref.WeakKeyDictionary()
         )
+        self._probed_at = -PROBE_EVERY_SECONDS  # when the last shared probe started
+        self._probed: str | None = None  # its answer (None: the database answers)
 
     def open(self) -> None:
         if self._pool is not None:
@@ -148,8 +154,18 @@ class Store:
                         f"TIDEBASE_RECONNECT_SECONDS): {why}"
                     ) from exc
             # Not handed one quickly: is the database away, or is every connection busy?
-            down = self._probe()
+            down = self._shared_probe()
             wait = min(wait * 2, 2.0)
+
+    def _shared_probe(self) -> str | None:
+        """``_probe``'s answer, probing at most once per ``PROBE_EVERY_SECONDS`` for all
+        waiters (the start time is taken before the probe, so concurrent waiters share it)."""
+        now = time.monotonic()
+        if now - self._probed_at < PROBE_EVERY_SECONDS:
+            return self._probed
+        self._probed_at = now
+        self._probed = self._probe()
+        return self._probed
 
     def _probe(self) -> str | None:
         """Try to connect once: None if the database answers, else why not (redacted)."""
