@@ -111,6 +111,11 @@ class Budget(BaseModel):
         if value is None or isinstance(value, Budget):
             return value
         if isinstance(value, dict):
+            unknown = set(value) - set(_DIMENSIONS)
+            if unknown:
+                raise TypeError(
+                    f"{what}: unknown caps {sorted(unknown)}; a Budget has {', '.join(_DIMENSIONS)}"
+                )
             return cls.model_validate(value)
         raise TypeError(
             f"{what} must be a tidebase.Budget (e.g. Budget(usd=5.0, tokens=200_000)) or None, "

@@ -19,6 +19,7 @@ from .._run_base import (
     error_payload,
     usage_params,
 )
+from ..budgets import Budget
 from ..errors import LeaseLost, NotSerializable, RunCancelled, StepTimeout, TidebaseError
 from ..keys import Scope, current_scope
 from ..models import GateDecision
@@ -376,6 +377,7 @@ class AsyncRunContext:
         name: str | None = None,
         input: Any = None,
         output_type: Any = None,
+        budget: Budget | None = None,
     ) -> Any:
         """Run ``fn(run, input)`` as a child run linked to this one by the edge ``name``.
 
@@ -383,10 +385,19 @@ class AsyncRunContext:
         SDK's ``run.child(workflow_name, fn, name="edge")`` names them apart.
         Idempotent by edge name: calling it again (in this attempt, a resumed one, or from a
         racing worker) joins the same child run, and a finished child returns its result
-        without running again.
+        without running again. The child draws from this run's budgets, and from ``budget``
+        (caps of its own) if given.
         """
         edge = workflow_name if name is None else name
-        return await run_child(self, edge, workflow_name, fn, input=input, output_type=output_type)
+        return await run_child(
+            self,
+            edge,
+            workflow_name,
+            fn,
+            input=input,
+            output_type=output_type,
+            budget=Budget.coerce(budget),
+        )
 
     async def fanout(
         self,
