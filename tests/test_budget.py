@@ -4,6 +4,7 @@ flight, across crashes, attempts and child runs (DESIGN §9)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -569,3 +570,36 @@ def test_bad_budgets_are_refused_with_clear_errors_and_write_nothing(tide: Tideb
         tide.enqueue("wf", budget="1 dollar")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"event type .budget\.warning."):
         tide.run("wf", lambda run, input: run.events.emit("budget.warning", {}), run_id="bad3")
+
+
+def test_cli_usage_summary_shows_agents_attempts_steps_and_children(
+    tide: Tidebase,
+    tidebase_database_url: str,
+    tidebase_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tidebase.cli.app import app
+
+    monkeypatch.setenv("TIDEBASE_DATABASE_URL", tidebase_database_url)
+    monkeypatch.setenv("TIDEBASE_SCHEMA", tidebase_schema)
+
+    def parent(run: RunContext, input: Any) -> list[int]:
+        return run.fanout("subs", [(f"c{i}", child_loop(2, CALL), i) for i in range(2)])
+
+    tide.run("cli-parent", parent, run_id="cp")
+    runner = CliRunner()
+    alone = runner.invoke(app, ["usage", "summary", "cp"])
+    assert alone.exit_code == 0 and "no usage recorded" in alone.stdout
+    tree = runner.invoke(app, ["usage", "summary", "cp", "--include-children"])
+    assert tree.exit_code == 0, tree.stdout
+    for text in ("and its child runs", "by agent", "sub-0", "sub-1", "by attempt", "by step"):
+        assert text in tree.stdout
+    assert "cp/subs/c0" in tree.stdout and "1.200000" in tree.stdout
+    data = json.loads(runner.invoke(app, ["usage", "summary", "cp", "-c", "--json"]).stdout)
+    assert Decimal(data["cost_usd"]) == 4 * CALL
+    assert [a["agent"] for a in data["by_agent"]] == ["sub-0", "sub-1"]
+    assert {a["outcome"] for a in data["by_attempt"]} == {"completed"}
+    bad = runner.invoke(app, ["usage", "summary", "--include-children"])
+    assert bad.exit_code == 2
