@@ -56,7 +56,7 @@ def test_a_loop_stops_within_one_call_of_its_cap(tide: Tidebase) -> None:
     err = raised.value
     assert err.holder == "b1" and err.step == "call#5" and err.caps == ["usd"]
     assert err.decision == "manual_review"
-    assert "tide.runs.set_budget('b1'" in str(err) and "usd=1" in str(err)
+    assert "tide.runs.set_budget('b1'" in str(err) and "is usd=1," in str(err)
     run = tide.runs.get("b1")
     assert run.status == "failed" and run.failure_class == "budget"
     assert run.budget == Budget(usd=CAP) and run.budget_run_id == "b1"
@@ -603,3 +603,17 @@ def test_cli_usage_summary_shows_agents_attempts_steps_and_children(
     assert {a["outcome"] for a in data["by_attempt"]} == {"completed"}
     bad = runner.invoke(app, ["usage", "summary", "--include-children"])
     assert bad.exit_code == 2
+    shown = runner.invoke(app, ["runs", "show", "cp/subs/c1"]).stdout
+    assert "budget" not in shown  # none governs it
+    with pytest.raises(BudgetExceeded):
+        tide.run("agent", agent_loop(), run_id="cb", budget=Budget(usd=CAP))
+    shown = runner.invoke(app, ["runs", "show", "cb"]).stdout
+    assert "usd=1;" in shown and "spent usd=1.2," in shown  # the budget row
+    assert "tidebase runs set-budget cb --usd AMOUNT" in shown
+    done = runner.invoke(app, ["runs", "set-budget", "cb", "--usd", "2.5"])
+    assert done.exit_code == 0 and "budget usd=2.5" in done.stdout
+    assert tide.runs.get("cb").budget == Budget(usd=Decimal("2.5"))
+    assert runner.invoke(app, ["runs", "set-budget", "cb", "--remove"]).exit_code == 0
+    assert tide.runs.get("cb").budget is None
+    assert runner.invoke(app, ["runs", "set-budget", "cb"]).exit_code == 2
+    assert runner.invoke(app, ["runs", "set-budget", "cb", "--usd", "-1"]).exit_code == 2

@@ -168,6 +168,4 @@ def near_cap(budget: Budget, spend: BudgetSpend) -> list[str]:
 
 
 def _show(value: Decimal | int) -> str:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
-    return str(value)
+    return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)

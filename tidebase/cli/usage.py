@@ -106,7 +106,9 @@ def summary(
         )
     if result.by_attempt:
         several_runs = len({a.run_id for a in result.by_attempt}) > 1
-        keys = ("run", "attempt", "outcome") if several_runs else ("attempt", "outcome")
+        keys: tuple[str, ...] = (
+            ("run", "attempt", "outcome") if several_runs else ("attempt", "outcome")
+        )
         print_table(
             _table(
                 "by attempt",
@@ -123,11 +125,11 @@ def summary(
         )
     if result.by_step:
         several_runs = len({s.run_id for s in result.by_step}) > 1
-        keys = ("run", "step") if several_runs else ("step",)
+        step_keys: tuple[str, ...] = ("run", "step") if several_runs else ("step",)
         print_table(
             _table(
                 "by step",
-                keys,
+                step_keys,
                 [
                     (([s.run_id] if several_runs else []) + [s.step or "(workflow body)"], s)
                     for s in result.by_step
