@@ -591,62 +591,19 @@ FROM starts st JOIN {s}.runs r ON r.run_id = st.run_id
 
 # -- budgets ------------------------------------------------------------------------------------
 
-# The spend of each governing budget's run tree (every usage row of the holder and its
-# descendants), one round trip. {warn}: in a check, a budget at 80 % of a cap that has not
-# warned yet is marked and gets its budget.warning event in the same statement; the row lock
-# and the re-checked NOT budget_warned make that happen once under concurrent checks.
-_BUDGET_SPEND = """
-WITH RECURSIVE tree AS (
-    SELECT h.run_id AS holder, h.run_id
-    FROM unnest(%(holders)s::text[]) AS h(run_id)
-    UNION
-    SELECT t.holder, e.child_run_id FROM {s}.run_edges e JOIN tree t ON e.parent_run_id = t.run_id
-), spend AS (
-    SELECT t.holder, count(u.id) AS calls, coalesce(sum(u.cost_usd), 0) AS usd,
-           coalesce(sum(u.total_tokens), 0)::bigint AS tokens,
-           coalesce(sum(u.input_tokens), 0)::bigint AS input_tokens,
-           coalesce(sum(u.output_tokens), 0)::bigint AS output_tokens
-    FROM tree t LEFT JOIN {s}.usage_records u ON u.run_id = t.run_id
-    GROUP BY t.holder
-), b AS (
-    SELECT r.run_id, r.budget, s.calls, s.usd, s.tokens, s.input_tokens, s.output_tokens,
-           coalesce(s.usd >= 0.8 * (r.budget->>'usd')::numeric, false)
-           OR coalesce(s.tokens >= 0.8 * (r.budget->>'tokens')::numeric, false)
-           OR coalesce(s.input_tokens >= 0.8 * (r.budget->>'input_tokens')::numeric, false)
-           OR coalesce(s.output_tokens >= 0.8 * (r.budget->>'output_tokens')::numeric, false)
-               AS near
-    FROM spend s JOIN {s}.runs r ON r.run_id = s.holder
-    WHERE r.budget IS NOT NULL
-){warn}
+# The spend of each governing budget's run tree, one round trip: the budget_spend function
+# (migration 0007, which holds the statement and says why it is a function). With warn (a run
+# about to spend), a budget at 80 % of a cap gets its budget.warning entry once; listeners are
+# told here, where the channel prefix is known.
+CHECK_BUDGET = """
+SELECT b.run_id, b.budget, b.calls, b.usd, b.tokens, b.input_tokens, b.output_tokens, b.warned,
+       CASE WHEN b.watched THEN pg_notify({c} || md5(b.run_id), b.last_seq::text) END
+FROM {s}.budget_spend(%(holders)s::text[], %(run_id)s::text, true) AS b
 """
-
-_BUDGET_WARN = """, w AS (
-    UPDATE {s}.runs r SET budget_warned = true, last_seq = r.last_seq + 1
-    FROM b
-    WHERE r.run_id = b.run_id AND b.near AND NOT r.budget_warned
-    RETURNING r.run_id, r.last_seq, coalesce(r.watched_until > now(), false) AS watched
-), ev AS (
-    INSERT INTO {s}.events (run_id, seq, type, payload)
-    SELECT w.run_id, w.last_seq, 'budget.warning', jsonb_build_object(
-               'run_id', w.run_id, 'checked_by', %(run_id)s::text, 'budget', b.budget,
-               'spend', jsonb_build_object(
-                   'calls', b.calls, 'usd', b.usd::text, 'tokens', b.tokens,
-                   'input_tokens', b.input_tokens, 'output_tokens', b.output_tokens))
-    FROM w JOIN b ON b.run_id = w.run_id
-)
-SELECT b.run_id, b.budget, b.calls, b.usd, b.tokens, b.input_tokens, b.output_tokens,
-       w.run_id IS NOT NULL,
-       CASE WHEN w.watched THEN pg_notify({c} || md5(w.run_id), w.last_seq::text) END
-FROM b LEFT JOIN w ON w.run_id = b.run_id
+BUDGET_SPEND = """
+SELECT b.run_id, b.budget, b.calls, b.usd, b.tokens, b.input_tokens, b.output_tokens, b.warned
+FROM {s}.budget_spend(%(holders)s::text[], %(run_id)s::text, false) AS b
 """
-
-CHECK_BUDGET = _BUDGET_SPEND.replace("{warn}", _BUDGET_WARN)
-BUDGET_SPEND = _BUDGET_SPEND.replace(
-    "{warn}",
-    """
-SELECT b.run_id, b.budget, b.calls, b.usd, b.tokens, b.input_tokens, b.output_tokens, false
-FROM b""",
-)
 
 # tide.runs.set_budget: the run's caps (NULL removes them), a budget.set entry in its log, and
 # the run among the holders of itself and of every descendant, so each checks it from its next
