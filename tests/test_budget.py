@@ -617,3 +617,25 @@ def test_cli_usage_summary_shows_agents_attempts_steps_and_children(
     assert tide.runs.get("cb").budget is None
     assert runner.invoke(app, ["runs", "set-budget", "cb"]).exit_code == 2
     assert runner.invoke(app, ["runs", "set-budget", "cb", "--usd", "-1"]).exit_code == 2
+
+
+def test_usage_written_with_a_checkpoint_carries_its_agent(tide: Tidebase) -> None:
+    # the plugins' path: usage rows in the checkpoint's own statement
+    def wf(run: RunContext, input: Any) -> str:
+        return str(
+            run.step(
+                "model",
+                lambda: "answer",
+                spends=True,
+                usage=lambda result: [
+                    {"model": "m", "input_tokens": 9, "cost_usd": "0.09", "agent": "triage"}
+                ],
+            )
+        )
+
+    tide.run("ck", wf, run_id="ck", budget=Budget(usd=1))
+    (record,) = tide.usage.records("ck")
+    assert (record.agent, record.step_name, record.input_tokens) == ("triage", "model", 9)
+    usage_event = next(e for e in tide.runs.events("ck") if e.type == "usage.recorded")
+    assert usage_event.payload["agent"] == "triage"
+    assert tide.usage.summary("ck").by_agent[0].agent == "triage"

@@ -232,8 +232,8 @@ class BudgetExceeded(TidebaseError):
         super().__init__(
             f"{where} was stopped before it could spend more: {whose} is {budget}, and its run "
             f"tree has recorded {spend} ({reached}). To continue, raise or remove the budget: "
-            f"tide.runs.set_budget({holder!r}, Budget(...)) (or None), then invoke run "
-            f"{run_id!r} again"
+            f"tide.runs.set_budget({holder!r}, Budget(...)) (or None), then invoke the run "
+            f"again{'' if holder == run_id else ' (its top-level run, for a child run)'}"
         )
 
 
