@@ -639,3 +639,26 @@ def test_usage_written_with_a_checkpoint_carries_its_agent(tide: Tidebase) -> No
     usage_event = next(e for e in tide.runs.events("ck") if e.type == "usage.recorded")
     assert usage_event.payload["agent"] == "triage"
     assert tide.usage.summary("ck").by_agent[0].agent == "triage"
+
+
+@pytest.mark.asyncio
+async def test_a_sync_decorated_step_in_an_async_workflow_checks_too(atide: AsyncTidebase) -> None:
+    import tidebase
+
+    @tidebase.step(spends=True)
+    def sync_call(i: int) -> int:  # a sync step: checkpointed on a blocking connection
+        current = tidebase.current_run()
+        assert current is not None
+        from tidebase_core.plugin import record_usage_sync
+
+        record_usage_sync(current, model="m", output_tokens=100, agent="sync")
+        return i
+
+    async def wf(run: AsyncRunContext, input: Any) -> int:
+        return sum([sync_call(i) for i in range(10)])
+
+    with pytest.raises(BudgetExceeded):
+        await atide.run("mixed", wf, run_id="mx", budget=Budget(output_tokens=250))
+    assert (await atide.usage.summary("mx")).output_tokens == 300
+    info = await atide.runs.get("mx")
+    assert info.failure_class == "budget" and info.spend is not None

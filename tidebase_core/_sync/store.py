@@ -7,6 +7,7 @@ This is the async source; ``tidebase_core/_sync/store.py`` is generated from it 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -869,7 +870,7 @@ class StoreConnection:
         return [
             BudgetStatus(
                 run_id=r[0],
-                budget=Budget.stored(decode_json(r[1])),
+                budget=_stored_budget(r[1]),
                 spend=BudgetSpend(
                     calls=r[2], usd=r[3], tokens=r[4], input_tokens=r[5], output_tokens=r[6]
                 ),
@@ -1085,6 +1086,12 @@ def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
         "payload": decode_json(u.payload),
         "agent": u.agent,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_budget(text: bytes | str) -> Budget:
+    """A stored budget (JSON text); a run checks the same one again and again."""
+    return Budget.stored(decode_json(text))
 
 
 _ATTEMPT_ENDS: dict[str, AttemptOutcome] = {
