@@ -169,8 +169,8 @@ def test_subscribers_see_the_warning_live(tide: Tidebase) -> None:
         for event in tide.runs.subscribe("w2"):
             seen.append(event.type)
 
-    tide.runs.create("agent", run_id="w2")  # so the subscriber has a run to follow
-    tide.runs.set_budget("w2", Budget(usd=CAP))
+    created = tide.runs.create("agent", run_id="w2", budget=Budget(usd=CAP))
+    assert created.budget_holders == ["w2"]  # so the subscriber has a run to follow
     follower = threading.Thread(target=follow)
     follower.start()
     with pytest.raises(BudgetExceeded):

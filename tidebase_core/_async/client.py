@@ -587,9 +587,11 @@ class AsyncRuns:
         metadata: Mapping[str, Any] | None = None,
         recovery_webhook: str | None = None,
         run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunInfo:
         """Create a run (status ``pending``) without executing it: drive it later with
-        ``tide.run(name, fn, run_id=...)``, ``runs.attach`` or a recovery webhook."""
+        ``tide.run(name, fn, run_id=...)``, ``runs.attach`` or a recovery webhook.
+        ``budget``: caps on the spend of the run and its child runs."""
         return await create_run(
             self._client,
             workflow_name,
@@ -597,6 +599,7 @@ class AsyncRuns:
             metadata=metadata,
             recovery_webhook=recovery_webhook,
             run_id=run_id,
+            budget=budget,
         )
 
     async def recover(self, run_id: str, reason: str = "manual") -> RunInfo:

@@ -258,7 +258,7 @@ class QueueStore:
 
     def create_run(self, params: dict[str, Any]) -> bool:
         params = dict(params)
-        for key in ("input", "metadata"):
+        for key in ("input", "metadata", "budget"):
             if params.get(key) is not None:
                 params[key] = (ExactJson if key == "input" else JsonText)(params[key])
         return bool(self.db._read(self.q.create_run, params))

@@ -251,9 +251,10 @@ SELECT r.run_id, {_NOTIFY_R} FROM r
 CREATE_RUN = """
 WITH r AS (
     INSERT INTO {s}.runs (
-        run_id, workflow_name, status, input, input_hash, metadata, recovery_webhook, last_seq)
+        run_id, workflow_name, status, input, input_hash, metadata, recovery_webhook, last_seq,
+        budget, budget_holders)
     VALUES (%(run_id)s, %(workflow)s, 'pending', %(input)s, %(input_hash)s, %(metadata)s,
-            %(recovery_webhook)s, 1)
+            %(recovery_webhook)s, 1, %(budget)s, %(holders)s::text[])
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), ev AS (
