@@ -442,17 +442,20 @@ def test_round_trips_none_without_a_budget_one_per_spending_step_with_one(
     def wf(run: RunContext, input: Any) -> None:
         for _ in range(50):
             run.step("call", lambda: None, spends=True)
+        if input == "crash" and run.attempt == 1:
+            raise RuntimeError("fails after its steps")
 
     tide.open()
     tide._heartbeat.stop()
     tide.run("rt", wf, run_id="plain")
     assert len(sent) == 1 + 50 + 1  # claim, 50 checkpoints, completion: no budget, no check
     sent.clear()
-    tide.run("rt", wf, run_id="capped", budget=Budget(tokens=1_000))
-    assert len(sent) == 1 + 50 * 2 + 1  # one check per spending step
+    with pytest.raises(RuntimeError):
+        tide.run("rt", wf, run_id="capped", input="crash", budget=Budget(tokens=1_000))
+    assert len(sent) == 1 + 50 * 2 + 1  # one check per spending step, then the failure
     sent.clear()
-    tide.run("rt", wf, run_id="capped")  # completed: replays nothing, checks nothing
-    assert len(sent) == 2
+    assert tide.run("rt", wf, run_id="capped") is None  # replays its 50 steps: no check
+    assert len(sent) == 3  # claim, load the checkpoints, completion
 
 
 def test_decorated_workflow_and_steps(tide: Tidebase) -> None:
