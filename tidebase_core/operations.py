@@ -11,7 +11,8 @@ every plugin:
            allocated by the run's one key allocator, in the scope the call is made in
     lookup an earlier attempt's checkpoint: returned (or its recorded error raised) without
            running the call; a checkpoint written for other input raises ``InputMismatch``
-    live   a cancel or a takeover seen by the heartbeat stops the call before it is paid for
+    live   a cancel or a takeover seen by the heartbeat stops the call before it is paid for,
+           and a model call checks the budget that governs the run (``BudgetExceeded``)
     run    the call itself, as a step: intent and failure records follow its ``StepPolicy``;
            operations it makes in turn (an agent used as a tool) are keyed under it
     save   the result and its usage rows in one write; a call whose checkpoint is refused
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -93,9 +95,14 @@ class Usage:
     kind: str = "llm"
     label: str | None = None
     metadata: Mapping[str, Any] | None = None
+    agent: str | None = None
+    """The agent that made the call (``tide.usage.summary(...).by_agent``)."""
 
     def fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if fields["agent"] is None:
+            del fields["agent"]
+        return fields
 
 
 class ReplayedError(RuntimeError):
@@ -198,6 +205,14 @@ class Operation(Generic[T]):
 
     def key_name(self, identity: str | None) -> str:
         return self.name if identity is None else f"{self.name}.{identity}"
+
+    @functools.cached_property
+    def step_policy(self) -> StepPolicy:
+        """The policy its steps run under: a model call (one with ``usage``) spends, so it
+        checks the run tree's budget before it executes."""
+        if self.usage is None or self.policy.spends:
+            return self.policy
+        return dataclasses.replace(self.policy, spends=True)
 
 
 # -- shared by the async and the sync call -------------------------------------------------
@@ -330,7 +345,7 @@ async def durable_call(
                 key,
                 body,
                 input_hash=digest,
-                policy=op.policy,
+                policy=op.step_policy,
                 usage=lambda _: outcome.usage_rows(op),
             )
         else:
@@ -339,9 +354,12 @@ async def durable_call(
             # run's connection, which nothing else uses meanwhile. Policy intents, retries and
             # failure records need the async API here.
             run._execution.check_live()
+            if op.step_policy.spends:
+                run.check_budget(key)
             with inside(run, key):
                 dumped = await body()
-            run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=outcome.usage_rows(op))
+            rows = outcome.usage_rows(op)
+            run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
     except (RunCancelled, LeaseLost) as exc:
         if spent_anyway(exc, outcome):
             await _ledger_anyway_async(run, key, outcome.usage_rows(op))
@@ -388,6 +406,11 @@ async def durable_stream(
             yield event
         return
     run._execution.check_live()  # a cancel or a takeover: stop before the stream is paid for
+    if op.step_policy.spends:
+        if isinstance(run, AsyncRunContext):
+            await run.check_budget(key)
+        else:
+            run.check_budget(key)
     async for event in stream():
         result = result_of(event)
         if result is not None:
@@ -396,9 +419,11 @@ async def durable_stream(
             rows = outcome.usage_rows(op)
             try:
                 if isinstance(run, AsyncRunContext):
-                    await run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=rows)
+                    await run.save_checkpoint(
+                        key, digest, dumped, policy=op.step_policy, usage=rows
+                    )
                 else:
-                    run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=rows)
+                    run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
             except (RunCancelled, LeaseLost):
                 await _ledger_anyway_async(run, key, rows)
                 raise
@@ -438,7 +463,7 @@ def durable_call_sync(
                 key,
                 body,
                 input_hash=digest,
-                policy=op.policy,
+                policy=op.step_policy,
                 usage=lambda _: outcome.usage_rows(op),
             )
         except (RunCancelled, LeaseLost) as exc:

@@ -59,10 +59,11 @@ class DurableModel(Model):
     """``inner`` whose calls are steps of the active run (a no-op outside a run).
 
     ``name`` is the model name the provider was asked for; the ledger uses the model's own
-    ``model`` attribute when it has one.
+    ``model`` attribute when it has one. ``agent`` names the agent the model belongs to in the
+    ledger (``by_agent``), when it is known.
     """
 
-    def __init__(self, inner: Model, *, name: str | None = None) -> None:
+    def __init__(self, inner: Model, *, name: str | None = None, agent: str | None = None) -> None:
         if not isinstance(inner, Model):
             raise TypeError(
                 f"DurableModel wraps an agents.Model instance, got {type(inner).__name__}; "
@@ -74,7 +75,9 @@ class DurableModel(Model):
             _STEP,
             dump=dump_response,
             load=load_response,
-            usage=lambda response: usage_rows(response, provider=provider, model=model),
+            usage=lambda response: usage_rows(
+                response, provider=provider, model=model, agent=agent
+            ),
             errors=MODEL_ERRORS,
         )
 
@@ -196,9 +199,9 @@ class DurableModelProvider(ModelProvider):
             await close()
 
 
-def durable_model(model: Model) -> DurableModel:
+def durable_model(model: Model, agent: str | None = None) -> DurableModel:
     """``model`` wrapped once (an already durable model is returned as it is)."""
-    return model if isinstance(model, DurableModel) else DurableModel(model)
+    return model if isinstance(model, DurableModel) else DurableModel(model, agent=agent)
 
 
 def _ledger_names(inner: Model, name: str | None) -> tuple[str | None, str | None]:

@@ -107,7 +107,7 @@ def completed_event(response: ModelResponse) -> ResponseCompletedEvent:
 
 
 def usage_rows(
-    response: ModelResponse, *, provider: str | None, model: str | None
+    response: ModelResponse, *, provider: str | None, model: str | None, agent: str | None = None
 ) -> list[LedgerUsage]:
     """The ledger row of one real model call. A cost the provider reported in its raw usage
     (OpenRouter, LiteLLM proxies: ``usage.cost``) wins over the ledger's price table."""
@@ -129,6 +129,7 @@ def usage_rows(
                 "reasoning_tokens": getattr(details_out, "reasoning_tokens", 0) or 0,
                 "response_id": response.response_id,
             },
+            agent=agent,
         )
     ]
 

@@ -348,3 +348,42 @@ async def test_tool_calls_of_one_response_run_together_and_replay_their_own_resu
     }
     assert sorted(outputs) == ["c_a", "c_b"]
     assert "lookup(a) ok" in str(outputs["c_a"]) and "lookup(b) ok" in str(outputs["c_b"])
+
+
+async def test_usage_by_agent_matches_the_real_calls_of_each_agent(
+    atide: AsyncTidebase, plugin: Plugin
+) -> None:
+    hooks = Hooks()
+    run_id = f"{plugin.name}-by-agent"
+
+    async def two_agents(run: AsyncRunContext) -> str:
+        await plugin.ask(run, hooks, "go", "researcher")
+        return await plugin.ask(run, hooks, "go", "writer")
+
+    assert await _run(atide, run_id, two_agents) == ANSWER
+    summary = await atide.usage.summary(run_id)
+    by_agent = {a.agent: (a.calls, a.input_tokens, a.output_tokens) for a in summary.by_agent}
+    # Three real model calls each, with input tokens 100, 101, 102 and output 10, 11, 12.
+    assert by_agent == {"researcher": (3, 303, 33), "writer": (3, 303, 33)}
+
+
+async def test_a_budget_stops_the_agent_within_one_model_call_of_its_cap(
+    atide: AsyncTidebase, plugin: Plugin
+) -> None:
+    from tidebase import Budget
+    from tidebase.errors import BudgetExceeded
+
+    hooks = Hooks()
+    run_id = f"{plugin.name}-budget"
+
+    async def workflow(run: AsyncRunContext, input: None) -> str:
+        return await plugin.ask(run, hooks, "go", "contract")
+
+    # 110 tokens for the first call, 112 for the second: the cap of 150 is passed by the
+    # second call, and the third is refused before it is sent.
+    with pytest.raises(BudgetExceeded):
+        await atide.run("contract", workflow, run_id=run_id, budget=Budget(tokens=150))
+    assert (hooks.ran["model0"], hooks.ran["model1"], hooks.ran["model2"]) == (1, 1, 0)
+    assert (await atide.usage.summary(run_id)).total_tokens == 222
+    run = await atide.runs.get(run_id)
+    assert (run.status, run.failure_class) == ("failed", "budget")
