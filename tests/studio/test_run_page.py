@@ -167,6 +167,40 @@ def test_the_usage_chart_shows_tokens_and_cost_per_step_and_model(
     studio.shot("usage")
 
 
+def test_the_run_page_shows_its_budget_and_usage_by_agent(tide: Tidebase, studio: Studio) -> None:
+    from tidebase import Budget
+
+    def wf(run: RunContext, _: None) -> str:
+        def research() -> str:
+            run.usage.record(provider="openai", model="gpt-x", input_tokens=600,
+                             output_tokens=100, cost_usd=Decimal("0.40"),
+                             agent="researcher")  # fmt: skip
+            return "notes"
+
+        def write() -> str:
+            run.usage.record(provider="openai", model="gpt-x", input_tokens=300,
+                             output_tokens=100, cost_usd=Decimal("0.45"),
+                             agent="writer")  # fmt: skip
+            return "text"
+
+        run.step("research", research)
+        run.step("write", write)
+        return "done"
+
+    tide.run("writer", wf, run_id="b-1", budget=Budget(usd=1, tokens=5000))
+    page = studio.open("#/runs/b-1")
+    budget = page.locator("#budget")
+    expect(budget).to_contain_text("$0.8500 of $1.00 (85 %)")
+    expect(budget).to_contain_text("1,100 of 5,000 tokens (22 %)")
+    expect(budget.locator(".budget-cap.warn")).to_have_count(1)  # the dollars, past 80 %
+    by_agent = page.locator("#usage-by-agent")
+    expect(by_agent.locator('g[data-name="researcher"] .bar-value')).to_have_text(
+        "700 tok · $0.4000"
+    )
+    expect(by_agent.locator('g[data-name="writer"] .bar-value')).to_have_text("400 tok · $0.4500")
+    studio.shot("budget")
+
+
 def test_a_hidden_tab_gives_its_stream_back_and_catches_up_when_shown(
     tide: Tidebase, studio: Studio
 ) -> None:

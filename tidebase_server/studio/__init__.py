@@ -190,6 +190,15 @@ def _usage_totals(records: list[UsageRecord], key: Callable[[UsageRecord], str])
     return [{**g, "costUsd": float(g["costUsd"])} for g in groups.values()]
 
 
+def _budget(run: Any) -> dict[str, Any] | None:
+    """The budget governing the run and what its run tree spent against it, if it has one."""
+    if run.budget is None:
+        return None
+    caps = run.budget.model_dump(mode="json", exclude_none=True)
+    spend = run.spend.model_dump(mode="json") if run.spend is not None else {}
+    return {"holder": run.budget_run_id, "caps": caps, "spend": spend}
+
+
 def _model_name(r: UsageRecord) -> str:
     if r.model is None:
         return r.provider or r.kind
@@ -280,7 +289,12 @@ async def get_run(request: Request) -> JSONResponse:
                 "unpricedCalls": len(records) - len(priced),
                 "byStep": _usage_totals(records, lambda r: r.step_name or "(outside a step)"),
                 "byModel": _usage_totals(records, _model_name),
+                "byAgent": _usage_totals(records, lambda r: r.agent or "(no agent)")
+                if any(r.agent for r in records)
+                else [],
+                "byAttempt": _usage_totals(records, lambda r: f"attempt {r.attempt}"),
             },
+            "budget": _budget(run),
             "children": tree,
         }
     )

@@ -291,13 +291,29 @@ export function mountRun(root, runId) {
   }
 
   // ----- usage -----
-  function renderUsage(u) {
+  // The budget governing the run: each cap with what the run tree spent against it.
+  function budgetLine(budget) {
+    if (!budget) return null;
+    const spent = { usd: budget.spend.usd, tokens: budget.spend.tokens,
+      input_tokens: budget.spend.input_tokens, output_tokens: budget.spend.output_tokens };
+    const parts = Object.entries(budget.caps).map(([cap, limit]) => {
+      const used = Number(spent[cap] ?? 0);
+      const pct = Number(limit) > 0 ? Math.round((used / Number(limit)) * 100) : 100;
+      const label = cap === "usd" ? `${fmtUsd(used)} of ${fmtUsd(Number(limit))}`
+        : `${fmtInt(used)} of ${fmtInt(Number(limit))} ${cap.replace("_", " ")}`;
+      return h("span", { class: pct >= 100 ? "budget-cap over" : pct >= 80 ? "budget-cap warn" : "budget-cap" },
+        `${label} (${pct} %)`);
+    });
+    const holder = budget.holder && budget.holder !== runId ? ` (budget of ${budget.holder})` : "";
+    return h("p", { class: "budget", id: "budget" }, h("b", {}, "Budget"), holder, ": ", ...parts);
+  }
+  function renderUsage(u, budget) {
     clear(usage);
     if (u.calls === 0) {
-      usage.append(h("p", { class: "muted" }, "No usage recorded."));
+      usage.append(...[budgetLine(budget), h("p", { class: "muted" }, "No usage recorded.")].filter(Boolean));
       return;
     }
-    usage.append(
+    const parts = [
       h(
         "p",
         { class: "usage-total", id: "usage-total" },
@@ -307,9 +323,15 @@ export function mountRun(root, runId) {
         ` · ${u.calls} call${u.calls === 1 ? "" : "s"}`,
         u.unpricedCalls ? h("span", { class: "muted" }, ` (${u.unpricedCalls} without a price)`) : null,
       ),
+      budgetLine(budget),
       usageChart(u.byStep, { title: "By step", id: "usage-by-step" }),
       usageChart(u.byModel, { title: "By model", id: "usage-by-model" }),
-    );
+      u.byAgent.length ? usageChart(u.byAgent, { title: "By agent", id: "usage-by-agent" }) : null,
+      u.byAttempt.length > 1
+        ? usageChart(u.byAttempt, { title: "By attempt", id: "usage-by-attempt" })
+        : null,
+    ];
+    usage.append(...parts.filter(Boolean));
   }
 
   // ----- state -----
@@ -475,7 +497,9 @@ export function mountRun(root, runId) {
       showHead(data);
       changed("gates", [data.gates, run.status, actor()], () => renderGates(data.gates, run));
       changed("timeline", [data.steps, run.status], () => renderTimeline(data.steps, run));
-      changed("usage", data.usage, () => renderUsage(data.usage));
+      changed("usage", { usage: data.usage, budget: data.budget }, () =>
+        renderUsage(data.usage, data.budget),
+      );
       changed("state", [data.state, data.stateVersions], () => renderState(data.state, data.stateVersions));
       changed("children", data.children, () => renderChildren(data.children));
       document.title = `${data.run.workflow} · ${data.run.status} · Tidebase Studio`;
