@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolset
 from tidebase_pydantic_ai import TidebaseDurability
@@ -55,6 +57,29 @@ async def test_a_dynamic_toolset_replays_its_discovery_and_its_calls(atide: Asyn
     names = keys_of([s.name for s in await atide.runs.steps("pai-dynamic")])
     assert "catalog__run/catalog__dynamic_toolset__services.get_tools" in names
     assert "catalog__run/catalog__dynamic_toolset__services.call_tool:lookup.<id>" in names
+
+
+async def test_a_toolset_added_after_the_agent_was_built_is_refused_naming_the_durable_form(
+    atide: AsyncTidebase,
+) -> None:
+    """``@agent.toolset`` registers a toolset after construction, which the durable builder
+    cannot wrap: its tools would run un-checkpointed. Refused (not silently run), with the fix:
+    ``DynamicToolset(func, id=...)`` given to ``Agent(toolsets=[...])``, tested above."""
+    agent = Agent(
+        scripted_model(counting(Counter()), LOOKUP_THEN_ANSWER),
+        name="late",
+        capabilities=[TidebaseDurability()],
+    )
+
+    @agent.toolset(id="services")
+    def services(ctx: RunContext[None]) -> AbstractToolset[None]:
+        return FunctionToolset([])
+
+    async def workflow(run: AsyncRunContext, input: None) -> str:
+        return (await agent.run("billing?")).output
+
+    with pytest.raises(UserError, match=r"Pass them to the agent constructor"):
+        await atide.run("wf", workflow, run_id="pai-late-toolset")
 
 
 async def test_the_capability_event_handler_runs_once_per_event(atide: AsyncTidebase) -> None:
