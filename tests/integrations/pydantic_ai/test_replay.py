@@ -317,3 +317,27 @@ async def test_a_resumed_run_counts_its_timeout_from_the_first_start(atide: Asyn
     steps = await atide.runs.steps("pai-timeout")
     (started,) = [s for s in steps if s.name == "triage__run/triage__run_start_time"]
     assert started.attempt == 1
+
+
+async def test_inside_a_run_a_stream_gives_its_text_whole_as_the_docs_say(
+    atide: AsyncTidebase,
+) -> None:
+    """The durable step consumes the model's stream: the caller gets no token deltas, on the
+    first execution as on replay (docs/integrations/pydantic-ai.md says so)."""
+    script = [ModelResponse(parts=[TextPart("one two three")])]
+    agent = Agent(scripted_model(lambda _: None, script), capabilities=[TidebaseDurability()])
+
+    async def workflow(run: AsyncRunContext, input: None) -> list[str]:
+        async with agent.run_stream("go") as result:
+            chunks = [d async for d in result.stream_text(delta=True, debounce_by=None)]
+        return crash_once(run, chunks)
+
+    first, resumed = await first_and_resumed(atide, "pai-deltas", workflow)
+    assert first == resumed == ["one two three "]
+    plain = Agent(scripted_model(lambda _: None, script))
+    async with plain.run_stream("go") as result:  # outside a run: token by token
+        assert [d async for d in result.stream_text(delta=True, debounce_by=None)] == [
+            "one ",
+            "two ",
+            "three ",
+        ]
