@@ -24,7 +24,7 @@ from .config import durable_run_config
 from .graph import durable_agent, is_durable_agent
 from .hooks import TidebaseHooks
 from .models import DurableModel, DurableModelProvider
-from .runner import run_agent, run_agent_streamed
+from .runner import install_runner_hook, run_agent, run_agent_streamed
 from .sessions import DurableSession
 from .tools import durable_tool, is_durable_tool
 
@@ -42,3 +42,5 @@ __all__ = [
     "run_agent",
     "run_agent_streamed",
 ]
+
+install_runner_hook()

@@ -10,15 +10,14 @@ The copies look the run up when they are called, so one can be built once, outsi
 from __future__ import annotations
 
 import copy
-import warnings
 import weakref
 from typing import Any, TypeVar, cast
 
 from agents import Agent, FunctionTool, Handoff, Model
 
 from .guardrails import durable_guardrail
-from .models import DurableModel, durable_model
-from .tools import durable_tool, is_durable_tool
+from .models import durable_model
+from .tools import durable_tool
 
 __all__ = ["durable_agent", "is_durable_agent"]
 
@@ -68,8 +67,8 @@ class _Copier:
     def tool(self, tool: Any) -> Any:
         if not isinstance(tool, FunctionTool):
             return tool  # hosted tools run inside the model call, which is a step
-        if getattr(tool, "_is_agent_tool", False):
-            _warn_if_nested_agent_not_durable(tool)
+        # An agent used as a tool runs through ``Runner.run``, which is durable inside a run
+        # (``install_runner_hook``): its own calls are keyed under this tool's call.
         return durable_tool(tool)
 
     def handoff(self, target: Any) -> Any:
@@ -102,22 +101,3 @@ def _durable_mcp_tools(agent: Agent[Any]) -> None:
         return [durable_tool(t) if isinstance(t, FunctionTool) else t for t in tools]
 
     setattr(agent, "get_mcp_tools", get_mcp_tools)  # noqa: B010  # an instance override
-
-
-def _warn_if_nested_agent_not_durable(tool: FunctionTool) -> None:
-    nested = getattr(tool, "_agent_instance", None)
-    if not isinstance(nested, Agent) or is_durable_agent(nested):
-        return
-    model_instance = isinstance(nested.model, Model) and not isinstance(nested.model, DurableModel)
-    plain_tools = [
-        t.name for t in nested.tools if isinstance(t, FunctionTool) and not is_durable_tool(t)
-    ]
-    if not (model_instance or plain_tools):
-        return
-    warnings.warn(
-        f"tool {tool.name!r} runs agent {nested.name!r}, whose "
-        + ("Model instance" if model_instance else f"tools {plain_tools}")
-        + " will not be checkpointed inside it (the tool call as a whole is). Build the tool "
-        f"from a durable copy instead: durable_agent({nested.name}).as_tool(...)",
-        stacklevel=4,
-    )

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, overload
 
+import wrapt
 from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming
 from agents.exceptions import UserError
 from agents.lifecycle import RunHooksBase
@@ -24,15 +25,15 @@ from agents.lifecycle import RunHooksBase
 from tidebase_core import AsyncRunContext
 from tidebase_core.errors import LeaseLost, RunCancelled
 from tidebase_core.keys import Scope, current_scope
-from tidebase_core.plugin import AnyRunContext
+from tidebase_core.plugin import AnyRunContext, current_run
 
 from .config import durable_run_config
-from .graph import durable_agent
+from .graph import durable_agent, is_durable_agent
 from .hooks import TidebaseHooks
 from .sessions import durable_session
 from .steps import active_run
 
-__all__ = ["run_agent", "run_agent_streamed"]
+__all__ = ["install_runner_hook", "run_agent", "run_agent_streamed"]
 
 Approvals = Literal["gate", "return"]
 
@@ -196,3 +197,34 @@ async def _approved(run: AnyRunContext, item: Any, wait: bool) -> bool:
     else:
         decision = await asyncio.to_thread(run.gate, name, prompt, data=data, wait=wait)
     return decision.approved
+
+
+def install_runner_hook() -> None:
+    """Make every ``Runner.run`` inside a Tidebase run durable, not only ``run_agent``: an
+    agent delegated to from a tool, a guardrail running its own agent, ``agent.as_tool`` over
+    a plain agent. Each is ``run_agent(..., approvals="return")``, keyed under the step it runs
+    in, its model calls checkpointed and in the ledger. Outside a run, and for the durable
+    copies ``run_agent`` runs, ``Runner.run`` is untouched. Installed once, on import."""
+    global _hooked
+    if not _hooked:
+        wrapt.wrap_function_wrapper(Runner, "run", _durable_runner_run)
+        _hooked = True
+
+
+_hooked = False
+
+
+def _durable_runner_run(
+    wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    options = dict(kwargs)
+    agent = args[0] if args else options.pop("starting_agent", None)
+    if len(args) > 1:
+        input = args[1]
+    elif "input" in options:
+        input = options.pop("input")
+    else:
+        return wrapped(*args, **kwargs)
+    if current_run() is None or not isinstance(agent, Agent) or is_durable_agent(agent):
+        return wrapped(*args, **kwargs)
+    return run_agent(agent, input, approvals="return", **options)

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from agents import Agent, UserError, function_tool, handoff
+from agents import Agent, Runner, UserError, function_tool, handoff
 from tidebase_openai_agents import durable_agent, is_durable_agent, run_agent
 
 from tidebase.aio import AsyncRunContext, AsyncTidebase
@@ -128,8 +128,47 @@ async def test_a_resume_inside_an_agent_tool_replays_the_nested_calls_that_compl
     assert ran == {"orchestrator": 2, "researcher": 2, "search tides": 2}
 
 
-def test_an_agent_tool_over_a_plain_agent_is_named_in_a_warning_with_the_fix() -> None:
-    plain: Agent[Any] = Agent(name="helper", model=Scripted("helper", {}, lambda _: None))
-    boss: Agent[Any] = Agent(name="boss", tools=[plain.as_tool("helper", "Helps.")])
-    with pytest.warns(UserWarning, match=r"durable_agent\(helper\)\.as_tool"):
-        durable_agent(boss)
+async def test_plain_agents_run_from_a_tool_or_as_a_tool_are_durable_and_ledgered(
+    atide: AsyncTidebase,
+) -> None:
+    """``agent.as_tool`` over an agent nobody made durable, and a tool that calls
+    ``Runner.run`` itself: inside a run both are durable agent runs keyed under their tool
+    call, their model calls in the ledger once and replayed on resume."""
+    ran: Counter[str] = Counter()
+
+    def count(name: str) -> None:
+        ran[name] += 1
+
+    def helper(name: str) -> Agent[Any]:
+        return Agent(name=name, model=Scripted(name, {0: [message(f"{name} says hi")]}, count))
+
+    @function_tool
+    async def delegate(question: str) -> str:
+        return str((await Runner.run(helper("delegate"), question)).final_output)
+
+    boss: Agent[Any] = Agent(
+        name="boss",
+        model=Scripted(
+            "boss",
+            {
+                0: [
+                    call("ask", {"input": "q"}, "call_a"),
+                    call("delegate", {"question": "q"}, "call_d"),
+                ],
+                2: [message("done")],
+            },
+            count,
+        ),
+        tools=[helper("asked").as_tool("ask", "Asks the helper."), delegate],
+    )
+
+    async def workflow(run: AsyncRunContext, input: None) -> str:
+        return crash_once(run, (await run_agent(boss, "go")).final_output)
+
+    first, resumed = await first_and_resumed(atide, "oai-plain-nested", workflow)
+    assert first == resumed == "done"
+    assert (ran["asked"], ran["delegate"], ran["boss"]) == (1, 1, 2), "ran again on resume"
+    rows = {r.step_name: r.agent for r in await atide.usage.records("oai-plain-nested")}
+    assert rows["boss.run/tool.ask.call_a/asked.run/model.request"] == "asked"
+    assert rows["boss.run/tool.delegate.call_d/delegate.run/model.request"] == "delegate"
+    assert len(rows) == 4
