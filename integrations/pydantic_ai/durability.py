@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 from pydantic_ai.agent.abstract import AbstractAgent
 from pydantic_ai.capabilities import AbstractCapability, WrapRunHandler
 from pydantic_ai.durable_exec import (
-    JSON_CODEC,
     BaseDurabilityCapability,
     DurabilityEngineSpec,
     RoleBasedOperationConfig,
@@ -27,6 +26,7 @@ from tidebase_core.operations import Operation, durable_call
 from tidebase_core.plugin import AnyRunContext, current_run, input_hash
 
 from .backend import TidebaseOperationBackend
+from .codec import TIDEBASE_CODEC
 from .deps import check_deps_run
 
 __all__ = ["DEFAULT_AGENT_NAME", "TidebaseDurability"]
@@ -53,8 +53,9 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
         engine_name="Tidebase",
         durable_unit_noun="step",
         durable_container_noun="run",
-        # Steps store JSON: the framework reduces each result to JSON values inside the step.
-        codec=JSON_CODEC,
+        # Steps store JSON: the framework reduces each result to JSON values inside the step
+        # (Pydantic AI's JSON codec, with bytes as base64: see codec.py).
+        codec=TIDEBASE_CODEC,
         # Tool calls are keyed by their call id (see backend): they may run in parallel.
         sequential_tools_in_durable_context=False,
         # A toolset passed to one run was not wrapped when the agent was built: its tools would

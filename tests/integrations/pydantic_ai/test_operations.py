@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelHTTPError
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 from tidebase_pydantic_ai import TidebaseDurability
@@ -215,3 +215,31 @@ async def test_a_call_that_completed_while_a_cancel_arrived_is_still_in_the_ledg
         ("agent__run/agent__model.request", 7, 3)
     ], "the call was paid for: its usage is in the ledger without its checkpoint"
     assert not [s for s in await atide.runs.steps("pai-cancel-late") if s.status == "completed"]
+
+
+async def test_bytes_a_tool_returns_reach_the_model_as_they_do_outside_a_run(
+    atide: AsyncTidebase,
+) -> None:
+    """Base64, as Pydantic AI renders bytes for a model; a UTF-8 dump of the checkpoint handed
+    the model the raw text inside a run only."""
+    seen: list[str] = []
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+        if not returns:
+            return ModelResponse(parts=[ToolCallPart("blob", {}, tool_call_id="c1")])
+        seen.append(returns[0].model_response_str())
+        return ModelResponse(parts=[TextPart("ok")])
+
+    for capabilities in ([], [TidebaseDurability()]):
+        agent = Agent(FunctionModel(respond), capabilities=capabilities)
+
+        @agent.tool_plain
+        def blob() -> bytes:
+            return b"hello"
+
+        async def workflow(run: AsyncRunContext, input: None) -> str:
+            return (await agent.run("go")).output  # noqa: B023  (called within the loop)
+
+        await atide.run("wf", workflow, run_id=f"pai-bytes-{len(capabilities)}")
+    assert seen == ["aGVsbG8=", "aGVsbG8="]
