@@ -154,9 +154,11 @@ def test_a_changed_prompt_inside_a_step_raises_input_mismatch(
     assert executions == {"model": 1}
 
 
-def test_a_changed_prompt_in_the_workflow_body_is_a_new_call(
+def test_a_changed_prompt_in_the_workflow_body_raises_input_mismatch(
     tide: Tidebase, executions: Executions
 ) -> None:
+    """Model calls are keyed by their order, with the content as the input hash: a workflow
+    that now sends another prompt at the same place has diverged."""
     model = ScriptedChatModel(script=echo_script, record=executions.record)
     prompts = ["What is a tide?", "What is a wave?"]
 
@@ -167,8 +169,10 @@ def test_a_changed_prompt_in_the_workflow_body_is_a_new_call(
 
     with pytest.raises(Interrupted):
         tide.run("ask", ask, run_id="m2")
-    assert tide.run("ask", ask, run_id="m2") == "echo: What is a wave?"
-    assert executions == {"model": 2}
+    with pytest.raises(InputMismatch) as mismatch:
+        tide.run("ask", ask, run_id="m2")
+    assert mismatch.value.step == "langchain.model"
+    assert executions == {"model": 1}
 
 
 def test_outside_a_run_models_are_untouched(tide: Tidebase, executions: Executions) -> None:
@@ -230,9 +234,12 @@ def test_every_real_call_is_in_the_ledger_once_across_attempts(
     model = ScriptedChatModel(script=echo_script, record=executions.record)
 
     def ask(run: RunContext, _: None) -> list[str]:
-        answers = [str(model.invoke("same").content), str(model.invoke(f"q{run.attempt}").content)]
-        if run.attempt < 3:
-            raise Interrupted
+        answers = [str(model.invoke("same").content)]
+        # Each attempt asks something new in a step of its own that then fails.
+        ask = f"ask-{run.attempt}"
+        answers.append(
+            str(run.step(ask, lambda: _fail_before_3(run, model.invoke(f"q{run.attempt}"))))
+        )
         return answers
 
     for _ in range(2):
@@ -241,9 +248,15 @@ def test_every_real_call_is_in_the_ledger_once_across_attempts(
     assert tide.run("ask", ask, run_id="m3") == ["echo: same", "echo: q3"]
 
     assert executions == {"model": 4}  # "same" once, then q1, q2, q3
-    assert sorted((r.attempt, r.input_tokens) for r in tide.usage.records("m3")) == [
-        (1, 2),  # q1
-        (1, 4),  # "same"
-        (2, 2),  # q2
-        (3, 2),  # q3
+    assert sorted((r.attempt, r.step_name, r.input_tokens) for r in tide.usage.records("m3")) == [
+        (1, "ask-1/langchain.model", 2),  # q1
+        (1, "langchain.model", 4),  # "same"
+        (2, "ask-2/langchain.model", 2),  # q2
+        (3, "ask-3/langchain.model", 2),  # q3
     ]
+
+
+def _fail_before_3(run: RunContext, message: BaseMessage) -> str:
+    if run.attempt < 3:
+        raise Interrupted
+    return str(message.content)

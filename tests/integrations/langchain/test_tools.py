@@ -41,7 +41,7 @@ def test_a_replayed_tool_call_returns_its_tool_message_without_running(
     assert executions == {"search": 1}
     assert started == ["search"], "a replayed tool call fired tool callbacks"
     (step,) = tide.runs.steps("t1")
-    assert step.name.startswith("langchain.tool:search:")
+    assert step.name == "langchain.tool.search.call_1"  # keyed by its tool_call_id
 
 
 async def test_async_tools_and_plain_inputs(atide: AsyncTidebase, executions: Executions) -> None:

@@ -1,0 +1,394 @@
+"""Durable chat-model calls: each call LangChain makes inside a run is one ``durable_call``.
+
+``install()`` wraps ``BaseChatModel._generate_with_cache``/``_agenerate_with_cache``, the one
+place every ``invoke``/``batch``/``generate`` (and a chain's or LangGraph node's call) goes
+through, and ``stream``/``astream``, which bypass it. Inside a run a call that completed in an
+earlier attempt returns its recorded result from there, so LangChain fires its callbacks
+(``on_chat_model_start``/``on_llm_end``) and builds its output as for a live call; a new call
+runs and is checkpointed with its usage. Outside a run, and for a model built with
+``cache=False``, everything is LangChain's own.
+
+Keys. A model call is keyed by its order of occurrence in its scope (``langchain.model``,
+``langchain.model#2``, ``tool-step/langchain.model``), with the call's content as the input
+hash: a changed prompt at the same place raises ``InputMismatch``. Where LangChain or
+LangGraph run calls concurrently (``batch``/``abatch``, ``RunnableParallel``, parallel
+LangGraph nodes: each in a thread or task of its own, sharing the scope), their order is not
+stable, their content is: there the key is the content (``langchain.model.<digest>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import wrapt
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    BaseMessageChunk,
+    message_chunk_to_message,
+)
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from tidebase_core._async.context import AsyncRunContext
+from tidebase_core.errors import LeaseLost, RunCancelled
+from tidebase_core.keys import current_strand
+from tidebase_core.operations import (
+    MISSING,
+    Operation,
+    Usage,
+    blocking_run,
+    durable_call,
+    durable_call_sync,
+    replayed,
+)
+from tidebase_core.plugin import AnyRunContext, current_run
+
+from .codec import CHECKPOINTED, MARK, REPLAYED, dump_result, load_result, mark
+from .digests import prompt_digest
+from .usage import usage_rows
+
+__all__ = ["content_identity", "content_keyed", "model_operation", "owned", "owning", "wrap_models"]
+
+MODEL_CALL = "langchain.model"
+
+# Set while a writer that checkpoints a model call itself (TidebaseMiddleware, a durable
+# stream) runs it: the wrapped call inside stands aside, and the callback handler leaves the
+# usage to the writer. One call is one checkpoint and one ledger row.
+_owned: ContextVar[bool] = ContextVar("tidebase_langchain_owned", default=False)
+
+# A replayed stream's result, answered by the wrapped call ``invoke`` makes for it (so
+# LangChain fires the callbacks of the replayed call as for a live one).
+_answer: ContextVar[ChatResult | None] = ContextVar("tidebase_langchain_answer", default=None)
+
+
+def owned() -> bool:
+    return _owned.get()
+
+
+@contextmanager
+def owning() -> Iterator[None]:
+    token = _owned.set(True)
+    try:
+        yield
+    finally:
+        _owned.reset(token)
+
+
+_operations: dict[tuple[str | None, str | None], Operation[ChatResult]] = {}
+
+
+def model_operation(provider: str | None, model: str | None) -> Operation[ChatResult]:
+    """The operation spec of a chat-model call (usage rows fall back to this model's name)."""
+    op = _operations.get((provider, model))
+    if op is None:
+
+        def usage(result: ChatResult) -> list[Usage]:
+            return usage_rows((g.message for g in result.generations), provider, model)
+
+        op = _operations.setdefault(
+            (provider, model),
+            Operation(MODEL_CALL, dump=dump_result, load=load_result, usage=usage),
+        )
+    return op
+
+
+def content_identity(digest: str) -> str | None:
+    """``digest`` (short) where the framework runs this call concurrently with others, else
+    None (keyed by order). Concurrent: the call runs in a task or thread started inside the
+    run that shares its parent's key scope (LangChain's executor, asyncio tasks); LangChain's
+    own gather of the one call of ``ainvoke`` does not count."""
+    strand = current_strand.get()
+    while strand is not None and strand.label == _AGENERATE:
+        strand = strand.parent
+    return digest[:16] if strand is not None and strand.parent is not None else None
+
+
+@contextmanager
+def content_keyed(identity: str | None) -> Iterator[None]:
+    """Take a content key without the race detector: two concurrent calls with the same
+    content (``abatch(["a", "b", "a"])``) have the same input, so which of them gets ``#2``
+    does not matter, and the detector would refuse them."""
+    if identity is None:
+        yield
+        return
+    token = current_strand.set(None)
+    try:
+        yield
+    finally:
+        current_strand.reset(token)
+
+
+def _model_names(model: BaseChatModel, stop: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    params = model._get_ls_params(stop=stop, **kwargs)
+    return params.get("ls_provider"), params.get("ls_model_name")
+
+
+def _call_of(
+    model: BaseChatModel, messages: list[BaseMessage], stop: Any, kwargs: dict[str, Any]
+) -> tuple[Operation[ChatResult], str, str | None]:
+    digest = prompt_digest(messages, model._get_llm_string(stop=stop, **kwargs))
+    return model_operation(*_model_names(model, stop, kwargs)), digest, content_identity(digest)
+
+
+# -- invoke / batch / generate ----------------------------------------------------------------
+
+
+def _generate_with_cache(
+    wrapped: Callable[..., ChatResult],
+    model: BaseChatModel,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> ChatResult:
+    answer = _answer.get()
+    if answer is not None:
+        _answer.set(None)
+        return answer
+    run = current_run()
+    if run is None or model.cache is False:
+        return wrapped(*args, **kwargs)
+    if _owned.get():
+        return mark(wrapped(*args, **kwargs), CHECKPOINTED)
+    messages, stop, rest = _arguments(args, kwargs)
+    op, digest, identity = _call_of(model, messages, stop, rest)
+    with content_keyed(identity):
+        result = durable_call_sync(
+            op, lambda: wrapped(*args, **kwargs), digest=digest, identity=identity, run=run
+        )
+    return mark(result, CHECKPOINTED) if result.generations and not _is_replayed(result) else result
+
+
+async def _agenerate_with_cache(
+    wrapped: Callable[..., Any],
+    model: BaseChatModel,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> ChatResult:
+    answer = _answer.get()
+    if answer is not None:
+        _answer.set(None)
+        return answer
+    run = current_run()
+    if run is None or model.cache is False:
+        result: ChatResult = await wrapped(*args, **kwargs)
+        return result
+    if _owned.get():
+        return mark(await wrapped(*args, **kwargs), CHECKPOINTED)
+    messages, stop, rest = _arguments(args, kwargs)
+    op, digest, identity = _call_of(model, messages, stop, rest)
+
+    async def call() -> ChatResult:
+        out: ChatResult = await wrapped(*args, **kwargs)
+        return out
+
+    with content_keyed(identity):
+        result = await durable_call(op, call, digest=digest, identity=identity, run=run)
+    return mark(result, CHECKPOINTED) if result.generations and not _is_replayed(result) else result
+
+
+_AGENERATE = _agenerate_with_cache.__qualname__  # the label of the task LangChain gathers
+
+
+def _is_replayed(result: ChatResult) -> bool:
+    return (result.generations[0].generation_info or {}).get(MARK) == REPLAYED
+
+
+def _arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[BaseMessage], Any, dict[str, Any]]:
+    """``(messages, stop, run_manager=…, **kwargs)`` → messages, stop, the model kwargs."""
+    rest = dict(kwargs)
+    messages = args[0] if args else rest.pop("messages")
+    stop = args[1] if len(args) > 1 else rest.pop("stop", None)
+    rest.pop("run_manager", None)
+    return messages, stop, rest
+
+
+# -- stream / astream -------------------------------------------------------------------------
+
+
+def _stream(
+    wrapped: Callable[..., Generator[BaseMessageChunk, None, None]],
+    model: BaseChatModel,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Generator[BaseMessageChunk, None, None]:
+    run = current_run()
+    if run is None or model.cache is False or _owned.get():
+        return wrapped(*args, **kwargs)
+    # The key is taken now, in program order, not when the consumer first pulls.
+    op, key, digest = _stream_call(run, model, args, kwargs)
+    value = replayed(run, op, key, digest)
+    if value is not MISSING:
+        return _replayed(model, value, args, kwargs)
+    return _durable_stream(run, op, key, digest, wrapped, args, kwargs)
+
+
+def _astream(
+    wrapped: Callable[..., AsyncGenerator[BaseMessageChunk, None]],
+    model: BaseChatModel,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> AsyncGenerator[BaseMessageChunk, None]:
+    run = current_run()
+    if run is None or model.cache is False or _owned.get():
+        return wrapped(*args, **kwargs)
+    op, key, digest = _stream_call(run, model, args, kwargs)
+    value = replayed(run, op, key, digest)
+    if value is not MISSING:
+        return _areplayed(model, value, args, kwargs)
+    return _durable_astream(run, op, key, digest, wrapped, args, kwargs)
+
+
+def _stream_call(
+    run: AnyRunContext, model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Operation[ChatResult], str, str]:
+    """The operation, key and hash of a stream: the same LangChain's generate path would see."""
+    rest = dict(kwargs)
+    model_input = args[0] if args else rest.pop("input")
+    rest.pop("config", None)
+    stop = rest.pop("stop", None)
+    messages = model._convert_input(model_input).to_messages()
+    op, digest, identity = _call_of(model, messages, stop, rest)
+    with content_keyed(identity):
+        return op, run.next_key(op.key_name(identity)), digest
+
+
+def _replayed(
+    model: BaseChatModel, value: ChatResult, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Generator[BaseMessageChunk, None, None]:
+    token = _answer.set(value)  # invoke answers with it: callbacks fire as for a live call
+    try:
+        message = model.invoke(*args, **kwargs)
+    finally:
+        _answer.reset(token)
+    yield _chunk(message)
+
+
+async def _areplayed(
+    model: BaseChatModel, value: ChatResult, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> AsyncGenerator[BaseMessageChunk, None]:
+    token = _answer.set(value)
+    try:
+        message = await model.ainvoke(*args, **kwargs)
+    finally:
+        _answer.reset(token)
+    yield _chunk(message)
+
+
+def _durable_stream(
+    run: AnyRunContext,
+    op: Operation[ChatResult],
+    key: str,
+    digest: str,
+    wrapped: Callable[..., Generator[BaseMessageChunk, None, None]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Generator[BaseMessageChunk, None, None]:
+    run._execution.check_live()  # a cancel or takeover stops the call before it is paid for
+    chunks = wrapped(*args, **kwargs)
+    merged: BaseMessageChunk | None = None
+    try:
+        while True:
+            with owning():  # the stream's callbacks fire inside next()
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
+            merged = chunk if merged is None else merged + chunk
+            yield chunk
+    finally:
+        with owning():
+            chunks.close()
+    if merged is not None:
+        result = _result(merged)
+        rows = [u.fields() for u in (op.usage(result) if op.usage else ())]
+        with blocking_run(run) as sync_run:
+            try:
+                sync_run.save_checkpoint(key, digest, op.dump(result), usage=rows)
+            except (RunCancelled, LeaseLost):
+                _ledger_anyway(sync_run, key, rows)
+                raise
+
+
+async def _durable_astream(
+    run: AnyRunContext,
+    op: Operation[ChatResult],
+    key: str,
+    digest: str,
+    wrapped: Callable[..., AsyncGenerator[BaseMessageChunk, None]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> AsyncGenerator[BaseMessageChunk, None]:
+    run._execution.check_live()
+    chunks = wrapped(*args, **kwargs)
+    merged: BaseMessageChunk | None = None
+    try:
+        while True:
+            with owning():
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+            merged = chunk if merged is None else merged + chunk
+            yield chunk
+    finally:
+        with owning():
+            await chunks.aclose()
+    if merged is not None:
+        result = _result(merged)
+        rows = [u.fields() for u in (op.usage(result) if op.usage else ())]
+        if not isinstance(run, AsyncRunContext):
+            with blocking_run(run) as sync_run:
+                sync_run.save_checkpoint(key, digest, op.dump(result), usage=rows)
+            return
+        try:
+            await run.save_checkpoint(key, digest, op.dump(result), usage=rows)
+        except (RunCancelled, LeaseLost):
+            # The ledger is not fenced by the lease: the money was spent whoever holds the run.
+            for fields in rows:
+                await run._db.record_usage(run._usage_row(key, fields))
+            raise
+
+
+def _ledger_anyway(run: Any, key: str, rows: list[dict[str, Any]]) -> None:
+    for fields in rows:
+        run._db.record_usage(run._usage_row(key, fields))
+
+
+def _result(merged: BaseMessageChunk) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=message_chunk_to_message(merged))])
+
+
+def _chunk(message: BaseMessage) -> BaseMessageChunk:
+    """The replayed message as the one chunk of its stream."""
+    if not isinstance(message, AIMessage):
+        raise TypeError(f"a chat model stream replayed a {type(message).__name__}")
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        response_metadata=message.response_metadata,
+        id=message.id,
+        name=message.name,
+        tool_calls=message.tool_calls,
+        invalid_tool_calls=message.invalid_tool_calls,
+        usage_metadata=message.usage_metadata,
+        chunk_position="last",
+    )
+
+
+_wrapped = False
+
+
+def wrap_models() -> None:
+    """Wrap ``BaseChatModel``'s generate path and streams (once per process)."""
+    global _wrapped
+    if not _wrapped:
+        wrapt.wrap_function_wrapper(BaseChatModel, "_generate_with_cache", _generate_with_cache)
+        wrapt.wrap_function_wrapper(BaseChatModel, "_agenerate_with_cache", _agenerate_with_cache)
+        wrapt.wrap_function_wrapper(BaseChatModel, "stream", _stream)
+        wrapt.wrap_function_wrapper(BaseChatModel, "astream", _astream)
+        _wrapped = True
