@@ -4,6 +4,7 @@ installed cache and durable tools, a resumed agent executes nothing it already d
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from tidebase_langchain import TidebaseMiddleware, durable_tool, durable_tools
@@ -109,3 +110,64 @@ def test_durable_tools_keep_their_declarations_under_the_middleware(
     keys = {s.name: s.idempotency_key for s in tide.runs.steps("g4")}
     assert step_kinds(tide, "g4") == {"langchain.model": 3, "langchain.tool": 2}
     assert keys["langchain.tool.save.call_save"] == "save-note"
+
+
+async def test_replayed_model_calls_fire_the_chat_model_callbacks(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    """``astream_events`` over a resumed agent shows every model call, replayed ones too."""
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        research_tools(executions.record),
+        middleware=[TidebaseMiddleware()],
+    )
+    seen: list[list[str]] = []
+
+    async def ask(run: AsyncRunContext, _: None) -> list[str]:
+        ends = [
+            str(event["data"]["output"].content or event["data"]["output"].tool_calls[0]["name"])
+            async for event in agent.astream_events(QUESTION, version="v2")
+            if event["event"] == "on_chat_model_end"
+        ]
+        seen.append(ends)
+        interrupt_first_attempt(run)
+        return ends
+
+    with pytest.raises(Interrupted):
+        await atide.run("agent", ask, run_id="g5")
+    await atide.run("agent", ask, run_id="g5")
+
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert seen == [["search", "save", ANSWER]] * 2
+    # Replayed calls are marked as such for Tidebase's own handler, and cost nothing more.
+    assert len(await atide.usage.records("g5")) == 3
+
+
+def test_replayed_model_calls_fire_callbacks_in_a_sync_agent(
+    tide: Tidebase, executions: Executions
+) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    ends: list[str] = []
+
+    class Ends(BaseCallbackHandler):
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            message = response.generations[0][0].message
+            ends.append(str(message.content or message.tool_calls[0]["name"]))
+
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        research_tools(executions.record),
+        middleware=[TidebaseMiddleware()],
+    )
+
+    def ask(run: RunContext, _: None) -> str:
+        answer = agent.invoke(QUESTION, config={"callbacks": [Ends()]})
+        interrupt_first_attempt(run)
+        return str(answer["messages"][-1].content)
+
+    with pytest.raises(Interrupted):
+        tide.run("agent", ask, run_id="g6")
+    assert tide.run("agent", ask, run_id="g6") == ANSWER
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert ends == ["search", "save", ANSWER] * 2

@@ -232,3 +232,27 @@ def test_a_langgraph_command_replays_as_a_command(tide: Tidebase, executions: Ex
         tide.run("note", note, run_id="t8")
     assert tide.run("note", note, run_id="t8") == [["moon"], "call_1", "noted moon"]
     assert executions == {"remember": 1}
+
+
+def test_durable_tools_called_from_a_plain_thread_pool_are_checkpointed(
+    tide: Tidebase, executions: Executions
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    search = durable_tool(research_tools(executions.record)[0])
+    queries = ["tides", "waves", "currents"]
+
+    def fan_out(run: RunContext, _: None) -> list[str]:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [pool.submit(search.invoke, {"query": q}) for q in queries]
+            answers = [str(f.result()) for f in futures]
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        tide.run("fan-out", fan_out, run_id="t9")
+    assert tide.run("fan-out", fan_out, run_id="t9") == [f"3 sources on {q!r}" for q in queries]
+
+    assert executions == {"search": 3}, "a tool call made in a pool thread ran again"
+    steps = sorted(s.name for s in tide.runs.steps("t9"))
+    assert len(steps) == 3 and all(s.endswith("/langchain.tool.search") for s in steps)
