@@ -15,6 +15,8 @@
   whose calls are steps.
 - ``TidebaseMiddleware()``: the same for ``langchain.agents.create_agent`` (needs ``langchain``).
 - ``TidebaseCallbackHandler``: usage of real model calls, run events for models, tools, chains.
+- ``turn_config(run, graph, config)`` / ``aturn_config``: one run per turn of a LangGraph
+  thread with a checkpointer; a resumed turn starts again where the turn began.
 
 Outside a run everything here does nothing. See docs/integrations/langchain.md.
 """
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .callbacks import TidebaseCallbackHandler
 from .install import install
 from .tools import DurableTool, durable_tool, durable_tools
+from .turns import aturn_config, turn_config
 
 if TYPE_CHECKING:
     from .middleware import TidebaseMiddleware
@@ -34,9 +37,11 @@ __all__ = [
     "DurableTool",
     "TidebaseCallbackHandler",
     "TidebaseMiddleware",
+    "aturn_config",
     "durable_tool",
     "durable_tools",
     "install",
+    "turn_config",
 ]
 
 
