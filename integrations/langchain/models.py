@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from typing import Any
 
 import wrapt
@@ -33,6 +33,7 @@ from langchain_core.messages import (
     message_chunk_to_message,
 )
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables.config import ContextThreadPoolExecutor
 
 from tidebase_core._async.context import AsyncRunContext
 from tidebase_core.errors import LeaseLost, RunCancelled
@@ -97,11 +98,18 @@ def model_operation(provider: str | None, model: str | None) -> Operation[ChatRe
     return op
 
 
+# Set in work LangChain's thread pool runs (``batch``, ``RunnableParallel``, LangGraph's
+# parallel nodes): those run concurrently in the scope of their caller.
+_concurrent: ContextVar[bool] = ContextVar("tidebase_langchain_concurrent", default=False)
+
+
 def content_identity(digest: str) -> str | None:
     """``digest`` (short) where the framework runs this call concurrently with others, else
-    None (keyed by order). Concurrent: the call runs in a task or thread started inside the
-    run that shares its parent's key scope (LangChain's executor, asyncio tasks); LangChain's
-    own gather of the one call of ``ainvoke`` does not count."""
+    None (keyed by order). Concurrent: the call runs in work LangChain's thread pool runs, or
+    in an asyncio task that shares its parent's key scope (``abatch``, LangGraph's parallel
+    nodes); LangChain's own gather of the one call of ``ainvoke`` does not count."""
+    if _concurrent.get():
+        return digest[:16]
     strand = current_strand.get()
     while strand is not None and strand.label == _AGENERATE:
         strand = strand.parent
@@ -380,13 +388,53 @@ def _chunk(message: BaseMessage) -> BaseMessageChunk:
     )
 
 
+def _concurrently(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def run_concurrently(*args: Any, **kwargs: Any) -> Any:
+        token = _concurrent.set(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _concurrent.reset(token)
+
+    return run_concurrently
+
+
+def _submit(
+    wrapped: Callable[..., Any],
+    executor: ContextThreadPoolExecutor,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    if current_run() is None or not args:
+        return wrapped(*args, **kwargs)
+    func, *rest = args
+    if isinstance(getattr(func, "__self__", None), Context) and rest:
+        # ``submit(ctx.run, fn, ...)`` (LangGraph): mark inside the context ``fn`` runs in.
+        return wrapped(func, _concurrently(rest[0]), *rest[1:], **kwargs)
+    return wrapped(_concurrently(func), *rest, **kwargs)
+
+
+def _map(
+    wrapped: Callable[..., Any],
+    executor: ContextThreadPoolExecutor,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    if current_run() is None or not args:
+        return wrapped(*args, **kwargs)
+    return wrapped(_concurrently(args[0]), *args[1:], **kwargs)
+
+
 _wrapped = False
 
 
 def wrap_models() -> None:
-    """Wrap ``BaseChatModel``'s generate path and streams (once per process)."""
+    """Wrap ``BaseChatModel``'s generate path and streams, and LangChain's thread pool (once
+    per process)."""
     global _wrapped
     if not _wrapped:
+        wrapt.wrap_function_wrapper(ContextThreadPoolExecutor, "submit", _submit)
+        wrapt.wrap_function_wrapper(ContextThreadPoolExecutor, "map", _map)
         wrapt.wrap_function_wrapper(BaseChatModel, "_generate_with_cache", _generate_with_cache)
         wrapt.wrap_function_wrapper(BaseChatModel, "_agenerate_with_cache", _agenerate_with_cache)
         wrapt.wrap_function_wrapper(BaseChatModel, "stream", _stream)

@@ -6,7 +6,8 @@ it: everything it did is replayed, nothing runs twice.
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+from typing import Annotated, Any, TypedDict
 
 import pytest
 import tidebase_langchain
@@ -260,3 +261,98 @@ def _fail_before_3(run: RunContext, message: BaseMessage) -> str:
     if run.attempt < 3:
         raise Interrupted
     return str(message.content)
+
+
+class Fanout(TypedDict):
+    topic: str
+    answers: Annotated[list[str], operator.add]
+
+
+def parallel_graph(model: ScriptedChatModel, prompts: list[str]) -> Any:
+    """START → one node per prompt, all in the same super-step (LangGraph runs them in
+    parallel: threads for invoke, tasks for ainvoke) → END."""
+    from langgraph.graph import END, START, StateGraph
+
+    graph = StateGraph(Fanout)
+    for i, prompt in enumerate(prompts):
+
+        def ask(state: Fanout, prompt: str = prompt) -> dict[str, list[str]]:
+            return {"answers": [str(model.invoke(f"{prompt} {state['topic']}").content)]}
+
+        async def aask(state: Fanout, prompt: str = prompt) -> dict[str, list[str]]:
+            return {"answers": [str((await model.ainvoke(f"{prompt} {state['topic']}")).content)]}
+
+        from langchain_core.runnables import RunnableLambda
+
+        graph.add_node(f"n{i}", RunnableLambda(ask, afunc=aask))
+        graph.add_edge(START, f"n{i}")
+        graph.add_edge(f"n{i}", END)
+    return graph.compile()
+
+
+PROMPTS = ["define", "explain", "define", "illustrate"]  # two parallel calls say the same
+
+
+def test_parallel_langgraph_nodes_replay_by_content(tide: Tidebase, executions: Executions) -> None:
+    pytest.importorskip("langgraph")
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    graph = parallel_graph(model, PROMPTS)
+
+    def fan_out(run: RunContext, _: None) -> list[str]:
+        answers = sorted(graph.invoke({"topic": "tides", "answers": []})["answers"])
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        tide.run("fan-out", fan_out, run_id="p1")
+    assert tide.run("fan-out", fan_out, run_id="p1") == sorted(f"echo: {p} tides" for p in PROMPTS)
+    assert executions == {"model": 4}
+    keys = sorted(s.name for s in tide.runs.steps("p1"))
+    assert len(keys) == 4 and all(k.startswith("langchain.model.") for k in keys), keys
+
+
+async def test_parallel_langgraph_nodes_replay_by_content_async(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    pytest.importorskip("langgraph")
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    graph = parallel_graph(model, PROMPTS)
+
+    async def fan_out(run: AsyncRunContext, _: None) -> list[str]:
+        answers = sorted((await graph.ainvoke({"topic": "tides", "answers": []}))["answers"])
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        await atide.run("fan-out", fan_out, run_id="p2")
+    assert len(await atide.run("fan-out", fan_out, run_id="p2")) == 4
+    assert executions == {"model": 4}
+    assert len(await atide.usage.records("p2")) == 4
+    keys = [s.name for s in await atide.runs.steps("p2")]
+    assert len(keys) == 4 and all(k.startswith("langchain.model.") for k in keys), keys
+
+
+def test_sequential_calls_are_keyed_by_order(tide: Tidebase, executions: Executions) -> None:
+    """A call made in the workflow body (or a single LangGraph node) is keyed by its place."""
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    def ask(run: RunContext, _: None) -> list[str]:
+        return [str(model.invoke(p).content) for p in ("a", "b", "a")]
+
+    assert tide.run("ask", ask, run_id="o1") == ["echo: a", "echo: b", "echo: a"]
+    assert [s.name for s in tide.runs.steps("o1")] == [
+        "langchain.model",
+        "langchain.model#2",
+        "langchain.model#3",
+    ]
+
+
+def test_batch_calls_are_keyed_by_content(tide: Tidebase, executions: Executions) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    def ask(run: RunContext, _: None) -> list[str]:
+        return [str(m.content) for m in model.batch(["a", "b", "a"])]
+
+    assert tide.run("ask", ask, run_id="o2") == ["echo: a", "echo: b", "echo: a"]
+    names = sorted(s.name.split("#")[0] for s in tide.runs.steps("o2"))
+    assert len(set(names)) == 2 and all(n.startswith("langchain.model.") for n in names), names
