@@ -10,6 +10,7 @@ at turn 200 as at turn 2.
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -22,24 +23,19 @@ __all__ = ["message_digest", "prompt_digest"]
 
 _VOLATILE = frozenset({"id", "usage_metadata", "response_metadata"})
 
-# id(message) → (a weak reference to it, its digest, its size when hashed): a message edited
-# in place is hashed again. By identity: messages compare by value and are unhashable.
-_digests: dict[int, tuple[weakref.ref[BaseMessage], str, int]] = {}
-
-
-def _size(message: BaseMessage) -> int:
-    calls = getattr(message, "tool_calls", None)
-    return len(message.content) + (len(calls) if calls else 0)
+# id(message) → (a weak reference to it, its digest, its content when hashed): a message
+# whose content was replaced is hashed again. By identity: messages compare by value and are
+# unhashable.
+_digests: dict[int, tuple[weakref.ref[BaseMessage], str, object]] = {}
 
 
 def message_digest(message: BaseMessage) -> str:
-    size = _size(message)
     known = _digests.get(id(message))
-    if known is not None and known[0]() is message and known[2] == size:
+    if known is not None and known[0]() is message and known[2] is message.content:
         return known[1]
     fields = {k: v for k, v in message.model_dump().items() if k not in _VOLATILE}
     digest = input_hash(fields, what="model message")
-    _digests[id(message)] = (weakref.ref(message, _forget(id(message))), digest, size)
+    _digests[id(message)] = (weakref.ref(message, _forget(id(message))), digest, message.content)
     return digest
 
 
@@ -53,7 +49,9 @@ def _forget(key: int) -> Any:
 def prompt_digest(messages: Sequence[BaseMessage], model: str, extra: Any = None) -> str:
     """The hash of one model call: ``model`` (an ``llm_string``), the conversation, and
     ``extra`` (what an agent's request adds: tools, response format …)."""
+    # The conversation as one digest of its messages' digests (canonical JSON of 200 of them
+    # would cost more than the rest of the call's overhead).
+    conversation = hashlib.sha256("".join([message_digest(m) for m in messages]).encode())
     return input_hash(
-        {"model": model, "messages": [message_digest(m) for m in messages], "extra": extra},
-        what="model call",
+        {"model": model, "messages": conversation.hexdigest(), "extra": extra}, what="model call"
     )

@@ -1,0 +1,107 @@
+"""The durable overhead of a LangChain model call (not a test; run it by hand):
+
+    TIDEBASE_HOME=.tidebase python -m tests.integrations.langchain.bench_overhead
+
+21 calls of a scripted chat model (langchain-core's fake model: no network) in a conversation
+of 2 or 200 messages, plain (outside a run) and durable (inside a run, first execution). The
+time spent in the checkpoint write itself (``StoreConnection.write_checkpoint``: the one
+statement that stores the checkpoint with its usage row) is measured inside the durable run.
+Overhead per call = (durable − plain − write) / 21, in CPU time of the calling thread (the
+machine's load and the database's latency do not move it; the write's own CPU is excluded
+with the write), and in wall time. Median of several repetitions.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from typing import Any
+
+import tidebase_langchain
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from tidebase import RunContext, Tidebase
+from tidebase_core._sync.store import StoreConnection
+
+from .scripted import ScriptedChatModel, echo_script
+
+CALLS = 21
+REPEAT = 15
+
+
+def conversation(length: int) -> list[BaseMessage]:
+    messages: list[BaseMessage] = []
+    for i in range(length // 2):
+        messages.append(HumanMessage(f"question {i} " + "about the tides " * 20))
+        messages.append(AIMessage(f"answer {i} " + "the moon pulls the sea " * 20))
+    return messages
+
+
+def talk(model: ScriptedChatModel, history: list[BaseMessage]) -> tuple[float, float]:
+    """(CPU, wall) seconds of 21 calls."""
+    messages = list(history)
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for i in range(CALLS):
+        messages.append(HumanMessage(f"and {i}?"))
+        messages.append(model.invoke(messages))
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+class WriteClock:
+    """Time spent in the checkpoint write (the database round trip and its encoding)."""
+
+    def __init__(self) -> None:
+        self.cpu = self.wall = 0.0
+        self._write = StoreConnection.write_checkpoint
+
+    def __enter__(self) -> WriteClock:
+        clock, write = self, self._write
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return write(*args, **kwargs)
+            finally:
+                clock.cpu += time.thread_time() - cpu
+                clock.wall += time.perf_counter() - wall
+
+        StoreConnection.write_checkpoint = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        StoreConnection.write_checkpoint = self._write  # type: ignore[method-assign]
+
+
+def main() -> None:
+    tidebase_langchain.install()
+    model = ScriptedChatModel(script=echo_script)
+    with Tidebase() as tide:
+        for length in (2, 200):
+            history = conversation(length)
+            rows: dict[str, list[float]] = {}
+            for _ in range(REPEAT):
+                plain = talk(model, history)
+
+                def workflow(run: RunContext, _: Any) -> tuple[float, float]:
+                    return talk(model, history)
+
+                with WriteClock() as clock:
+                    durable = tide.run("bench", workflow, run_id=str(uuid.uuid4()))
+                for name, value in (
+                    ("plain", plain[1]),
+                    ("durable", durable[1]),
+                    ("write", clock.wall),
+                    ("overhead wall", durable[1] - plain[1] - clock.wall),
+                    ("overhead cpu", durable[0] - plain[0] - clock.cpu),
+                ):
+                    rows.setdefault(name, []).append(value)
+            figures = ", ".join(
+                f"{name} {statistics.median(values) * 1000 / CALLS:.3f}"
+                for name, values in rows.items()
+            )
+            print(f"{length:>3} messages (ms per call): {figures}")
+
+
+if __name__ == "__main__":
+    main()
