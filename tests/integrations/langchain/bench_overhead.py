@@ -83,11 +83,11 @@ def main() -> None:
             for _ in range(REPEAT):
                 plain = talk(model, history)
 
-                def workflow(run: RunContext, _: Any) -> tuple[float, float]:
-                    return talk(model, history)
+                def workflow(run: RunContext, length: int) -> tuple[float, float]:
+                    return talk(model, conversation(length))
 
                 with WriteClock() as clock:
-                    durable = tide.run("bench", workflow, run_id=str(uuid.uuid4()))
+                    durable = tide.run("bench", workflow, run_id=str(uuid.uuid4()), input=length)
                 for name, value in (
                     ("plain", plain[1]),
                     ("durable", durable[1]),
