@@ -7,6 +7,7 @@ it: everything it did is replayed, nothing runs twice.
 from __future__ import annotations
 
 import operator
+from decimal import Decimal
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -356,3 +357,70 @@ def test_batch_calls_are_keyed_by_content(tide: Tidebase, executions: Executions
     assert tide.run("ask", ask, run_id="o2") == ["echo: a", "echo: b", "echo: a"]
     names = sorted(s.name.split("#")[0] for s in tide.runs.steps("o2"))
     assert len(set(names)) == 2 and all(n.startswith("langchain.model.") for n in names), names
+
+
+class GatewayModel(ScriptedChatModel):
+    """A model behind a gateway that reports each call's cost (OpenRouter's ``cost``)."""
+
+    def _answer(self, messages: list[BaseMessage]) -> Any:
+        answer = super()._answer(messages)
+        meta = {**answer.response_metadata, "token_usage": {"cost": 0.5}}
+        return answer.model_copy(update={"response_metadata": meta})
+
+
+def test_the_cost_the_provider_reports_wins_over_the_price_table(
+    tide: Tidebase, executions: Executions
+) -> None:
+    model = GatewayModel(script=echo_script, record=executions.record)
+
+    def ask(run: RunContext, _: None) -> str:
+        return str(model.invoke("tides").content)
+
+    tide.run("ask", ask, run_id="$1")
+    (record,) = tide.usage.records("$1")
+    assert (record.cost_usd, record.cost_source, record.model) == (Decimal("0.5"), "given", MODEL)
+
+
+def test_a_checkpoint_naming_a_class_off_the_allow_list_is_refused() -> None:
+    """Replayed messages are rebuilt by LangChain's ``load`` from an allow-list of message
+    classes: a checkpoint naming any other class (an edited row, another plugin's data) is an
+    error, never an import."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from tidebase_langchain.codec import dump_result, load_result
+
+    stored = dump_result(ChatResult(generations=[ChatGeneration(message=AIMessage("hi"))]))
+    assert load_result(stored).generations[0].message == AIMessage("hi")
+
+    stored["generations"][0]["message"]["id"] = ["langchain", "prompts", "PromptTemplate"]
+    with pytest.raises(ValueError, match=r"not allowed|not in the allowed"):
+        load_result(stored)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_call_that_completed_while_a_cancel_arrived_is_still_in_the_ledger(
+    tide: Tidebase, streamed: bool
+) -> None:
+    from tidebase.errors import RunCancelled
+
+    run_id = f"cancel-late-{streamed}"
+
+    def answer(messages: Any) -> Any:
+        # The cancel lands while the call is in flight: its checkpoint will be refused.
+        tide.runs.cancel(run_id, reason="stop")
+        return echo_script(messages)
+
+    model = ScriptedChatModel(script=answer)
+
+    def ask(run: RunContext, _: None) -> str:
+        if streamed:
+            return "".join(str(c.content) for c in model.stream("tides"))
+        return str(model.invoke("tides").content)
+
+    with pytest.raises(RunCancelled):
+        tide.run("ask", ask, run_id=run_id)
+    rows = tide.usage.records(run_id)
+    assert [(r.step_name, r.output_tokens) for r in rows] == [("langchain.model", 7)], (
+        "the call was paid for: its usage is in the ledger without its checkpoint"
+    )
+    assert not [s for s in tide.runs.steps(run_id) if s.status == "completed"]

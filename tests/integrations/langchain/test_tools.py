@@ -256,3 +256,37 @@ def test_durable_tools_called_from_a_plain_thread_pool_are_checkpointed(
     assert executions == {"search": 3}, "a tool call made in a pool thread ran again"
     steps = sorted(s.name for s in tide.runs.steps("t9"))
     assert len(steps) == 3 and all(s.endswith("/langchain.tool.search") for s in steps)
+
+
+def test_a_tool_exception_the_workflow_handled_replays_as_that_exception(
+    tide: Tidebase, executions: Executions
+) -> None:
+    """ "Search the primary index, on a ToolException fall back to the archive", then a crash:
+    the resumed run takes the same branch without calling the primary again."""
+
+    @tool
+    def primary(query: str) -> str:
+        """The primary index."""
+        executions.record("primary")
+        raise ToolException("index offline")
+
+    @tool
+    def archive(query: str) -> str:
+        """The archive."""
+        executions.record("archive")
+        return f"archived {query}"
+
+    primary_d, archive_d = durable_tool(primary), durable_tool(archive)
+
+    def look_up(run: RunContext, _: None) -> str:
+        try:
+            answer = str(primary_d.invoke({"query": "tides"}))
+        except ToolException as exc:
+            answer = f"{exc} → " + str(archive_d.invoke({"query": "tides"}))
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("look-up", look_up, run_id="t10")
+    assert tide.run("look-up", look_up, run_id="t10") == "index offline → archived tides"
+    assert executions == {"primary": 1, "archive": 1}
