@@ -9,8 +9,9 @@
         model = ChatOpenAI(model="gpt-4o-mini").bind_tools(tools)
         ...  # every model call replays from its checkpoint when the run resumes
 
-- ``install()``: a run-scoped LLM cache that replays the active run's chat-model calls (and
-  ``stream()``/``astream()``), and a ``TidebaseCallbackHandler`` on every LangChain call.
+- ``install()``: every chat-model call (``invoke``/``batch``/``generate``/``stream`` …) of the
+  active run is a durable call, replayed when an earlier attempt completed it; and a
+  ``TidebaseCallbackHandler`` on every LangChain call.
 - ``durable_tools([...])`` / ``durable_tool(tool, side_effects=…, idempotency_key=…)``: tools
   whose calls are steps.
 - ``TidebaseMiddleware()``: the same for ``langchain.agents.create_agent`` (needs ``langchain``).

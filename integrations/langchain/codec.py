@@ -9,6 +9,7 @@ rebuilt as one. Anything else must be JSON (pydantic stores it as such).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import warnings
 from typing import Any
 
@@ -59,11 +60,24 @@ MESSAGE_CLASSES: tuple[type[BaseMessage], ...] = (
 _TAG = "$langchain"  # marks a LangChain object inside a stored tool result
 
 
+# The serialized ids of the allowed classes, checked before ``load`` sees the data: older
+# langchain-core releases have no ``allowed_objects`` and would import within LangChain's
+# namespaces whatever class the data names.
+_ALLOWED_IDS = {tuple(cls.lc_id()) for cls in MESSAGE_CLASSES}
+_LOAD_ALLOWS = "allowed_objects" in inspect.signature(load).parameters
+
+
 def _load_message(data: Any) -> BaseMessage:
+    named = tuple(data.get("id") or ()) if isinstance(data, dict) else ()
+    if named not in _ALLOWED_IDS or data.get("type") != "constructor":
+        raise ValueError(
+            f"a LangChain checkpoint names {'.'.join(named) or 'no class'}, which is not allowed "
+            f"here (a message class: {', '.join(c.__name__ for c in MESSAGE_CLASSES)})"
+        )
     with warnings.catch_warnings():
         # `load` is flagged beta in langchain-core; it is the documented way to read `dumpd`.
         warnings.simplefilter("ignore", LangChainBetaWarning)
-        message = load(data, allowed_objects=MESSAGE_CLASSES)
+        message = load(data, allowed_objects=MESSAGE_CLASSES) if _LOAD_ALLOWS else load(data)
     if not isinstance(message, BaseMessage):
         raise TypeError(f"a LangChain checkpoint holds {type(message).__name__}, not a message")
     return message
