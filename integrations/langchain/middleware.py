@@ -32,7 +32,7 @@ from tidebase_core.plugin import current_run
 
 from .codec import MARK, REPLAYED, dump_value, load_value
 from .digests import prompt_digest
-from .models import MODEL_CALL, content_identity, content_keyed, owning
+from .models import MODEL_CALL, MODEL_ERRORS, content_identity, content_keyed, owning
 from .tools import PLAIN, DurableTool, call_async, call_sync
 from .usage import usage_rows
 
@@ -137,7 +137,7 @@ class _ModelCall:
             return usage_rows(response.result, provider, name)
 
         self.operation: Operation[ModelResponse] = Operation(
-            MODEL_CALL, dump=_dump_response, load=self.load, usage=usage
+            MODEL_CALL, dump=_dump_response, load=self.load, usage=usage, errors=MODEL_ERRORS
         )
 
     def load(self, data: dict[str, Any]) -> ModelResponse:

@@ -36,10 +36,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 
 from tidebase_core._async.context import AsyncRunContext
-from tidebase_core.errors import LeaseLost, RunCancelled
+from tidebase_core.errors import LeaseLost, RunCancelled, TidebaseError
 from tidebase_core.keys import current_strand
 from tidebase_core.operations import (
     MISSING,
+    ErrorCodec,
     Operation,
     Usage,
     blocking_run,
@@ -53,7 +54,15 @@ from .codec import CHECKPOINTED, MARK, REPLAYED, dump_result, load_result, mark
 from .digests import prompt_digest
 from .usage import usage_rows
 
-__all__ = ["content_identity", "content_keyed", "model_operation", "owned", "owning", "wrap_models"]
+__all__ = [
+    "MODEL_ERRORS",
+    "content_identity",
+    "content_keyed",
+    "model_operation",
+    "owned",
+    "owning",
+    "wrap_models",
+]
 
 MODEL_CALL = "langchain.model"
 
@@ -80,6 +89,21 @@ def owning() -> Iterator[None]:
         _owned.reset(token)
 
 
+class ModelErrors(ErrorCodec):
+    """A model call's failures are outcomes: a provider's 503 the workflow retried
+    (``with_retry``) or fell back on is raised again on replay, as the exception's own class
+    when it is imported (never imported by name), so the calls after it keep their keys.
+    Tidebase's own errors (a cancel, a lost lease) are never an outcome."""
+
+    def __init__(self) -> None:
+        super().__init__(Exception)
+
+    def records(self, exc: BaseException) -> bool:
+        return not isinstance(exc, TidebaseError) and super().records(exc)
+
+
+MODEL_ERRORS = ModelErrors()
+
 _operations: dict[tuple[str | None, str | None], Operation[ChatResult]] = {}
 
 
@@ -93,7 +117,9 @@ def model_operation(provider: str | None, model: str | None) -> Operation[ChatRe
 
         op = _operations.setdefault(
             (provider, model),
-            Operation(MODEL_CALL, dump=dump_result, load=load_result, usage=usage),
+            Operation(
+                MODEL_CALL, dump=dump_result, load=load_result, usage=usage, errors=MODEL_ERRORS
+            ),
         )
     return op
 

@@ -424,3 +424,50 @@ def test_a_call_that_completed_while_a_cancel_arrived_is_still_in_the_ledger(
         "the call was paid for: its usage is in the ledger without its checkpoint"
     )
     assert not [s for s in tide.runs.steps(run_id) if s.status == "completed"]
+
+
+class Overloaded(Exception):
+    """A provider's 503."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def test_a_failed_model_call_the_workflow_went_past_replays_as_that_failure(
+    tide: Tidebase, executions: Executions
+) -> None:
+    """``with_retry`` (or a fallback) after a provider error, then a crash: the resumed run
+    sees the same error at the same place, retries from the recorded answer, and neither
+    calls the provider again nor shifts the calls that follow."""
+    failures = iter([Overloaded("overloaded, retry later", 503)])
+
+    def flaky(messages: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return echo_script(messages)
+
+    model = ScriptedChatModel(script=flaky, record=executions.record)
+    retrying = model.with_retry(
+        retry_if_exception_type=(Overloaded,), wait_exponential_jitter=False
+    )
+    seen: list[int] = []
+
+    def ask(run: RunContext, _: None) -> list[str]:
+        try:
+            first = str(model.invoke("tides").content)
+        except Overloaded as exc:  # the recorded failure, rebuilt as the provider's class
+            seen.append(exc.status)
+            first = str(retrying.invoke("tides").content)
+        answers = [first, str(model.invoke("waves").content)]
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        tide.run("ask", ask, run_id="f1")
+    assert tide.run("ask", ask, run_id="f1") == ["echo: tides", "echo: waves"]
+
+    assert executions == {"model": 3}, "a model call ran again on resume"
+    assert seen == [503, 503]
+    assert len(tide.usage.records("f1")) == 2  # the failed call reported no usage
