@@ -11,13 +11,15 @@ runs and is checkpointed with its usage. Outside a run, and for a model built wi
 Keys. A model call is keyed by its order of occurrence in its scope (``langchain.model``,
 ``langchain.model#2``, ``tool-step/langchain.model``), with the call's content as the input
 hash: a changed prompt at the same place raises ``InputMismatch``. Where LangChain or
-LangGraph run calls concurrently (``batch``/``abatch``, ``RunnableParallel``, parallel
-LangGraph nodes: each in a thread or task of its own, sharing the scope), their order is not
-stable, their content is: there the key is the content (``langchain.model.<digest>``).
+LangGraph run calls concurrently (``batch``/``abatch``, ``RunnableParallel``, the nodes of a
+LangGraph super-step that runs several: each in a thread or task of its own, sharing the
+scope), their order is not stable, their content is: there the key is the content
+(``langchain.model.<digest>``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from contextlib import contextmanager
 from contextvars import Context, ContextVar
@@ -33,6 +35,7 @@ from langchain_core.messages import (
     message_chunk_to_message,
 )
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import base
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 
 from tidebase_core._async.context import AsyncRunContext
@@ -124,22 +127,16 @@ def model_operation(provider: str | None, model: str | None) -> Operation[ChatRe
     return op
 
 
-# Set in work LangChain's thread pool runs (``batch``, ``RunnableParallel``, LangGraph's
-# parallel nodes): those run concurrently in the scope of their caller.
+# Set where LangChain or LangGraph run work concurrently in the caller's key scope: work their
+# thread pool runs (``batch``, ``RunnableParallel``, LangGraph's parallel nodes), ``abatch``,
+# ``RunnableParallel.ainvoke``, and the tasks of LangGraph's async parallel nodes.
 _concurrent: ContextVar[bool] = ContextVar("tidebase_langchain_concurrent", default=False)
 
 
 def content_identity(digest: str) -> str | None:
-    """``digest`` (short) where the framework runs this call concurrently with others, else
-    None (keyed by order). Concurrent: the call runs in work LangChain's thread pool runs, or
-    in an asyncio task that shares its parent's key scope (``abatch``, LangGraph's parallel
-    nodes); LangChain's own gather of the one call of ``ainvoke`` does not count."""
-    if _concurrent.get():
-        return digest[:16]
-    strand = current_strand.get()
-    while strand is not None and strand.label == _AGENERATE:
-        strand = strand.parent
-    return digest[:16] if strand is not None and strand.parent is not None else None
+    """``digest`` (short) where the framework runs this call concurrently with others (their
+    order is not stable, their content is), else None: keyed by order of occurrence."""
+    return digest[:16] if _concurrent.get() else None
 
 
 @contextmanager
@@ -222,9 +219,6 @@ async def _agenerate_with_cache(
     with content_keyed(identity):
         result = await durable_call(op, call, digest=digest, identity=identity, run=run)
     return mark(result, CHECKPOINTED) if result.generations and not _is_replayed(result) else result
-
-
-_AGENERATE = _agenerate_with_cache.__qualname__  # the label of the task LangChain gathers
 
 
 def _is_replayed(result: ChatResult) -> bool:
@@ -440,6 +434,48 @@ def _submit(
     return wrapped(_concurrently(func), *rest, **kwargs)
 
 
+def _marking(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Calls ``wrapped`` with the marker set: the tasks it creates (or the context it copies
+    for them) carry it."""
+    if current_run() is None:
+        return wrapped(*args, **kwargs)
+    token = _concurrent.set(True)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _concurrent.reset(token)
+
+
+def _mark_langgraph_async_nodes() -> None:
+    """LangGraph's async executor ``submit`` copies the context into the task of each node of
+    a parallel super-step: marked there. A plain function, not a wrapt wrapper: LangGraph
+    keeps the bound method in a ``WeakMethod``."""
+    try:
+        from langgraph.pregel._executor import AsyncBackgroundExecutor
+    except ImportError:  # LangGraph is optional (and this executor is internal)
+        return
+    submit = AsyncBackgroundExecutor.submit
+
+    def marked_submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _marking(functools.partial(submit, self), self, args, kwargs)
+
+    AsyncBackgroundExecutor.submit = marked_submit  # type: ignore[method-assign]
+
+
+async def _amarking(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if current_run() is None:
+        return await wrapped(*args, **kwargs)
+    token = _concurrent.set(True)
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _concurrent.reset(token)
+
+
 def _map(
     wrapped: Callable[..., Any],
     executor: ContextThreadPoolExecutor,
@@ -461,6 +497,10 @@ def wrap_models() -> None:
     if not _wrapped:
         wrapt.wrap_function_wrapper(ContextThreadPoolExecutor, "submit", _submit)
         wrapt.wrap_function_wrapper(ContextThreadPoolExecutor, "map", _map)
+        # `abatch` (and `abatch_as_completed`) gather through this helper.
+        wrapt.wrap_function_wrapper(base, "gather_with_concurrency", _amarking)
+        wrapt.wrap_function_wrapper(base.RunnableParallel, "ainvoke", _amarking)
+        _mark_langgraph_async_nodes()
         wrapt.wrap_function_wrapper(BaseChatModel, "_generate_with_cache", _generate_with_cache)
         wrapt.wrap_function_wrapper(BaseChatModel, "_agenerate_with_cache", _agenerate_with_cache)
         wrapt.wrap_function_wrapper(BaseChatModel, "stream", _stream)

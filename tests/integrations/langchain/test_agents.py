@@ -70,6 +70,9 @@ async def test_middleware_async_hooks(atide: AsyncTidebase, executions: Executio
     assert await atide.run("agent", ask, run_id="g2") == ANSWER
     assert executions == {"model": 3, "search": 1, "save": 1}
     assert len(await atide.usage.records("g2")) == 3
+    # LangGraph runs each node in a task of its own, one after another: keyed by order.
+    names = [s.name for s in await atide.runs.steps("g2") if s.name.startswith("langchain.model")]
+    assert names == ["langchain.model", "langchain.model#2", "langchain.model#3"]
 
 
 def test_an_agent_without_middleware_is_durable_through_the_cache_and_durable_tools(

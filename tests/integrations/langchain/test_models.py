@@ -131,6 +131,8 @@ async def test_abatch_replays_too(atide: AsyncTidebase, executions: Executions) 
         await atide.run("abatch", ask_all, run_id="b2")
     assert await atide.run("abatch", ask_all, run_id="b2") == ["echo: a", "echo: b", "echo: a"]
     assert executions == {"model": 3}  # the repeated prompt is its own call, replayed as such
+    names = sorted(s.name for s in await atide.runs.steps("b2"))
+    assert len(names) == 3 and all(n.startswith("langchain.model.") for n in names), names
 
 
 def test_a_changed_prompt_inside_a_step_raises_input_mismatch(
@@ -471,3 +473,36 @@ def test_a_failed_model_call_the_workflow_went_past_replays_as_that_failure(
     assert executions == {"model": 3}, "a model call ran again on resume"
     assert seen == [503, 503]
     assert len(tide.usage.records("f1")) == 2  # the failed call reported no usage
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_runnable_parallel_branches_are_keyed_by_content(
+    tide: Tidebase, executions: Executions, asynchronous: bool
+) -> None:
+    import asyncio
+
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableParallel
+
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+    both = RunnableParallel(
+        short=ChatPromptTemplate.from_template("{topic} in brief") | model,
+        long=ChatPromptTemplate.from_template("{topic} at length") | model,
+    )
+
+    def ask(run: RunContext, _: None) -> list[str]:
+        out = (
+            asyncio.run(both.ainvoke({"topic": "tides"}))
+            if asynchronous
+            else both.invoke({"topic": "tides"})
+        )
+        interrupt_first_attempt(run)
+        return [str(out["short"].content), str(out["long"].content)]
+
+    run_id = f"rp-{asynchronous}"
+    with pytest.raises(Interrupted):
+        tide.run("ask", ask, run_id=run_id)
+    assert tide.run("ask", ask, run_id=run_id) == ["echo: tides in brief", "echo: tides at length"]
+    assert executions == {"model": 2}
+    names = [s.name for s in tide.runs.steps(run_id)]
+    assert len(names) == 2 and all(n.startswith("langchain.model.") for n in names), names
