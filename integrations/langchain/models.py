@@ -147,11 +147,14 @@ def content_keyed(identity: str | None) -> Iterator[None]:
     if identity is None:
         yield
         return
+    strand = current_strand.get()
     token = current_strand.set(None)
     try:
         yield
     finally:
         current_strand.reset(token)
+        if strand is not None:
+            strand.allocated += 1  # it did take a key: the detector's rules count keys taken
 
 
 def _model_names(model: BaseChatModel, stop: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
