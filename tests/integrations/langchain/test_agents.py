@@ -115,14 +115,17 @@ def test_durable_tools_keep_their_declarations_under_the_middleware(
     assert keys["langchain.tool.save.call_save"] == "save-note"
 
 
+@pytest.mark.parametrize("middleware", [True, False])
 async def test_replayed_model_calls_fire_the_chat_model_callbacks(
-    atide: AsyncTidebase, executions: Executions
+    atide: AsyncTidebase, executions: Executions, middleware: bool
 ) -> None:
-    """``astream_events`` over a resumed agent shows every model call, replayed ones too."""
+    """``astream_events`` over a resumed agent shows every model call, replayed ones too
+    (with the middleware, or with ``install()`` and durable tools alone)."""
+    tools = research_tools(executions.record)
     agent = create_agent(
         ScriptedChatModel(record=executions.record),
-        research_tools(executions.record),
-        middleware=[TidebaseMiddleware()],
+        tools if middleware else durable_tools(tools),
+        middleware=[TidebaseMiddleware()] if middleware else [],
     )
     seen: list[list[str]] = []
 
@@ -136,14 +139,15 @@ async def test_replayed_model_calls_fire_the_chat_model_callbacks(
         interrupt_first_attempt(run)
         return ends
 
+    run_id = f"g5-{middleware}"
     with pytest.raises(Interrupted):
-        await atide.run("agent", ask, run_id="g5")
-    await atide.run("agent", ask, run_id="g5")
+        await atide.run("agent", ask, run_id=run_id)
+    await atide.run("agent", ask, run_id=run_id)
 
     assert executions == {"model": 3, "search": 1, "save": 1}
     assert seen == [["search", "save", ANSWER]] * 2
     # Replayed calls are marked as such for Tidebase's own handler, and cost nothing more.
-    assert len(await atide.usage.records("g5")) == 3
+    assert len(await atide.usage.records(run_id)) == 3
 
 
 def test_replayed_model_calls_fire_callbacks_in_a_sync_agent(
