@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tidebase import RunContext, Tidebase
@@ -64,3 +67,40 @@ def test_input_hashes_ignore_key_and_set_order_but_not_values() -> None:
     assert input_hash({"a": 1, "b": {2, 1}}) == input_hash({"b": {1, 2}, "a": 1})
     assert input_hash({"a": 1}) != input_hash({"a": 1.5})
     assert input_hash(None) == input_hash(None)
+
+
+_IMPORTED = """
+import sys
+from pydantic import BaseModel
+from tidebase_core.serialization import decode
+
+class Out(BaseModel):
+    x: int
+
+assert decode('{"x": 1}', Out) == Out(x=1) and decode('"s"', str) == "s"
+try:
+    decode(sys.argv[1])
+except Exception:
+    pass  # what the plugin makes of the value does not matter here, only what was imported
+print(sorted(m for m in ("agents", "langchain_core", "pydantic_ai") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("stored", "imported"),
+    [
+        ('{"plain": 1}', []),
+        # A value a plugin stored: only that framework's plugin is imported to read it.
+        ('{"$tidebase": "langchain", "value": "x"}', ["langchain_core"]),
+    ],
+)
+def test_decoding_a_checkpoint_imports_only_the_plugin_it_needs(
+    stored: str, imported: list[str]
+) -> None:
+    """Resuming in a fresh process must not import every installed framework (it took
+    seconds): a codec's plugin is found by the framework's name, and only when needed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, stored], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(imported)

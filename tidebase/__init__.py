@@ -17,6 +17,8 @@ at the first incomplete one.
 """
 
 from tidebase_core import (
+    Budget,
+    BudgetSpend,
     Event,
     ResumeDecision,
     RetryPolicy,
@@ -40,6 +42,8 @@ from tidebase_core.webhooks import verify_webhook_signature
 from . import errors
 
 __all__ = [
+    "Budget",
+    "BudgetSpend",
     "Enqueued",
     "Event",
     "QueueInfo",

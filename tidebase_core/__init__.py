@@ -7,6 +7,7 @@ from ._async.client import AsyncRuns, AsyncTidebase
 from ._async.context import AsyncRunContext
 from ._sync.client import Runs, Tidebase
 from ._sync.context import RunContext
+from .budgets import Budget, BudgetSpend
 from .context import current_run, run_id
 from .models import Event, RunInfo, RunStatus, StepInfo, StepStatus
 from .replay import ResumeDecision
@@ -18,6 +19,8 @@ __all__ = [
     "AsyncRunContext",
     "AsyncRuns",
     "AsyncTidebase",
+    "Budget",
+    "BudgetSpend",
     "Event",
     "ResumeDecision",
     "RetryPolicy",

@@ -86,7 +86,7 @@ def check_limit(limit: object) -> int:
 
 
 # Event types the engine writes itself; user events take another namespace.
-RESERVED_EVENT_PREFIXES = ("run.", "step.", "state.", "gate.", "usage.")
+RESERVED_EVENT_PREFIXES = ("run.", "step.", "state.", "gate.", "usage.", "budget.")
 
 
 def check_event_type(type: object) -> str:
@@ -153,6 +153,9 @@ class Execution:
     parked: bool = False  # left 'waiting' at a gate with the lease given back
     # The step failure that ends this attempt, if one does: (exception, step key, decision).
     failure: tuple[BaseException, str, ResumeDecision] | None = None
+    # The runs whose budgets govern this one, nearest first; decided at the claim. Empty: no
+    # budget anywhere up the tree, and a budget check does no I/O at all.
+    budget_holders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.strand = Strand("workflow body")
@@ -290,6 +293,7 @@ class UsageInput:
     label: str | None
     metadata: str | None  # JSON text
     payload: str  # the usage.recorded event, JSON text
+    agent: str | None = None
 
 
 USAGE_FIELDS = frozenset(
@@ -303,6 +307,7 @@ USAGE_FIELDS = frozenset(
         "cost_usd",
         "label",
         "metadata",
+        "agent",
     }
 )
 
@@ -321,9 +326,15 @@ def usage_params(
     cost_usd: Decimal | float | int | str | None = None,
     label: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    agent: str | None = None,
 ) -> UsageInput:
-    """Check a ``usage.record(...)`` call, fill in the total and the price."""
+    """Check a ``usage.record(...)`` call, fill in the total and the price.
+
+    ``agent``: the agent that made the call (a plugin fills in the framework's agent name).
+    """
     check_name(kind, "usage kind")
+    if agent is not None:
+        check_name(agent, "usage agent")
     for what, text in (("provider", provider), ("model", model), ("label", label)):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"usage {what} must be a str or None, got {type(text).__name__}")
@@ -361,6 +372,8 @@ def usage_params(
         "step": step,
         "label": label,
     }
+    if agent is not None:
+        payload["agent"] = agent  # absent otherwise: usage.recorded events stay as they were
     return UsageInput(
         run_id=run_id,
         step_name=step,
@@ -376,4 +389,5 @@ def usage_params(
         label=label,
         metadata=None if metadata is None else encode(metadata, what="usage metadata"),
         payload=encode(payload, what="usage event"),
+        agent=agent,
     )

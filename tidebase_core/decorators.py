@@ -27,6 +27,7 @@ from ._run_base import check_name
 from ._sync.children import run_child as sync_run_child
 from ._sync.client import Tidebase
 from ._sync.context import RunContext
+from .budgets import Budget
 from .defaults import default_async_client, default_client
 from .errors import NotSerializable
 from .plugin import run_sync_step
@@ -96,6 +97,7 @@ def _qualname(wrapped: Any) -> str:
 class _WorkflowOptions:
     name: str | None
     client: Tidebase | AsyncTidebase | None
+    budget: Budget | None = None
 
 
 class _BoundWorkflow(_BoundFunctionWrapper):
@@ -144,10 +146,22 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
                 )
             if isinstance(parent, AsyncRunContext):
                 return async_run_child(
-                    parent, edge, name, body, input=arguments, output_type=output_type
+                    parent,
+                    edge,
+                    name,
+                    body,
+                    input=arguments,
+                    output_type=output_type,
+                    budget=options.budget,
                 )
             return sync_run_child(
-                parent, edge, name, body, input=arguments, output_type=output_type
+                parent,
+                edge,
+                name,
+                body,
+                input=arguments,
+                output_type=output_type,
+                budget=options.budget,
             )
 
         if is_async:
@@ -160,7 +174,12 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
                         "use AsyncTidebase().workflow for async functions"
                     )
                 return await client.run(
-                    name, body, run_id=run_id, input=arguments, output_type=output_type
+                    name,
+                    body,
+                    run_id=run_id,
+                    input=arguments,
+                    output_type=output_type,
+                    budget=options.budget,
                 )
 
             return go()
@@ -170,10 +189,17 @@ def _make_workflow(fn: Any, options: _WorkflowOptions) -> Any:
                 f"sync workflow {name!r} is bound to an AsyncTidebase client; "
                 "use Tidebase().workflow for sync functions"
             )
-        return client.run(name, body, run_id=run_id, input=arguments, output_type=output_type)
+        return client.run(
+            name,
+            body,
+            run_id=run_id,
+            input=arguments,
+            output_type=output_type,
+            budget=options.budget,
+        )
 
     # By name, so a worker that claims a run of this workflow finds the function.
-    register(name, fn, output_type=_return_type(_unwrap_function(fn)))
+    register(name, fn, output_type=_return_type(_unwrap_function(fn)), budget=options.budget)
     return _Workflow(fn, wrapper)
 
 
@@ -186,6 +212,7 @@ def workflow(
     *,
     name: str | None = None,
     client: Tidebase | AsyncTidebase | None = None,
+    budget: Budget | None = None,
 ) -> Callable[[F], F]: ...
 def workflow(
     fn: Any = None,
@@ -193,18 +220,20 @@ def workflow(
     *,
     name: str | None = None,
     client: Tidebase | AsyncTidebase | None = None,
+    budget: Budget | None = None,
 ) -> Any:
     """Make a function a durable workflow: each call is a run; its steps are checkpointed.
 
     ``@workflow``, ``@workflow("research")`` or ``@workflow(name="research")``. The default
     name is the function's qualified name; it identifies the workflow in the database (and a
-    worker finds the function by it), so keep it stable.
+    worker finds the function by it), so keep it stable. ``budget``: caps on the spend of
+    each run and its child runs (``Budget(usd=5.0)``), set when a run is created.
     """
     if isinstance(fn, str):  # @workflow("name"): the official SDK's spelling
         if name is not None:
             raise TypeError(f"workflow name given twice: {fn!r} and name={name!r}")
         fn, name = None, fn
-    options = _WorkflowOptions(name, client)
+    options = _WorkflowOptions(name, client, Budget.coerce(budget))
     if fn is None:
         return lambda f: _make_workflow(f, options)
     return _make_workflow(fn, options)
@@ -221,6 +250,7 @@ class _StepOptions:
     idempotency_key: str | Callable[..., str] | None
     retries: int | RetryPolicy
     replay: ReplayMode | None
+    spends: bool = False
 
 
 def _make_step(fn: Any, options: _StepOptions) -> Any:
@@ -240,6 +270,7 @@ def _make_step(fn: Any, options: _StepOptions) -> Any:
             idempotency_key=options.idempotency_key,
             replay=options.replay,
             retries=options.retries,
+            spends=options.spends,
         )
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -255,6 +286,7 @@ def _make_step(fn: Any, options: _StepOptions) -> Any:
                 idempotency_key=options.idempotency_key(*args, **kwargs),
                 replay=options.replay,
                 retries=options.retries,
+                spends=options.spends,
             )
         key, digest = _key_and_hash(name, key_option, wrapped, args, kwargs, run)
         output_type = _return_type(_unwrap_function(wrapped))
@@ -320,6 +352,7 @@ def durable_step(
     idempotency_key: str | Callable[..., str] | None = None,
     retries: int | RetryPolicy = 0,
     replay: ReplayMode | None = None,
+    spends: bool = False,
 ) -> Callable[[F], F]: ...
 def durable_step(
     fn: Any = None,
@@ -331,15 +364,17 @@ def durable_step(
     idempotency_key: str | Callable[..., str] | None = None,
     retries: int | RetryPolicy = 0,
     replay: ReplayMode | None = None,
+    spends: bool = False,
 ) -> Any:
     """Make a function a durable step: inside a run its result is checkpointed and replayed.
 
     Keys: by default the n-th call of a step in a run is ``name#n`` (deterministic workflows
     replay in order; changed arguments raise ``InputMismatch``). ``key="content"`` keys by the
     arguments instead (agent tool calls, whose order varies); ``key=callable`` returns a string
-    that identifies the call. Options mirror ``run.step``.
+    that identifies the call. Options mirror ``run.step`` (``spends=True``: the run tree's
+    budget is checked before each execution).
     """
-    options = _StepOptions(name, key, side_effects, idempotency_key, retries, replay)
+    options = _StepOptions(name, key, side_effects, idempotency_key, retries, replay, spends)
     if fn is None:
         return lambda f: _make_step(f, options)
     return _make_step(fn, options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .budgets import Budget, BudgetSpend
     from .replay import ResumeDecision
 
 
@@ -193,6 +194,49 @@ class StepNotParked(TidebaseError):
     """An operator action on a step that is not waiting for one (it already completed)."""
 
 
+class BudgetExceeded(TidebaseError):
+    """The run tree's recorded spend reached a cap of its budget before a step declared
+    ``spends=True`` (or a plugin's model call) could start.
+
+    The run fails with ``failure_class='budget'``; its resume decision is ``manual_review``: a
+    person raises (or removes) the budget with ``tide.runs.set_budget`` and invokes the run
+    again, which continues at the step that was stopped.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        holder: str,
+        budget: Budget,
+        spend: BudgetSpend,
+        caps: list[str],
+        step: str | None = None,
+    ) -> None:
+        from .replay import ResumeDecision
+
+        self.run_id = run_id
+        self.holder = holder
+        """The run whose budget was reached (``run_id`` itself or an ancestor)."""
+        self.budget = budget
+        self.spend = spend
+        self.caps = caps
+        self.step = step
+        self.decision = ResumeDecision.MANUAL_REVIEW
+        where = f"step {step!r} of run {run_id!r}" if step else f"run {run_id!r}"
+        whose = (
+            f"the budget of run {holder!r}"
+            if holder == run_id
+            else f"the budget of run {holder!r} (an ancestor it draws from)"
+        )
+        reached = ", ".join(f"{c} {getattr(spend, c)} >= {getattr(budget, c)}" for c in caps)
+        super().__init__(
+            f"{where} was stopped before it could spend more: {whose} is {budget}, and its run "
+            f"tree has recorded {spend} ({reached}). To continue, raise or remove the budget: "
+            f"tide.runs.set_budget({holder!r}, Budget(...)) (or None), then invoke the run "
+            f"again{'' if holder == run_id else ' (its top-level run, for a child run)'}"
+        )
+
+
 class StateEmpty(TidebaseError, LookupError):
     """``run.state.save`` before the state was ever set."""
 
@@ -230,6 +274,7 @@ class GateTimeout(TidebaseError):
 __all__ = [
     "AsyncInSyncApi",
     "BranchAmbiguous",
+    "BudgetExceeded",
     "ConfigurationError",
     "ConnectionReleased",
     "DatabaseUnavailable",

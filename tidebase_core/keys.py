@@ -100,7 +100,7 @@ class Strand:
 class Scope:
     """One level of key allocation: the workflow body, a step body's try, or a branch."""
 
-    __slots__ = ("_lock", "branches", "closed", "counts", "last", "prefix", "run")
+    __slots__ = ("__weakref__", "_lock", "branches", "closed", "counts", "last", "prefix", "run")
 
     def __init__(self, prefix: str, run: object) -> None:
         self.prefix = prefix

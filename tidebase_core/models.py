@@ -9,9 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .budgets import Budget, BudgetSpend
 from .replay import ResumeDecision
 
 __all__ = [
+    "AgentUsage",
+    "AttemptOutcome",
+    "AttemptUsage",
     "Event",
     "GateDecision",
     "GateInfo",
@@ -22,6 +26,7 @@ __all__ = [
     "StateVersion",
     "StepInfo",
     "StepStatus",
+    "StepUsage",
     "UsageRecord",
     "UsageSummary",
 ]
@@ -55,15 +60,25 @@ class RunInfo(_Model):
     result: Any = None
     error: dict[str, Any] | None = None
     attempt: int
-    failure_class: ResumeDecision | Literal["max_retries"] | None = None
-    """The resume decision that failed the run, or ``max_retries`` (a queued run out of
-    attempts)."""
+    failure_class: ResumeDecision | Literal["max_retries", "budget"] | None = None
+    """The resume decision that failed the run, ``max_retries`` (a queued run out of
+    attempts), or ``budget`` (stopped by its budget: ``tide.runs.set_budget``, then re-invoke)."""
     metadata: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
     lease_expires_at: datetime | None = None
     """When the current owner's lease lapses (None when no worker holds the run)."""
+    budget_holders: list[str] = []
+    """The runs whose budgets govern this one, nearest first: itself if it has a budget, then
+    the ancestors that have one (fixed when the run is created; ``set_budget`` adds to it)."""
+    budget: Budget | None = None
+    """The budget governing the run (its own, or the nearest ancestor's); ``runs.get`` only."""
+    budget_run_id: str | None = None
+    """The run holding ``budget`` (this run or an ancestor); ``runs.get`` only."""
+    spend: BudgetSpend | None = None
+    """What the run tree of ``budget_run_id`` has recorded against ``budget``; ``runs.get``
+    only."""
 
 
 class StepInfo(_Model):
@@ -153,6 +168,8 @@ class UsageRecord(_Model):
     label: str | None = None
     metadata: dict[str, Any] | None = None
     created_at: datetime
+    agent: str | None = None
+    """The agent that made the call (plugins record the framework's agent name)."""
 
 
 class ModelUsage(_Model):
@@ -167,6 +184,42 @@ class ModelUsage(_Model):
     """Calls with a known cost; ``cost_usd`` covers only these."""
 
 
+class _Totals(_Model):
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    priced_calls: int
+    """Calls with a known cost; ``cost_usd`` covers only these."""
+
+
+class AgentUsage(_Totals):
+    agent: str | None
+    """None: calls recorded without an agent (``usage.record`` outside a plugin)."""
+
+
+AttemptOutcome = Literal["completed", "failed", "parked", "cancelled", "running", "crashed"]
+
+
+class AttemptUsage(_Totals):
+    run_id: str
+    attempt: int
+    outcome: AttemptOutcome
+    """How the attempt ended; ``crashed``: it ended without recording an end (the process was
+    killed, or its lease lapsed). Its spend was real and counts against a budget."""
+
+    @property
+    def crashed(self) -> bool:
+        return self.outcome == "crashed"
+
+
+class StepUsage(_Totals):
+    run_id: str
+    step: str | None
+    """The step key; None: recorded in the workflow body, outside any step."""
+
+
 class UsageSummary(_Model):
     calls: int
     input_tokens: int
@@ -174,3 +227,8 @@ class UsageSummary(_Model):
     total_tokens: int
     cost_usd: Decimal
     by_model: list[ModelUsage]
+    by_agent: list[AgentUsage] = []
+    by_attempt: list[AttemptUsage] = []
+    """Per run attempt (only in a summary of one run or run tree)."""
+    by_step: list[StepUsage] = []
+    """Per step key, in the order they first spent (only for one run or run tree)."""

@@ -11,7 +11,8 @@ every plugin:
            allocated by the run's one key allocator, in the scope the call is made in
     lookup an earlier attempt's checkpoint: returned (or its recorded error raised) without
            running the call; a checkpoint written for other input raises ``InputMismatch``
-    live   a cancel or a takeover seen by the heartbeat stops the call before it is paid for
+    live   a cancel or a takeover seen by the heartbeat stops the call before it is paid for,
+           and a model call checks the budget that governs the run (``BudgetExceeded``)
     run    the call itself, as a step: intent and failure records follow its ``StepPolicy``;
            operations it makes in turn (an agent used as a tool) are keyed under it
     save   the result and its usage rows in one write; a call whose checkpoint is refused
@@ -30,7 +31,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -54,9 +64,11 @@ __all__ = [
     "blocking_run",
     "durable_call",
     "durable_call_sync",
+    "durable_stream",
 ]
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 ERROR_KEY = "$tidebase.error"
 """The stored form of an operation's recorded exception: ``{ERROR_KEY: {...}}``."""
@@ -83,9 +95,14 @@ class Usage:
     kind: str = "llm"
     label: str | None = None
     metadata: Mapping[str, Any] | None = None
+    agent: str | None = None
+    """The agent that made the call (``tide.usage.summary(...).by_agent``)."""
 
     def fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if fields["agent"] is None:
+            del fields["agent"]
+        return fields
 
 
 class ReplayedError(RuntimeError):
@@ -188,6 +205,14 @@ class Operation(Generic[T]):
 
     def key_name(self, identity: str | None) -> str:
         return self.name if identity is None else f"{self.name}.{identity}"
+
+    @functools.cached_property
+    def step_policy(self) -> StepPolicy:
+        """The policy its steps run under: a model call (one with ``usage``) spends, so it
+        checks the run tree's budget before it executes."""
+        if self.usage is None or self.policy.spends:
+            return self.policy
+        return dataclasses.replace(self.policy, spends=True)
 
 
 # -- shared by the async and the sync call -------------------------------------------------
@@ -320,7 +345,7 @@ async def durable_call(
                 key,
                 body,
                 input_hash=digest,
-                policy=op.policy,
+                policy=op.step_policy,
                 usage=lambda _: outcome.usage_rows(op),
             )
         else:
@@ -329,19 +354,80 @@ async def durable_call(
             # run's connection, which nothing else uses meanwhile. Policy intents, retries and
             # failure records need the async API here.
             run._execution.check_live()
+            if op.step_policy.spends:
+                run.check_budget(key)
             with inside(run, key):
                 dumped = await body()
-            run.save_checkpoint(key, digest, dumped, policy=op.policy, usage=outcome.usage_rows(op))
+            rows = outcome.usage_rows(op)
+            run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
     except (RunCancelled, LeaseLost) as exc:
         if spent_anyway(exc, outcome):
-            # The ledger is not fenced by the lease: the money was spent whoever holds the run.
-            for fields in outcome.usage_rows(op):
-                if isinstance(run, AsyncRunContext):
-                    await run._db.record_usage(run._usage_row(key, fields))
-                else:
-                    run._db.record_usage(run._usage_row(key, fields))
+            await _ledger_anyway_async(run, key, outcome.usage_rows(op))
         raise
     return outcome.result()
+
+
+async def _ledger_anyway_async(
+    run: RunContext | AsyncRunContext, key: str, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """The usage of a call whose checkpoint was refused (cancelled or taken over meanwhile):
+    the ledger is not fenced by the lease, because the money was spent whoever holds the run."""
+    for fields in rows:
+        if isinstance(run, AsyncRunContext):
+            await run._db.record_usage(run._usage_row(key, fields))
+        else:
+            run._db.record_usage(run._usage_row(key, fields))
+
+
+async def durable_stream(
+    op: Operation[T],
+    stream: Callable[[], AsyncIterator[E]],
+    *,
+    digest: str,
+    result_of: Callable[[E], T | None],
+    replay: Callable[[T], Iterable[E]],
+    identity: str | None = None,
+    run: RunContext | AsyncRunContext | None = None,
+) -> AsyncIterator[E]:
+    """A streamed operation: ``stream()``'s events, checkpointed when the event that completes
+    it arrives (``result_of(event)`` is its result; None for every other event). A replay
+    yields ``replay(result)``. A stream that ends before its completing event (cancelled,
+    failed, killed) is no checkpoint: resuming streams it again, under a key of its own.
+    """
+    run = run if run is not None else current_run()
+    if run is None:
+        async for event in stream():
+            yield event
+        return
+    key = run.next_key(op.key_name(identity))
+    value = replayed(run, op, key, digest)
+    if value is not MISSING:
+        for event in replay(value):
+            yield event
+        return
+    run._execution.check_live()  # a cancel or a takeover: stop before the stream is paid for
+    if op.step_policy.spends:
+        if isinstance(run, AsyncRunContext):
+            await run.check_budget(key)
+        else:
+            run.check_budget(key)
+    async for event in stream():
+        result = result_of(event)
+        if result is not None:
+            outcome: Outcome[T] = Outcome()
+            dumped = outcome.stored(op, result)
+            rows = outcome.usage_rows(op)
+            try:
+                if isinstance(run, AsyncRunContext):
+                    await run.save_checkpoint(
+                        key, digest, dumped, policy=op.step_policy, usage=rows
+                    )
+                else:
+                    run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
+            except (RunCancelled, LeaseLost):
+                await _ledger_anyway_async(run, key, rows)
+                raise
+        yield event
 
 
 def durable_call_sync(
@@ -377,7 +463,7 @@ def durable_call_sync(
                 key,
                 body,
                 input_hash=digest,
-                policy=op.policy,
+                policy=op.step_policy,
                 usage=lambda _: outcome.usage_rows(op),
             )
         except (RunCancelled, LeaseLost) as exc:

@@ -35,6 +35,7 @@ class Registered:
     invoke: Callable[[Any, Any], Any]
     is_async: bool
     output_type: Any = None
+    budget: Any = None  # a Budget: @workflow(budget=...), for runs started by name
 
 
 _lock = threading.Lock()
@@ -62,7 +63,9 @@ def takes_run(fn: Callable[..., Any]) -> bool:
     return first.name in _RUN_PARAM_NAMES or str(annotation).endswith(("RunContext", "RunSession"))
 
 
-def register(name: str, fn: Callable[..., Any], *, output_type: Any = None) -> Registered:
+def register(
+    name: str, fn: Callable[..., Any], *, output_type: Any = None, budget: Any = None
+) -> Registered:
     """Register ``fn`` under ``name`` (the last registration of a name wins: reloads work)."""
     raw = _unwrap(fn)
     is_async = inspect.iscoroutinefunction(raw)
@@ -80,7 +83,7 @@ def register(name: str, fn: Callable[..., Any], *, output_type: Any = None) -> R
                 return raw(**input)
             return raw(input)
 
-    entry = Registered(name, fn, invoke, is_async, output_type)
+    entry = Registered(name, fn, invoke, is_async, output_type, budget)
     with _lock:
         _workflows[name] = entry
     return entry

@@ -52,6 +52,8 @@ class StepPolicy:
     idempotency_key: str | None = None
     replay: ReplayMode | None = None
     retry: RetryPolicy = NO_RETRIES
+    spends: bool = False
+    """The step spends (model calls): it checks the run tree's budget before it executes."""
 
     @classmethod
     def build(
@@ -62,6 +64,7 @@ class StepPolicy:
         idempotency_key: str | None,
         replay: ReplayMode | None,
         retries: int | RetryPolicy,
+        spends: bool = False,
     ) -> StepPolicy:
         if side_effects is None:
             effects: tuple[str, ...] = ()
@@ -82,7 +85,9 @@ class StepPolicy:
                 f"step {step!r}: replay must be one of 'auto', 'manual', 'never' or None, "
                 f"got {replay!r}"
             )
-        return cls(effects, idempotency_key or None, replay, RetryPolicy.of(retries, step))
+        if not isinstance(spends, bool):
+            raise TypeError(f"step {step!r}: spends must be True or False, got {spends!r}")
+        return cls(effects, idempotency_key or None, replay, RetryPolicy.of(retries, step), spends)
 
     @property
     def external(self) -> bool:

@@ -82,7 +82,7 @@ class Codec:
 
 
 _codecs: dict[str, Codec] = {}
-_plugins_loaded = False
+_plugins_loaded: set[str] = set()
 
 
 def register_codec(
@@ -113,7 +113,7 @@ def _codec_for_class(cls: type) -> Codec | None:
     except KeyError:
         pass
     codec = _find_codec(cls)
-    if codec is None and _codecs_possible(cls) and _load_plugins():
+    if codec is None and _codecs_possible(cls) and _load_plugin(cls.__module__):
         codec = _find_codec(cls)
     _codec_by_class[cls] = codec
     return codec
@@ -122,20 +122,25 @@ def _codec_for_class(cls: type) -> Codec | None:
 _codec_by_class: dict[type, Codec | None] = {}
 
 
-def _load_plugins() -> bool:
-    """Import the installed integrations once (they register codecs); True if it was now."""
-    global _plugins_loaded
-    if _plugins_loaded:
+def _load_plugin(name: str) -> bool:
+    """Import the integration registered for the framework ``name`` belongs to (a module
+    ``pydantic_ai.result`` or a tag ``pydantic_ai.AgentRunResult``): the entry point in group
+    ``tidebase.integrations`` named after the framework's import name. Only that one: resuming
+    a run must not import every installed framework. True if one was imported now."""
+    framework = name.split(".", 1)[0]
+    if framework in _plugins_loaded:
         return False
-    _plugins_loaded = True
+    _plugins_loaded.add(framework)
     from importlib.metadata import entry_points
 
-    for entry in entry_points(group="tidebase.integrations"):
+    loaded = False
+    for entry in entry_points(group="tidebase.integrations", name=framework):
         try:
             entry.load()
-        except Exception:  # a framework that is not installed: its plugin cannot load
+        except ImportError:  # the framework is not installed: its plugin cannot load
             continue
-    return True
+        loaded = True
+    return loaded
 
 
 def _codecs_possible(cls: type) -> bool:
@@ -948,7 +953,7 @@ def _codec_of_type(output_type: Any) -> Codec | None:
     for codec in _codecs.values():
         if issubclass(cls, codec.cls):
             return codec
-    if _load_plugins():
+    if _codecs_possible(cls) and _load_plugin(cls.__module__):
         return _codec_of_type(output_type)
     return None
 
@@ -967,7 +972,7 @@ def _revive(value: Any, output_type: Any) -> Any:
         tag = value.get(TAG)
         if isinstance(tag, str) and set(value) == {TAG, "value"}:
             codec = _codecs.get(tag)
-            if codec is None and _load_plugins():
+            if codec is None and _load_plugin(tag):
                 codec = _codecs.get(tag)
             if codec is not None:
                 return codec.load(value["value"], output_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -19,13 +20,27 @@ from starlette.routing import Route
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_core.errors import TidebaseError
 
-from . import broker, children, events, gates, openapi, runs, state, steps, workers
+from . import (
+    broker,
+    channels,
+    children,
+    events,
+    gates,
+    openapi,
+    queues,
+    runs,
+    state,
+    steps,
+    workers,
+)
 from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
 from .deps import Server
 from .errors import ProtocolError, handle_error
 from .hub import EventHub
+from .reconcile import reconcile_every, reconcile_loop
 from .store import ProtocolStore
+from .studio import mount_studio
 
 __all__ = ["create_app"]
 
@@ -67,6 +82,14 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     state.record_usage: [200, 400, 404, 422],
     state.create_snapshot: [501],
     children.create_child: [200, 400, 404, 409, 422],
+    queues.enqueue: [200, 400, 422],
+    queues.claim: [200, 400],
+    queues.list_queues: [200],
+    queues.configure_queue: [200, 400],
+    queues.put_schedule: [200, 400],
+    queues.list_schedules: [200],
+    queues.delete_schedule: [200, 400, 404],
+    queues.recover_run: [200, 400, 404, 409],
     broker.not_implemented: [501],
     openapi.openapi: [200],
 }
@@ -90,9 +113,20 @@ _BODIES: dict[Callable[..., Any], type[BaseModel]] = {
     state.save_state: state.SaveState,
     state.record_usage: state.RecordUsage,
     children.create_child: children.CreateChild,
+    queues.enqueue: queues.Enqueue,
+    queues.claim: queues.Claim,
+    queues.configure_queue: queues.QueueConfig,
+    queues.put_schedule: queues.PutSchedule,
+    queues.recover_run: queues.Recover,
 }
 for _endpoint, _model in _BODIES.items():
     _endpoint.body_model = _model  # type: ignore[attr-defined]
+
+
+async def _sweep(srv: Server) -> None:
+    """The server's own part of each reconciler tick: gate timeouts, channel deliveries."""
+    await gates.expire_gates(srv)
+    await channels.dispatch_backlog(srv)
 
 
 def create_app(
@@ -100,6 +134,7 @@ def create_app(
     *,
     api_key: str | None = _UNSET,
     lease_seconds: float | None = None,
+    reconcile_seconds: float | None = _UNSET,
 ) -> Starlette:
     """The protocol server on ``tide`` (default: an ``AsyncTidebase`` from the environment,
     opened at startup and closed at shutdown; a client passed in is opened but left open).
@@ -107,9 +142,13 @@ def create_app(
     ``api_key`` defaults to ``TIDEBASE_API_KEY``; set, every route but ``/health`` requires it.
     ``lease_seconds`` (protocol workers' run and step leases) defaults to ``TIDEBASE_LEASE_MS``
     (upstream's name, in milliseconds), else the client's ``lease_seconds``.
+    ``reconcile_seconds`` (the reconciler's tick; None: no reconciler) defaults to
+    ``TIDEBASE_RECONCILE_MS`` / ``TIDEBASE_RECONCILER`` (see ``reconcile.py``).
     """
     if api_key is _UNSET:
         api_key = os.environ.get("TIDEBASE_API_KEY")
+    if reconcile_seconds is _UNSET:
+        reconcile_seconds = reconcile_every()
     owned = tide is None
     client = AsyncTidebase() if tide is None else tide
     if lease_seconds is None and os.environ.get("TIDEBASE_LEASE_MS"):
@@ -131,10 +170,24 @@ def create_app(
             client.settings.safe_url,
             "required" if api_key is not None else "off",
         )
+        ticking = (
+            None
+            if reconcile_seconds is None
+            else asyncio.create_task(
+                reconcile_loop(
+                    client,
+                    reconcile_seconds,
+                    srv.stopping,
+                    also=lambda: _sweep(srv),
+                )
+            )
+        )
         try:
             yield
         finally:
             srv.stopping.set()
+            if ticking is not None:
+                await ticking
             await srv.hub.close()
             if owned:
                 await client.close()
@@ -149,6 +202,7 @@ def create_app(
         *children.routes,
         *workers.routes,
         *state.routes,
+        *queues.routes,
         *runs.routes,
     ]
     app = Starlette(
@@ -166,4 +220,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = srv
+    mount_studio(app)
     return app

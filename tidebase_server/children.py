@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse
 
 from tidebase_core.serialization import encode, encode_with_hash
 
+from .channels import ChannelSpec, add_channels, checked
 from .deps import server
-from .errors import ProtocolError, parse_body
+from .errors import ProtocolError, check_url, parse_body
 from .routing import RawRoute as Route
 from .wire import edge_json, run_json
 
@@ -28,7 +29,7 @@ class CreateChild(BaseModel):
     input: Any = None
     metadata: dict[str, Any] | None = None
     recoveryWebhook: str | None = None
-    channels: list[Any] | None = None
+    channels: list[ChannelSpec] | None = None
     edgeType: str | None = Field(default=None, min_length=1)
     edgeMetadata: dict[str, Any] | None = None
 
@@ -38,11 +39,8 @@ async def create_child(request: Request) -> JSONResponse:
     srv = server(request)
     parent = request.path_params["runId"]
     body = await parse_body(request, CreateChild)
-    for field, given in (("recoveryWebhook", body.recoveryWebhook), ("channels", body.channels)):
-        if given:
-            raise ProtocolError(
-                422, f"{field} is not supported by this server yet", code="unsupported"
-            )
+    specs = checked(body.channels)
+    webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
     child_input = {} if body.input is None else body.input
     input_text, input_hash = encode_with_hash(child_input, what="child run input")
     async with srv.store.transaction() as tx:
@@ -70,13 +68,17 @@ async def create_child(request: Request) -> JSONResponse:
                         "input": child_input,
                         "parentRunId": parent,
                         "edgeName": body.name,
-                        "channels": [],
+                        "channels": [
+                            {"type": c.type, "url": c.url, "events": c.events or []} for c in specs
+                        ],
                     },
                     what="event",
                 ),
                 edge_type=body.edgeType or "child",
                 edge_metadata=encode(body.edgeMetadata or {}, what="edge metadata"),
+                recovery_webhook=webhook,
             )
+            await add_channels(tx, child_id, specs)
             await tx.append_event(
                 parent,
                 "run.child.created",

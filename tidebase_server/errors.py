@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 
 from tidebase_core.errors import DatabaseUnavailable, RunNotFound, TidebaseError
 
-__all__ = ["ProtocolError", "handle_error", "not_found", "parse_body"]
+__all__ = ["ProtocolError", "check_url", "handle_error", "invalid_field", "not_found", "parse_body"]
 
 log = logging.getLogger("tidebase.server")
 
@@ -45,6 +45,28 @@ class ProtocolError(Exception):
 
 def not_found(what: str) -> ProtocolError:
     return ProtocolError(404, f"{what} not found", code="not_found")
+
+
+def invalid_field(field: str, message: str) -> ProtocolError:
+    """400 ``invalid_request`` naming the field at fault and how to fix it."""
+    return ProtocolError(
+        400,
+        "invalid request body",
+        code="invalid_request",
+        issues=[{"path": [field], "message": message}],
+    )
+
+
+def check_url(value: str | None, field: str) -> str | None:
+    """An absolute http(s) URL (upstream's ``z.string().url()``), else 400 naming ``field``."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise invalid_field(field, f"expected an absolute http(s) URL, got {value[:100]!r}")
+    return value
 
 
 async def parse_body(request: Request, model: type[M]) -> M:

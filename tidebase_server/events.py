@@ -55,7 +55,7 @@ async def _stream(srv: Server, run_id: str, after: int) -> AsyncIterator[str]:
             while True:
                 waker.clear()
                 try:
-                    batch = await srv.tide.runs.events(run_id, after_seq=last, limit=_BATCH)
+                    batch = await srv.hub.read(run_id, last, _BATCH)
                 except RunNotFound:
                     return
                 for event in batch:

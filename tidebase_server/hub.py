@@ -3,9 +3,10 @@
 ``tide.runs.subscribe`` holds a Postgres connection per subscriber; a server with hundreds of
 open streams would exhaust Postgres' connections. The hub LISTENs once per watched run on a
 single connection and wakes that run's subscribers, which then read the log through the pool
-(catching up by seq, so a wake-up is only a hint and none can be lost). Writers NOTIFY only
-while a run is watched (``runs.watched_until``), so the hub keeps renewing the watch of every
-run it has subscribers for.
+(catching up by seq, so a wake-up is only a hint and none can be lost). The subscribers of one
+run share their reads (``read``): one query per wake-up for all of them, not one each.
+Writers NOTIFY only while a run is watched (``runs.watched_until``), so the hub keeps renewing
+the watch of every run it has subscribers for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from tidebase_core._async.client import AsyncTidebase
+from tidebase_core.models import Event
 from tidebase_core.store.queries import channel, listen_statement
 
 __all__ = ["EventHub"]
@@ -37,6 +39,16 @@ class _Channel:
         self.run_id = run_id
         self.wakers: set[asyncio.Event] = set()
         self.ready = asyncio.Event()  # LISTEN has been executed
+        # Notifications received for the run (and reconnects, which may have missed some).
+        self.version = 0
+        # The last read of the log, shared by the run's subscribers: the events after
+        # ``cached_after`` as of a moment when ``version`` was ``cached_version`` (a read that
+        # starts after a notification arrived sees what it announced: NOTIFY follows COMMIT).
+        self.lock = asyncio.Lock()
+        self.cached_version = -1
+        self.cached_after = 0
+        self.cached: list[Event] = []
+        self.cached_full = False  # the read hit its limit: more may follow it
 
 
 class EventHub:
@@ -95,6 +107,29 @@ class EventHub:
                 with contextlib.suppress(Exception):
                     await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(name)))
 
+    async def read(self, run_id: str, after: int, limit: int) -> list[Event]:
+        """The run's events after ``after`` (at most ``limit``), current as of every
+        notification received so far: one query serves every subscriber of the run that asks
+        meanwhile (single flight). Raises ``RunNotFound`` like ``tide.runs.events``."""
+        entry = self._channels.get(channel(self._tide.settings.schema, run_id))
+        if entry is None:
+            return await self._tide.runs.events(run_id, after_seq=after, limit=limit)
+        wanted = entry.version
+        async with entry.lock:
+            if (
+                entry.cached_version >= wanted
+                and entry.cached_after <= after
+                and not entry.cached_full
+            ):
+                return [e for e in entry.cached if e.seq > after][:limit]
+            started = entry.version
+            batch = await self._tide.runs.events(run_id, after_seq=after, limit=limit)
+            entry.cached_version = started
+            entry.cached_after = after
+            entry.cached = batch
+            entry.cached_full = len(batch) >= limit
+            return batch
+
     async def _read(self) -> None:
         while True:
             conn = self._conn
@@ -103,6 +138,7 @@ class EventHub:
                 async for note in conn.notifies(timeout=TURN_SECONDS):
                     entry = self._channels.get(note.channel)
                     if entry is not None:
+                        entry.version += 1
                         for waker in entry.wakers:
                             waker.set()
                 await asyncio.sleep(0)  # let a queued LISTEN take the connection
@@ -126,6 +162,7 @@ class EventHub:
             with contextlib.suppress(Exception):
                 await old.close()
         for entry in self._channels.values():  # anything missed meanwhile is in the log
+            entry.version += 1
             for waker in entry.wakers:
                 waker.set()
 

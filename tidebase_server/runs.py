@@ -12,9 +12,12 @@ from starlette.responses import JSONResponse
 from tidebase_core.errors import RunNotFound
 from tidebase_core.serialization import encode, encode_with_hash
 
+from . import channels
 from .auth import is_authenticated
+from .channels import ChannelSpec, delivers
 from .deps import server
-from .errors import ProtocolError, not_found, parse_body
+from .errors import ProtocolError, check_url, not_found, parse_body
+from .gates import expire_gates
 from .routing import RawRoute as Route
 from .wire import (
     edge_json,
@@ -24,6 +27,7 @@ from .wire import (
     state_version_json,
     step_json,
     usage_json,
+    webhook_json,
 )
 
 __all__ = ["routes"]
@@ -37,20 +41,12 @@ class CreateRun(_Body):
     input: Any = None
     metadata: dict[str, Any] | None = None
     recoveryWebhook: str | None = None
-    channels: list[dict[str, Any]] | None = None
+    channels: list[ChannelSpec] | None = None
 
 
 class CancelRun(_Body):
     reason: str | None = None
     actor: str | None = None
-
-
-def _not_yet(field: str) -> ProtocolError:
-    return ProtocolError(
-        422,
-        f"{field} is not supported by this server yet",
-        code="unsupported",
-    )
 
 
 async def create_run(request: Request) -> JSONResponse:
@@ -59,23 +55,32 @@ async def create_run(request: Request) -> JSONResponse:
     srv = server(request)
     workflow = request.path_params["workflowName"]
     body = await parse_body(request, CreateRun)
-    if body.recoveryWebhook is not None:
-        raise _not_yet("recoveryWebhook")
-    if body.channels:
-        raise _not_yet("channels")
+    webhook = check_url(body.recoveryWebhook, "recoveryWebhook")
+    specs = channels.checked(body.channels)
     run_input = {} if body.input is None else body.input
     input_text, input_hash = encode_with_hash(run_input, what="run input")
     metadata = {} if body.metadata is None else body.metadata
     run_id = f"run_{uuid.uuid4().hex}"
-    payload = encode({"workflowName": workflow, "input": run_input, "channels": []}, what="event")
-    created = await srv.store.create_run(
-        run_id=run_id,
-        workflow=workflow,
-        input=input_text,
-        input_hash=input_hash,
-        metadata=encode(metadata, what="run metadata"),
-        payload=payload,
+    payload = encode(
+        {
+            "workflowName": workflow,
+            "input": run_input,
+            "channels": [{"type": c.type, "url": c.url, "events": c.events or []} for c in specs],
+        },
+        what="event",
     )
+    async with srv.store.transaction() as tx:
+        created = await tx.create_run(
+            run_id=run_id,
+            workflow=workflow,
+            input=input_text,
+            input_hash=input_hash,
+            metadata=encode(metadata, what="run metadata"),
+            payload=payload,
+            recovery_webhook=webhook,
+        )
+        if created:
+            await channels.add_channels(tx, run_id, specs)
     if not created:  # a 128-bit collision: never in practice, but say so rather than lie
         raise ProtocolError(409, "run id already exists", code="run_exists")
     run = await srv.store.get_run(run_id)
@@ -98,6 +103,7 @@ async def get_run(request: Request) -> JSONResponse:
     srv = server(request)
     tide = srv.tide
     run_id = request.path_params["runId"]
+    await expire_gates(srv, run_id)
     run = await srv.store.get_run(run_id)
     if run is None:
         raise not_found("run")
@@ -109,10 +115,14 @@ async def get_run(request: Request) -> JSONResponse:
         gates = await tide.gates.list(run_id=run_id, limit=10_000)
         usage = await tide.usage.records(run_id)
         events = await tide.runs.events(run_id)
+        webhooks = await tide.runs.webhooks(run_id)
+        run_channels = await srv.store.list_channels(run_id)
+        deliveries = await srv.store.list_deliveries(run_id)
     except RunNotFound:
         raise not_found("run") from None
     child_rows = [await srv.store.get_run(c.run_id) for c in children]
     edges = await srv.store.list_edges(run_id)
+    expiries = await srv.store.gate_expiries(run_id)
     show_token = is_authenticated(request.scope)
     latest = versions[-1] if versions else None
     return JSONResponse(
@@ -131,16 +141,19 @@ async def get_run(request: Request) -> JSONResponse:
             "stateVersions": [state_version_json(run_id, v) for v in versions],
             "runEdges": [edge_json(e) for e in edges],
             "childRuns": [run_json(c) for c in child_rows if c is not None],
-            "recoveryAttempts": [],
-            "channels": [],
-            "channelDeliveries": [],
-            "gates": [gate_json(g, show_token=show_token) for g in gates],
+            "recoveryAttempts": [webhook_json(w, i + 1) for i, w in enumerate(webhooks)],
+            "channels": [channels.channel_json(c) for c in run_channels],
+            "channelDeliveries": [channels.delivery_json(d) for d in deliveries],
+            "gates": [
+                gate_json(g, show_token=show_token, expires_at=expiries.get(g.name)) for g in gates
+            ],
             "usage": [usage_json(u, i + 1) for i, u in enumerate(usage)],
             "events": [event_json(run_id, e) for e in events],
         }
     )
 
 
+@delivers
 async def cancel_run(request: Request) -> JSONResponse:
     """Cancel (one-way, idempotent); a completed run is a refused no-op (409)."""
     srv = server(request)

@@ -19,6 +19,7 @@ from tidebase_core.errors import RunNotFound
 from tidebase_core.models import StateVersion
 from tidebase_core.serialization import encode
 
+from .channels import delivers
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
@@ -123,16 +124,19 @@ def _check_live(status: str) -> None:
         raise ProtocolError(409, "run already completed", code="run_completed")
 
 
+@delivers
 async def set_state(request: Request) -> JSONResponse:
     """Replace the state (one more version)."""
     return await _write_state(request, patch=False)
 
 
+@delivers
 async def patch_state(request: Request) -> JSONResponse:
     """Merge-patch the state (RFC 7386: null removes a key; one more version)."""
     return await _write_state(request, patch=True)
 
 
+@delivers
 async def save_state(request: Request) -> JSONResponse:
     """Label the current version without changing the value; 404 before any state."""
     srv = server(request)
@@ -156,6 +160,7 @@ async def save_state(request: Request) -> JSONResponse:
     return JSONResponse({"stateVersion": state_version_json(run_id, version)})
 
 
+@delivers
 async def record_usage(request: Request) -> JSONResponse:
     """One ledger row (priced from genai-prices when ``costUsd`` is missing and the model is
     known); recorded on any run, finished or not — spent tokens were spent."""

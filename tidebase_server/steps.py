@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from tidebase_core.serialization import encode
 
 from . import contract
+from .channels import delivers
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
@@ -142,6 +143,7 @@ async def complete_step(request: Request) -> JSONResponse:
     return JSONResponse({"step": protocol_step_json(run_id, done)})
 
 
+@delivers
 async def fail_step(request: Request) -> JSONResponse:
     """Record a failure and its resume decision; 409 unless the caller holds the lease."""
     srv = server(request)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tidebase_core._async.client import AsyncTidebase
+from tidebase_core._async.queue_store import advisory_key
 from tidebase_core._async.store import AsyncStoreConnection, _ConnectionLost
 from tidebase_core._run_base import UsageInput
 from tidebase_core.errors import DatabaseUnavailable
@@ -18,8 +19,19 @@ from tidebase_core.models import StateVersion
 from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
 from tidebase_core.store.protocol_queries import ProtocolQueries
+from tidebase_core.store.queue_queries import QueueQueries
 
-__all__ = ["EdgeRow", "LockedRun", "ProtocolStore", "ProtocolTx", "RunRow", "StepRow"]
+__all__ = [
+    "ChannelRow",
+    "DeliveryRow",
+    "EdgeRow",
+    "LockedRun",
+    "ProtocolStore",
+    "ProtocolTx",
+    "QueueRow",
+    "RunRow",
+    "StepRow",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,13 @@ class RunRow:
     """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
     cancel_reason: str | None
     cancel_actor: str | None
+    queue: str | None = None
+    dedupe_key: str | None = None
+    priority: int = 0
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    deadline_at: datetime | None = None
+    recovery_webhook: str | None = None
 
 
 def _row(r: tuple[Any, ...]) -> RunRow:
@@ -61,6 +80,13 @@ def _row(r: tuple[Any, ...]) -> RunRow:
         owner_token=lease_holder(r[13], r[14]),
         cancel_reason=r[15],
         cancel_actor=r[16],
+        queue=r[17],
+        dedupe_key=r[18],
+        priority=r[19],
+        run_at=r[20],
+        max_attempts=r[21],
+        deadline_at=r[22],
+        recovery_webhook=r[23],
     )
 
 
@@ -71,6 +97,10 @@ class LockedRun:
     """Who holds the lease: a protocol worker's name, else an in-process owner's token."""
     leased: bool
     """Someone holds a live lease."""
+    token: uuid.UUID | None = None
+    """The lease holder's owner token (the fence of in-process writes)."""
+    queue: str | None = None
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +161,52 @@ def lease_holder(token: uuid.UUID | None, name: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class QueueRow:
+    name: str
+    configured: bool
+    concurrency: int | None
+    rate_per_minute: int | None
+    invoke_url: str | None
+    queued: int = 0
+    running: int = 0
+    failed: int = 0
+    completed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: int
+    run_id: str
+    gate_name: str | None
+    url: str
+    secret: str | None
+    events: list[str]
+    delivered_seq: int
+    created_at: datetime
+
+
+def _channel(r: tuple[Any, ...]) -> ChannelRow:
+    events = decode_json(r[5]) if isinstance(r[5], str | bytes) else r[5]
+    return ChannelRow(r[0], r[1], r[2], r[3], r[4], list(events or []), int(r[6]), r[7])
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    channel_id: int
+    run_id: str
+    gate_name: str | None
+    event_type: str
+    payload: Any
+    status: str
+    http_status: int | None
+    error_text: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class EdgeRow:
     parent_run_id: str
     name: str
@@ -151,6 +227,8 @@ class ProtocolTx:
     def __init__(self, db: AsyncStoreConnection, store: ProtocolStore) -> None:
         self._db = db
         self.q = store.q
+        self.qq = store.qq
+        self.schema = store.schema
         self.lease = store.lease_seconds
 
     async def _run(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -166,8 +244,10 @@ class ProtocolTx:
         rows = await self._run(self.q.lock_run, {"run_id": run_id})
         if not rows:
             return None
-        status, name, token, leased = rows[0]
-        return LockedRun(status, lease_holder(token, name), bool(leased))
+        status, name, token, leased, queue, attempt = rows[0]
+        return LockedRun(
+            status, lease_holder(token, name), bool(leased), token, queue, int(attempt)
+        )
 
     async def append_event(self, run_id: str, type: str, payload: str) -> int:
         rows = await self._run(
@@ -262,8 +342,15 @@ class ProtocolTx:
         return _step(rows[0])
 
     async def open_gate(
-        self, run_id: str, name: str, prompt: str, data: str, gate_token: str
+        self,
+        run_id: str,
+        name: str,
+        prompt: str,
+        data: str,
+        gate_token: str,
+        timeout: float | None = None,
     ) -> bool:
+        """Open a pending gate (idempotent per name); ``timeout`` seconds: it expires then."""
         rows = await self._run(
             self.q.open_gate,
             {
@@ -272,6 +359,7 @@ class ProtocolTx:
                 "prompt": prompt,
                 "data": JsonText(data),
                 "gate_token": gate_token,
+                "timeout": timeout,
             },
         )
         return bool(rows)
@@ -318,6 +406,7 @@ class ProtocolTx:
         created_payload: str,
         edge_type: str,
         edge_metadata: str,
+        recovery_webhook: str | None = None,
     ) -> EdgeRow:
         """The child run (pending, with its run.created event) and the edge to it."""
         await self._run(
@@ -328,6 +417,7 @@ class ProtocolTx:
                 "input": ExactJson(input),
                 "input_hash": input_hash,
                 "metadata": JsonText(metadata),
+                "recovery_webhook": recovery_webhook,
                 "payload": JsonText(created_payload),
             },
         )
@@ -343,6 +433,96 @@ class ProtocolTx:
         )
         return _edge(rows[0])
 
+    async def claim(self, queue: str, owner: str) -> str | None:
+        """Lease the best ready run of ``queue`` (within its caps) to the protocol worker
+        ``owner``: the core's claim statement, then the worker's name on the row. None when
+        nothing is ready or a cap is reached."""
+        token = owner_token(owner)
+        rows = await self._run(
+            self.qq.claim_queued,
+            {
+                "queue": queue,
+                "key": advisory_key("tidebase.queue", self.schema, queue),
+                "token": token,
+                "host": None,
+                "pid": None,
+                "started": None,
+                "lease": self.lease,
+            },
+        )
+        if not rows:
+            return None
+        run_id = str(rows[0][0])
+        await self._run(
+            self.q.name_protocol_owner, {"run_id": run_id, "owner": owner, "token": token}
+        )
+        return run_id
+
+    async def fail_queued(
+        self, run_id: str, token: uuid.UUID, error: str, payload: str, delay: float
+    ) -> str | None:
+        """The core's failed-attempt transition of a queued run (fenced on ``token``): back to
+        'queued' after ``delay`` while attempts remain, else 'failed' as max_retries."""
+        rows = await self._run(
+            self.qq.fail_queued,
+            {
+                "run_id": run_id,
+                "token": token,
+                "error": JsonText(error),
+                "payload": JsonText(payload),
+                "delay": delay,
+                "write_id": None,
+            },
+        )
+        return None if not rows else str(rows[0][0])
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        input: str,
+        input_hash: str,
+        metadata: str | None,
+        payload: str,
+        recovery_webhook: str | None = None,
+    ) -> bool:
+        """Insert a pending run with its ``run.created`` event; False if the id is taken."""
+        rows = await self._run(
+            self.q.create_run,
+            {
+                "run_id": run_id,
+                "workflow": workflow,
+                "input": ExactJson(input),
+                "input_hash": input_hash,
+                "metadata": None if metadata is None else JsonText(metadata),
+                "recovery_webhook": recovery_webhook,
+                "payload": JsonText(payload),
+            },
+        )
+        return bool(rows)
+
+    async def add_channel(
+        self,
+        run_id: str,
+        *,
+        url: str,
+        secret: str | None,
+        events: str,
+        gate_name: str | None = None,
+    ) -> None:
+        """A webhook channel of the run (or of its gate ``gate_name``)."""
+        await self._run(
+            self.q.insert_channel,
+            {
+                "run_id": run_id,
+                "gate_name": gate_name,
+                "url": url,
+                "secret": secret,
+                "events": JsonText(events),
+            },
+        )
+
     async def wait_at_gate(self, run_id: str, payload: str) -> None:
         await self._run(
             self.q.wait_at_gate,
@@ -355,7 +535,9 @@ class ProtocolStore:
 
     def __init__(self, tide: AsyncTidebase, *, lease_seconds: float | None = None) -> None:
         self._tide = tide
-        self.q = ProtocolQueries.for_schema(tide.settings.schema)
+        self.schema = tide.settings.schema
+        self.q = ProtocolQueries.for_schema(self.schema)
+        self.qq = QueueQueries.for_schema(self.schema)
         self.lease_seconds = tide.settings.lease_seconds if lease_seconds is None else lease_seconds
 
     @asynccontextmanager
@@ -372,6 +554,7 @@ class ProtocolStore:
         input_hash: str,
         metadata: str | None,
         payload: str,
+        recovery_webhook: str | None = None,
     ) -> bool:
         """Insert a pending run with its ``run.created`` event; False if the id is taken."""
         async with self._tide._store.connection() as db:
@@ -383,6 +566,7 @@ class ProtocolStore:
                     "input": ExactJson(input),
                     "input_hash": input_hash,
                     "metadata": None if metadata is None else JsonText(metadata),
+                    "recovery_webhook": recovery_webhook,
                     "payload": JsonText(payload),
                 },
             )
@@ -402,3 +586,132 @@ class ProtocolStore:
         async with self._tide._store.connection() as db:
             rows = await db._read(self.q.list_run_rows, {"limit": limit})
         return [_row(r) for r in rows]
+
+    async def queue_stats(self) -> list[QueueRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.queue_stats, {})
+        return [QueueRow(*r) for r in rows]
+
+    async def configure_queue(
+        self,
+        name: str,
+        *,
+        given: set[str],
+        concurrency: int | None,
+        rate: int | None,
+        invoke_url: str | None,
+    ) -> QueueRow:
+        """Set the fields in ``given`` (``concurrency``, ``rate``, ``invoke_url``); keep others."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(
+                self.q.configure_queue,
+                {
+                    "name": name,
+                    "concurrency": concurrency,
+                    "rate": rate,
+                    "invoke_url": invoke_url,
+                    "set_concurrency": "concurrency" in given,
+                    "set_rate": "rate" in given,
+                    "set_invoke_url": "invoke_url" in given,
+                },
+            )
+        r = rows[0]
+        return QueueRow(r[0], True, r[1], r[2], r[3])
+
+    async def schedule_times(self) -> dict[str, tuple[datetime, datetime]]:
+        """When each schedule was created and last written."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.schedule_times, {})
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def expired_gates(
+        self, run_id: str | None = None, limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """(run id, gate name) of pending gates past their timeout."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.expired_gates, {"run_id": run_id, "limit": limit})
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def gate_expiries(self, run_id: str) -> dict[str, datetime]:
+        """When each gate of the run with a timeout expires (or expired)."""
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.gate_expiries, {"run_id": run_id})
+        return {str(r[0]): r[1] for r in rows}
+
+    async def delete_channels(self, run_id: str) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(self.q.delete_channels, {"run_id": run_id})
+
+    async def list_channels(self, run_id: str) -> list[ChannelRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_channels, {"run_id": run_id})
+        return [_channel(r) for r in rows]
+
+    async def acquire_channel(self, channel_id: int, lease: float) -> ChannelRow | None:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.acquire_channel, {"id": channel_id, "lease": lease})
+        return _channel(rows[0]) if rows else None
+
+    async def advance_channel(self, channel_id: int, seq: int) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(self.q.advance_channel, {"id": channel_id, "seq": seq})
+
+    async def release_channel(self, channel_id: int) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(self.q.release_channel, {"id": channel_id})
+
+    async def insert_delivery(
+        self, channel: ChannelRow, seq: int, event_type: str, payload: str
+    ) -> int:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(
+                self.q.insert_delivery,
+                {
+                    "channel_id": channel.id,
+                    "run_id": channel.run_id,
+                    "gate_name": channel.gate_name,
+                    "seq": seq,
+                    "event_type": event_type,
+                    "payload": JsonText(payload),
+                },
+            )
+        return int(rows[0][0])
+
+    async def finish_delivery(
+        self, delivery_id: int, *, status: str, http_status: int | None, error_text: str | None
+    ) -> None:
+        async with self._tide._store.connection() as db:
+            await db._read(
+                self.q.finish_delivery,
+                {
+                    "id": delivery_id,
+                    "status": status,
+                    "http_status": http_status,
+                    "error_text": error_text,
+                },
+            )
+
+    async def list_deliveries(self, run_id: str) -> list[DeliveryRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_deliveries, {"run_id": run_id})
+        return [
+            DeliveryRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                decode_json(r[5]) if isinstance(r[5], str | bytes) else r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+            )
+            for r in rows
+        ]
+
+    async def channel_backlog(self, limit: int = 100) -> list[str]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.channel_backlog, {"limit": limit})
+        return [str(r[0]) for r in rows]

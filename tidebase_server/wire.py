@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from tidebase_core.models import Event, GateInfo, StateVersion, StepInfo, UsageRecord
+from tidebase_core.queue_models import WebhookAttempt
 
 from .store import EdgeRow, RunRow, StepRow
 
@@ -24,6 +25,7 @@ __all__ = [
     "state_version_json",
     "step_json",
     "usage_json",
+    "webhook_json",
 ]
 
 
@@ -63,16 +65,16 @@ def run_json(run: RunRow) -> dict[str, Any]:
         "status": run.status,
         "result": run.result,
         "error": run.error,
-        "recoveryWebhook": None,
+        "recoveryWebhook": run.recovery_webhook,
         "leaseOwner": run.owner_token,
         "leaseExpiresAt": iso(run.lease_expires_at) if run.owner_token else None,
         "attempt": run.attempt,
-        "queue": None,
-        "dedupeKey": None,
-        "priority": 0,
-        "runAt": None,
-        "maxAttempts": 1,
-        "deadlineAt": None,
+        "queue": run.queue,
+        "dedupeKey": run.dedupe_key,
+        "priority": run.priority,
+        "runAt": iso(run.run_at),
+        "maxAttempts": run.max_attempts if run.max_attempts is not None else 1,
+        "deadlineAt": iso(run.deadline_at),
         "cancelRequestedAt": iso(run.completed_at) if cancelled else None,
         "cancelledAt": iso(run.completed_at) if cancelled else None,
         "cancelReason": run.cancel_reason if cancelled else None,
@@ -126,8 +128,11 @@ def step_json(run_id: str, step: StepInfo) -> dict[str, Any]:
     }
 
 
-def gate_json(gate: GateInfo, *, show_token: bool) -> dict[str, Any]:
-    """A gate; its resolve token only for a reader that authenticated with the API key."""
+def gate_json(
+    gate: GateInfo, *, show_token: bool, expires_at: datetime | None = None
+) -> dict[str, Any]:
+    """A gate; its resolve token only for a reader that authenticated with the API key;
+    ``expiresAt`` when it was opened with a timeout."""
     decided = gate.status != "pending"
     return {
         "id": encode_id("gate", gate.name),
@@ -145,6 +150,7 @@ def gate_json(gate: GateInfo, *, show_token: bool) -> dict[str, Any]:
         "createdAt": iso(gate.created_at),
         "updatedAt": iso(gate.resolved_at or gate.created_at),
         "resolvedAt": iso(gate.resolved_at),
+        "expiresAt": iso(expires_at),
     }
 
 
@@ -232,4 +238,25 @@ def edge_json(edge: EdgeRow) -> dict[str, Any]:
         "edgeType": edge.edge_type,
         "metadata": edge.metadata if edge.metadata is not None else {},
         "createdAt": iso(edge.created_at),
+    }
+
+
+def webhook_json(
+    attempt: WebhookAttempt, index: int, *, reason: str | None = None
+) -> dict[str, Any]:
+    """A recovery (``run.recover``) or push (``run.invoke``) webhook attempt as upstream's
+    recovery attempt: delivered on a 2xx answer, else failed (``errorText`` says why)."""
+    delivered = attempt.status_code is not None and 200 <= attempt.status_code < 300
+    return {
+        "id": f"{attempt.run_id}:webhook:{index}",
+        "runId": attempt.run_id,
+        "reason": reason if reason is not None else attempt.kind,
+        "kind": attempt.kind,
+        "webhookUrl": attempt.url,
+        "status": "delivered" if delivered else "failed",
+        "httpStatus": attempt.status_code,
+        "responseBody": None,
+        "errorText": attempt.error,
+        "createdAt": iso(attempt.created_at),
+        "completedAt": iso(attempt.created_at),
     }

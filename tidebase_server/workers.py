@@ -15,10 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tidebase_core._async.queue_store import AsyncQueueStore
+from tidebase_core._async.reconciler import AsyncReconciler
+from tidebase_core._async.worker import backoff_seconds
 from tidebase_core.replay import ResumeDecision
 from tidebase_core.serialization import encode
 
-from .deps import server
+from .channels import delivers
+from .deps import Server, server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
 from .store import RunRow
@@ -101,6 +105,7 @@ def _fenced(owner: str | None, locked_owner: str | None) -> bool:
     return owner is not None and owner != locked_owner
 
 
+@delivers
 async def complete_run(request: Request) -> JSONResponse:
     """Complete with ``result``; a cancelled or completed run is answered as it is."""
     srv = server(request)
@@ -118,8 +123,13 @@ async def complete_run(request: Request) -> JSONResponse:
     return JSONResponse({"run": run_json(await _run(request, run_id))})
 
 
+@delivers
 async def fail_run(request: Request) -> JSONResponse:
-    """Fail with ``error``; a cancelled or completed run is answered as it is."""
+    """Fail with ``error``; a cancelled or completed run is answered as it is. A queued run
+    with attempts left goes back to its queue after 5 s·2^(attempt−1) (``requeued: true``), as
+    in the in-process worker; its last failure is ``failed`` with ``max_retries``. A plain run
+    with a ``recoveryWebhook`` gets it POSTed (signed ``run.recover``, reason ``run_failed``,
+    at most once per throttle window), as upstream, so its app can resume it."""
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, FailRun)
@@ -127,20 +137,55 @@ async def fail_run(request: Request) -> JSONResponse:
     failure_class = body.failureClass
     if failure_class not in {d.value for d in ResumeDecision}:
         failure_class = None  # only this project's resume decisions classify a failure
+    requeued = False
     async with srv.store.transaction() as tx:
         locked = await tx.lock_run(run_id)
         if locked is None:
             raise not_found("run")
-        if locked.status not in ("cancelled", "completed"):
-            if _fenced(body.leaseOwner, locked.owner):
-                raise ProtocolError(409, "lease lost", code="lease_lost")
+        if locked.status not in ("cancelled", "completed") and _fenced(
+            body.leaseOwner, locked.owner
+        ):
+            raise ProtocolError(409, "lease lost", code="lease_lost")
+        queued_attempt = (
+            locked.queue is not None
+            and locked.token is not None
+            and locked.status in ("running", "waiting")
+        )
+        if queued_attempt and locked.token is not None:
+            status = await tx.fail_queued(
+                run_id,
+                locked.token,
+                encode(error, what="run error"),
+                encode({"error": error}, what="event"),
+                backoff_seconds(locked.attempt),
+            )
+            requeued = status == "queued"
+        elif locked.status not in ("cancelled", "completed"):
             await tx.fail_run(
                 run_id,
                 encode(error, what="run error"),
                 failure_class,
                 encode({"error": error, "failureClass": failure_class}, what="event"),
             )
-    return JSONResponse({"run": run_json(await _run(request, run_id)), "requeued": False})
+    run = await _run(request, run_id)
+    if run.status == "failed" and run.queue is None and run.recovery_webhook:
+        await _nudge(srv, run)
+    return JSONResponse({"run": run_json(run), "requeued": requeued})
+
+
+async def _nudge(srv: Server, run: RunRow) -> None:
+    """The run's recovery webhook, through the core reconciler's sender (signed, recorded,
+    throttled per run)."""
+    assert run.recovery_webhook is not None
+    async with srv.tide._store.connection() as db:
+        await AsyncReconciler(srv.tide)._recovery_webhook(
+            AsyncQueueStore(db),
+            run.run_id,
+            run.workflow_name,
+            None if run.input is None else encode(run.input, what="run input"),
+            run.recovery_webhook,
+            "run_failed",
+        )
 
 
 routes = [

@@ -56,7 +56,7 @@ class _Copier:
         setattr(durable, _MARK, True)
         self._copies[id(agent)] = (agent, durable)
         if isinstance(agent.model, Model):
-            durable.model = durable_model(agent.model)
+            durable.model = durable_model(agent.model, agent=agent.name)
         durable.tools = [self.tool(tool) for tool in agent.tools]
         durable.handoffs = [self.handoff(target) for target in agent.handoffs]
         durable.input_guardrails = [durable_guardrail(g) for g in agent.input_guardrails]

@@ -16,10 +16,10 @@ from typing import Any, Literal, TypeVar
 
 from agents import GuardrailFunctionOutput, InputGuardrail, OutputGuardrail
 
+from tidebase_core.operations import Operation, durable_call
 from tidebase_core.plugin import current_run
 
 from .digests import digest_of
-from .steps import run_as_step
 from .typed_values import dump_typed, load_typed
 
 __all__ = ["durable_guardrail"]
@@ -43,31 +43,36 @@ def durable_guardrail(guardrail: G) -> G:
 
 
 def _durable_function(kind: str, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    op: Operation[GuardrailFunctionOutput] = Operation(
+        f"guardrail.{kind}.{name}", dump=_dump_verdict, load=_load_verdict
+    )
+
     async def guardrail_function(context: Any, agent: Any, data: Any) -> GuardrailFunctionOutput:
         run = current_run()
         if run is None:
             return await _call(function, context, agent, data)
-        fresh: list[GuardrailFunctionOutput] = []
 
-        async def call() -> dict[str, Any]:
-            verdict = await _call(function, context, agent, data)
-            fresh.append(verdict)
-            return {
-                "tripwire_triggered": verdict.tripwire_triggered,
-                "output_info": dump_typed(verdict.output_info),
-            }
+        async def call() -> GuardrailFunctionOutput:
+            return await _call(function, context, agent, data)
 
-        key = run.next_key(f"guardrail.{kind}.{name}")
-        stored = await run_as_step(run, key, call, digest=digest_of(data))
-        if fresh:
-            return fresh[0]
-        return GuardrailFunctionOutput(
-            output_info=load_typed(stored["output_info"]),
-            tripwire_triggered=stored["tripwire_triggered"],
-        )
+        return await durable_call(op, call, digest=digest_of(data), run=run)
 
     _durable.add(guardrail_function)
     return guardrail_function
+
+
+def _dump_verdict(verdict: GuardrailFunctionOutput) -> dict[str, Any]:
+    return {
+        "tripwire_triggered": verdict.tripwire_triggered,
+        "output_info": dump_typed(verdict.output_info),
+    }
+
+
+def _load_verdict(stored: dict[str, Any]) -> GuardrailFunctionOutput:
+    return GuardrailFunctionOutput(
+        output_info=load_typed(stored["output_info"]),
+        tripwire_triggered=stored["tripwire_triggered"],
+    )
 
 
 async def _call(function: Callable[..., Any], *args: Any) -> GuardrailFunctionOutput:

@@ -1,11 +1,16 @@
-"""Model calls as steps: ``DurableModel`` wraps any SDK ``Model``, ``DurableModelProvider``
-any ``ModelProvider``.
+"""Model calls as durable operations: ``DurableModel`` wraps any SDK ``Model``,
+``DurableModelProvider`` any ``ModelProvider``.
 
-Each ``get_response`` / ``stream_response`` is a step keyed ``model.request`` (``#2``, ``#3`` …)
+Each ``get_response`` / ``stream_response`` is the operation ``model.request`` (``#2``, ``#3`` …)
 in the order the run makes them, with the request's hash as the divergence check. A fresh call
 stores its response and its usage in one write; a replayed call returns the stored response and
-records nothing. A stream is checkpointed when its ``response.completed`` event arrives (a
-partial stream is never a checkpoint); a replayed stream yields that one event.
+records nothing. A call that failed with a provider error (``openai.APIError``, a timeout, a
+dropped connection: what the SDK's retries and a workflow's fallback act on) is recorded too,
+and raised again on replay when the run went on past it; the SDK's retry of it is the next
+``model.request``, on the first attempt and on every resume alike.
+
+A stream is checkpointed when its ``response.completed`` event arrives (a partial stream is
+never a checkpoint, and its key is not reused); a replayed stream yields that one event.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import agents.exceptions
+import openai
 from agents import Model, ModelProvider, ModelResponse, ModelSettings
 from agents.models.interface import ModelTracing
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent
 
-from tidebase_core.plugin import AnyRunContext, current_run, decode_json, save_checkpoint
+from tidebase_core.operations import ErrorCodec, Operation, durable_call, durable_stream
+from tidebase_core.plugin import current_run
 
 from .digests import model_request_digest
 from .responses import (
@@ -29,11 +37,19 @@ from .responses import (
     response_of_stream,
     usage_rows,
 )
-from .steps import give_back_key, run_as_step, take_key
 
-__all__ = ["DurableModel", "DurableModelProvider"]
+__all__ = ["MODEL_ERRORS", "DurableModel", "DurableModelProvider"]
 
 _STEP = "model.request"
+
+# ``ModelTimeoutError`` exists from openai-agents 0.10 on.
+_SDK_TIMEOUT: tuple[type[BaseException], ...] = tuple(
+    c for c in [getattr(agents.exceptions, "ModelTimeoutError", None)] if isinstance(c, type)
+)
+MODEL_ERRORS = ErrorCodec(openai.APIError, *_SDK_TIMEOUT, TimeoutError, ConnectionError)
+"""A failed model call is an outcome when it failed like this: a provider's error (a 503 the
+workflow falls back on), or the timeouts and dropped connections the SDK's retry acts on.
+Recorded, and raised again as its class on replay (``MODEL_ERRORS.allow(...)`` adds classes)."""
 
 # What a model call is asked (the positional arguments before ``tracing``).
 Request = tuple[str | None, Any, ModelSettings, list[Any], Any, list[Any]]
@@ -43,17 +59,27 @@ class DurableModel(Model):
     """``inner`` whose calls are steps of the active run (a no-op outside a run).
 
     ``name`` is the model name the provider was asked for; the ledger uses the model's own
-    ``model`` attribute when it has one.
+    ``model`` attribute when it has one. ``agent`` names the agent the model belongs to in the
+    ledger (``by_agent``), when it is known.
     """
 
-    def __init__(self, inner: Model, *, name: str | None = None) -> None:
+    def __init__(self, inner: Model, *, name: str | None = None, agent: str | None = None) -> None:
         if not isinstance(inner, Model):
             raise TypeError(
                 f"DurableModel wraps an agents.Model instance, got {type(inner).__name__}; "
                 "for a model name, use durable_run_config() so the provider resolves it"
             )
         self.inner = inner
-        self._provider, self._model = _ledger_names(inner, name)
+        provider, model = _ledger_names(inner, name)
+        self._op: Operation[ModelResponse] = Operation(
+            _STEP,
+            dump=dump_response,
+            load=load_response,
+            usage=lambda response: usage_rows(
+                response, provider=provider, model=model, agent=agent
+            ),
+            errors=MODEL_ERRORS,
+        )
 
     def __getattr__(self, name: str) -> Any:
         # The SDK probes models for optional capabilities with getattr: keep them visible.
@@ -87,21 +113,14 @@ class DurableModel(Model):
         run = current_run()
         if run is None:
             return await self.inner.get_response(*request, tracing, **options)
-        digest = model_request_digest(*request, options)
-        key = take_key(run, _STEP)
-        fresh: list[ModelResponse] = []
 
-        async def call() -> dict[str, Any]:
-            response = await self.inner.get_response(*request, tracing, **options)
-            fresh.append(response)
-            return dump_response(response)  # before the SDK's retry adds to response.usage
+        async def call() -> ModelResponse:
+            return await self.inner.get_response(*request, tracing, **options)
 
-        try:
-            stored = await run_as_step(run, key, call, digest=digest, usage=self._usage)
-        except BaseException:
-            give_back_key(run, _STEP, key)
-            raise
-        return fresh[0] if fresh else load_response(stored)
+        # ``op.dump`` runs as the call returns: before the SDK's retry adds to response.usage.
+        return await durable_call(
+            self._op, call, digest=model_request_digest(*request, options), run=run
+        )
 
     async def stream_response(
         self,
@@ -127,41 +146,26 @@ class DurableModel(Model):
             async for event in self.inner.stream_response(*request, tracing, **options):
                 yield event
             return
-        digest = model_request_digest(*request, options)
-        key = take_key(run, _STEP)
-        stored = run.checkpoint_of(key, digest)
-        if stored is not None:
-            yield completed_event(load_response(decode_json(stored)))
-            return
-        async for event in self._stream_fresh(run, key, digest, request, tracing, options):
-            yield event
-
-    async def _stream_fresh(
-        self,
-        run: AnyRunContext,
-        key: str,
-        digest: str,
-        request: Request,
-        tracing: ModelTracing,
-        options: dict[str, Any],
-    ) -> AsyncIterator[Any]:
         done_items: list[Any] = []
-        saved = False
-        try:
-            async for event in self.inner.stream_response(*request, tracing, **options):
-                if isinstance(event, ResponseOutputItemDoneEvent):
-                    done_items.append(event.item)
-                elif isinstance(event, ResponseCompletedEvent):
-                    dumped = dump_response(response_of_stream(event.response, done_items))
-                    await save_checkpoint(run, key, digest, dumped, usage=self._usage(dumped))
-                    saved = True
-                yield event
-        finally:
-            if not saved:
-                give_back_key(run, _STEP, key)
 
-    def _usage(self, stored: dict[str, Any]) -> list[dict[str, Any]]:
-        return usage_rows(stored, provider=self._provider, model=self._model)
+        def result_of(event: Any) -> ModelResponse | None:
+            if isinstance(event, ResponseOutputItemDoneEvent):
+                done_items.append(event.item)
+            elif isinstance(event, ResponseCompletedEvent):
+                return response_of_stream(event.response, done_items)
+            return None
+
+        # Every stream takes a key of its own: one cancelled before ``response.completed`` leaves
+        # its key unwritten, and the next stream never reuses it.
+        async for event in durable_stream(
+            self._op,
+            lambda: self.inner.stream_response(*request, tracing, **options),
+            digest=model_request_digest(*request, options),
+            result_of=result_of,
+            replay=lambda response: [completed_event(response)],
+            run=run,
+        ):
+            yield event
 
     def get_retry_advice(self, request: Any) -> Any:
         return self.inner.get_retry_advice(request)
@@ -195,9 +199,9 @@ class DurableModelProvider(ModelProvider):
             await close()
 
 
-def durable_model(model: Model) -> DurableModel:
+def durable_model(model: Model, agent: str | None = None) -> DurableModel:
     """``model`` wrapped once (an already durable model is returned as it is)."""
-    return model if isinstance(model, DurableModel) else DurableModel(model)
+    return model if isinstance(model, DurableModel) else DurableModel(model, agent=agent)
 
 
 def _ledger_names(inner: Model, name: str | None) -> tuple[str | None, str | None]:

@@ -20,6 +20,8 @@ from openai.types.responses import (
     ResponseUsage,
 )
 
+from tidebase_core.operations import Usage as LedgerUsage
+
 __all__ = [
     "completed_event",
     "dump_response",
@@ -105,27 +107,38 @@ def completed_event(response: ModelResponse) -> ResponseCompletedEvent:
 
 
 def usage_rows(
-    stored: Mapping[str, Any], *, provider: str | None, model: str | None
-) -> list[dict[str, Any]]:
-    """The ledger row of one real model call, from its stored response."""
-    usage = stored["usage"]
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
+    response: ModelResponse, *, provider: str | None, model: str | None, agent: str | None = None
+) -> list[LedgerUsage]:
+    """The ledger row of one real model call. A cost the provider reported in its raw usage
+    (OpenRouter, LiteLLM proxies: ``usage.cost``) wins over the ledger's price table."""
+    usage = response.usage
+    raw = getattr(response, "raw_usage", None)
+    cost = raw.get("cost") if isinstance(raw, Mapping) else None
+    details_in = getattr(usage, "input_tokens_details", None)
+    details_out = getattr(usage, "output_tokens_details", None)
     return [
-        {
-            "kind": "llm",
-            "provider": provider,
-            "model": model,
-            "input_tokens": usage.get("input_tokens", 0),
-            "output_tokens": usage.get("output_tokens", 0),
-            "total_tokens": usage.get("total_tokens") or None,
-            "metadata": {
-                "cache_read_tokens": cached,
-                "reasoning_tokens": reasoning,
-                "response_id": stored.get("response_id"),
+        LedgerUsage(
+            provider=provider,
+            model=model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens or None,
+            cost_usd=_cost(cost),
+            metadata={
+                "cache_read_tokens": getattr(details_in, "cached_tokens", 0) or 0,
+                "reasoning_tokens": getattr(details_out, "reasoning_tokens", 0) or 0,
+                "response_id": response.response_id,
             },
-        }
+            agent=agent,
+        )
     ]
+
+
+def _cost(value: Any) -> float | int | str | None:
+    """A provider's reported cost, when it is a number (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    return value
 
 
 def _dump_item(item: Any) -> Any:

@@ -13,12 +13,17 @@ the run continues; a replayed run meets the recorded decision at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, overload
 
 from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming
+from agents.exceptions import UserError
 from agents.lifecycle import RunHooksBase
 
 from tidebase_core import AsyncRunContext
+from tidebase_core.errors import LeaseLost, RunCancelled
+from tidebase_core.keys import Scope, current_scope
 from tidebase_core.plugin import AnyRunContext
 
 from .config import durable_run_config
@@ -76,15 +81,19 @@ async def run_agent(
     if active is None:
         return await Runner.run(agent, input, **runner_kwargs)
     durable, kwargs = _durable(active, agent, runner_kwargs)
-    result = await Runner.run(durable, input, **kwargs)
+    scope = _own_scope(active, agent)
+    with _in(scope), _run_verdicts():
+        result = await Runner.run(durable, input, **kwargs)
     while approvals == "gate" and getattr(result, "interruptions", None):
         state = result.to_state()
         for item in result.interruptions:
+            # Gates keep the names people approve them by: approve.<tool>.<call id>.
             if await _approved(active, item, wait_for_approval):
                 state.approve(item)
             else:
                 state.reject(item)
-        result = await Runner.run(durable, state, **kwargs)
+        with _in(scope), _run_verdicts():
+            result = await Runner.run(durable, state, **kwargs)
     return result
 
 
@@ -111,7 +120,37 @@ def run_agent_streamed(*args: Any, **runner_kwargs: Any) -> RunResultStreaming:
     if active is None:
         return Runner.run_streamed(agent, input, **runner_kwargs)
     durable, kwargs = _durable(active, agent, runner_kwargs)
-    return Runner.run_streamed(durable, input, **kwargs)
+    with _in(_own_scope(active, agent)):  # the runner's task copies the context when created
+        return Runner.run_streamed(durable, input, **kwargs)
+
+
+def _own_scope(run: AnyRunContext, agent: Agent[Any]) -> Scope:
+    """The scope everything this agent run does is keyed under (``<agent>.run/``, ``#2`` …,
+    taken in program order when it starts): agent runs gathered together never share a
+    sequence."""
+    return run._execution.scope_under(run.next_key(f"{agent.name}.run"))
+
+
+@contextmanager
+def _run_verdicts() -> Iterator[None]:
+    """The SDK reports a tool's exception as ``UserError("Error running tool …")``; when it is
+    the run's own verdict (cancelled, taken over), raise that, as every other step does."""
+    try:
+        yield
+    except UserError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, RunCancelled | LeaseLost):
+            raise cause from None
+        raise
+
+
+@contextmanager
+def _in(scope: Scope) -> Iterator[None]:
+    token = current_scope.set(scope)
+    try:
+        yield
+    finally:
+        current_scope.reset(token)
 
 
 def _arguments(caller: str, args: tuple[Any, ...]) -> tuple[AnyRunContext | None, Agent[Any], Any]:

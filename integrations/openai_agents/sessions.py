@@ -16,10 +16,10 @@ from typing import Any
 from agents import OpenAIConversationsSession
 from agents.memory import Session, SessionABC
 
+from tidebase_core.operations import Operation, durable_call
 from tidebase_core.plugin import current_run
 
 from .digests import digest_of
-from .steps import run_as_step
 
 __all__ = ["DurableSession", "durable_session"]
 
@@ -52,8 +52,18 @@ class DurableSession(SessionABC):
         run = current_run()
         if run is None:
             return await body()
-        key = run.next_key(f"session.{operation}")
-        return await run_as_step(run, key, body, digest=digest_of(input))
+        return await durable_call(_operation(operation), body, digest=digest_of(input), run=run)
+
+
+_operations: dict[str, Operation[Any]] = {}
+
+
+def _operation(name: str) -> Operation[Any]:
+    """One Operation per session method: items are JSON already (the SDK's input items)."""
+    op = _operations.get(name)
+    if op is None:
+        op = _operations.setdefault(name, Operation(f"session.{name}"))
+    return op
 
 
 def durable_session(session: Session | None) -> Session | None:

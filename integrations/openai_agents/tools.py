@@ -1,14 +1,22 @@
-"""Function-tool calls as steps: ``durable_tool`` makes a durable copy of a ``FunctionTool``.
+"""Function-tool calls as durable operations: ``durable_tool`` makes a durable copy of a
+``FunctionTool``.
 
-A call is the step ``tool.<name>.<call_id>``: the call id comes from the model's (replayed)
-output, so parallel calls with identical arguments stay distinct and keep their keys whatever
-order they finish in. The copy wraps the tool's outer ``on_invoke_tool``, so a failure the
-tool's own error handler turned into a message is stored as that message, like any result.
+A call is the operation ``tool.<name>.<call_id>`` (``durable_call`` with the call id as its
+identity): the call id comes from the model's (replayed) output, so parallel calls with
+identical arguments stay distinct and keep their keys whatever order they finish in. The copy
+wraps the tool's outer ``on_invoke_tool``, so a failure the tool's own error handler turned
+into a message is stored as that message, like any result.
+
+When the run's ``context=`` is a pydantic model or a dataclass, the call's checkpoint holds the
+context as the tool left it, and a replayed call sets those fields again: a tool's changes to
+the context survive a resume although the tool does not run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, overload
@@ -16,12 +24,19 @@ from typing import Any, overload
 from agents import FunctionTool
 from agents.tool_context import ToolContext
 
+from tidebase_core.operations import Operation, durable_call
 from tidebase_core.plugin import StepPolicy, current_run, input_hash
 from tidebase_core.replay import ReplayMode
 from tidebase_core.retry import RetryPolicy
 
-from .steps import run_as_step
-from .typed_values import dump_typed, load_typed
+from .typed_values import (
+    apply_context,
+    capturable,
+    dump_context,
+    dump_typed,
+    load_typed,
+    register_classes_of,
+)
 
 __all__ = ["durable_tool", "is_durable_tool"]
 
@@ -33,6 +48,55 @@ Invoker = Callable[[ToolContext[Any], str], Awaitable[Any]]
 # Durable invoker -> the invoker it wraps (a durable tool re-wrapped with new options wraps the
 # tool's own invoker again, not the durable one).
 _wrapped: weakref.WeakKeyDictionary[Any, Invoker] = weakref.WeakKeyDictionary()
+
+# A stored call that carries the run's context too: {_RESULT: output, _CONTEXT: context fields}.
+_RESULT = "$openai_agents.result"
+_CONTEXT = "context"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """What one tool call produced: its output and, when capturable, the context after it."""
+
+    output: Any
+    context: Any = None
+
+
+def _dump(outcome: ToolOutcome) -> Any:
+    output = dump_typed(outcome.output)
+    if outcome.context is None:
+        return output
+    return {_RESULT: output, _CONTEXT: outcome.context}
+
+
+def _load(stored: Any) -> ToolOutcome:
+    if isinstance(stored, dict) and _RESULT in stored:
+        return ToolOutcome(load_typed(stored[_RESULT]), stored[_CONTEXT])
+    return ToolOutcome(load_typed(stored))  # no context captured (or a checkpoint before it was)
+
+
+def _context_fields(context: Any) -> Any:
+    """The JSON fields of the run's ``context=``, when it is a model or dataclass that JSON can
+    hold (one holding a client or a connection is not captured: see the docs' limits)."""
+    if not capturable(context):
+        return None
+    try:
+        return dump_context(context)
+    except Exception:  # pydantic's serialization and schema errors: not a value object
+        return None
+
+
+# One Operation per tool name; a call's own policy (idempotency key …) is set per call.
+_operations: dict[str, Operation[ToolOutcome]] = {}
+
+
+def _operation(tool_name: str) -> Operation[ToolOutcome]:
+    op = _operations.get(tool_name)
+    if op is None:
+        op = _operations.setdefault(
+            tool_name, Operation(f"tool.{tool_name}", dump=_dump, load=_load)
+        )
+    return op
 
 
 def is_durable_tool(tool: object) -> bool:
@@ -92,6 +156,10 @@ def durable_tool(
         options = (side_effects, idempotency_key, replay, retries)
         if is_durable_tool(original) and options == (None, None, None, 0):
             return original
+        # Result classes named by the annotation are allowed back on replay (typed_values);
+        # a tool not made by @function_tool has no __wrapped__: classes resolve by sys.modules.
+        with contextlib.suppress(AttributeError):
+            register_classes_of(original.__wrapped__)
         durable = copy.copy(original)
         durable.on_invoke_tool = _durable_invoker(
             original.name,
@@ -121,23 +189,34 @@ def _durable_invoker(
         run = current_run()
         if run is None:
             return await invoke(ctx, arguments)
-        call_id = getattr(ctx, "tool_call_id", None)
-        key = run.next_key(f"tool.{tool_name}.{call_id}" if call_id else f"tool.{tool_name}")
+        call_id = getattr(ctx, "tool_call_id", None) or None
+        op = _operation(tool_name)
         fixed = idempotency_key(ctx, arguments) if callable(idempotency_key) else idempotency_key
-        policy = StepPolicy.build(
-            key, side_effects=side_effects, idempotency_key=fixed, replay=replay, retries=retries
-        )
-        fresh: list[Any] = []
+        if (side_effects, fixed, replay, retries) != (None, None, None, 0):
+            policy = StepPolicy.build(
+                op.key_name(call_id),
+                side_effects=side_effects,
+                idempotency_key=fixed,
+                replay=replay,
+                retries=retries,
+            )
+            op = dataclasses.replace(op, policy=policy)
+        user_context = getattr(ctx, "context", None)
+        ran = False
 
-        async def call() -> Any:
+        async def call() -> ToolOutcome:
+            nonlocal ran
+            ran = True
             output = await invoke(ctx, arguments)
-            fresh.append(output)
-            return dump_typed(output)
+            # The context as this tool left it (DESIGN §4b): re-applied when the call replays.
+            return ToolOutcome(output, _context_fields(user_context))
 
-        stored = await run_as_step(
-            run, key, call, digest=input_hash({"arguments": arguments}), policy=policy
+        outcome = await durable_call(
+            op, call, digest=input_hash({"arguments": arguments}), identity=call_id, run=run
         )
-        return fresh[0] if fresh else load_typed(stored)
+        if not ran and outcome.context is not None and capturable(user_context):
+            apply_context(user_context, outcome.context)
+        return outcome.output
 
     _wrapped[on_invoke_tool] = invoke
     return on_invoke_tool

@@ -9,6 +9,7 @@ order of occurrence (``triage__model.request#2``); tool calls are keyed by the c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from pydantic_ai.durable_exec import (
@@ -19,8 +20,9 @@ from pydantic_ai.durable_exec import (
     ToolsetCallToolId,
 )
 from pydantic_ai.exceptions import AgentRunError
+from tidebase_core.keys import current_scope
 from tidebase_core.operations import ErrorCodec, Operation, durable_call
-from tidebase_core.plugin import current_run
+from tidebase_core.plugin import AnyRunContext, current_run
 
 from .digests import operation_digest
 from .usage import usage_rows
@@ -32,16 +34,18 @@ __all__ = ["TidebaseOperationBackend"]
 MODEL_ERRORS = ErrorCodec(AgentRunError)
 
 _MODEL_CALLS = (ModelRequestId, ModelCompactMessagesId)
-_operations: dict[tuple[str, bool], Operation[Any]] = {}
+_operations: dict[tuple[str, str | None], Operation[Any]] = {}
 
 
-def _operation(name: str, model_call: bool) -> Operation[Any]:
-    op = _operations.get((name, model_call))
+def _operation(name: str, agent: str | None) -> Operation[Any]:
+    """The operation ``name``: a model call of ``agent`` (ledgered under its name), or, with
+    ``agent=None``, any other operation."""
+    op = _operations.get((name, agent))
     if op is None:
         op = _operations.setdefault(
-            (name, model_call),
-            Operation(name, usage=usage_rows, errors=MODEL_ERRORS)
-            if model_call
+            (name, agent),
+            Operation(name, usage=partial(usage_rows, agent=agent), errors=MODEL_ERRORS)
+            if agent is not None
             else Operation(name),
         )
     return op
@@ -49,6 +53,10 @@ def _operation(name: str, model_call: bool) -> Operation[Any]:
 
 class TidebaseOperationBackend(JournalCallableOperationBackend[None]):
     """``execute`` is ``durable_call``: the framework already reduced the result to JSON."""
+
+    def __init__(self, *, agent_name: str, **options: Any) -> None:
+        super().__init__(agent_name=agent_name, **options)
+        self.agent_name = agent_name
 
     async def execute(
         self,
@@ -66,9 +74,16 @@ class TidebaseOperationBackend(JournalCallableOperationBackend[None]):
         if isinstance(operation_id, ToolsetCallToolId):
             identity = getattr(cache_key[2], "tool_call_id", None)
         return await durable_call(
-            _operation(name, isinstance(operation_id, _MODEL_CALLS)),
+            _operation(name, self.agent_name if isinstance(operation_id, _MODEL_CALLS) else None),
             body,
-            digest=operation_digest(operation_id, cache_key),
+            digest=operation_digest(operation_id, cache_key, _agent_run_scope(run)),
             identity=identity,
             run=run,
         )
+
+
+def _agent_run_scope(run: AnyRunContext) -> object | None:
+    """The key scope of the agent run this operation belongs to, if it has one: the chain its
+    model requests' digests are computed along (see ``digests.request_digest``)."""
+    scope = current_scope.get()
+    return scope if scope is not None and scope in run._execution.named_scopes.values() else None

@@ -3,15 +3,14 @@
 A model request's hash covers the model, its settings and the conversation sent to it,
 normalized: the fields that differ on every execution of the same conversation (timestamps, run
 and conversation ids, tool-call ids, usage, provider response ids) are dropped, or every resume
-would miss. Each message's digest is computed once and kept with the message, so the cost of a
-request's hash does not grow with the conversation. Tool calls hash the tool name and
+would miss. The digest is chained per agent run, so the cost of a request's hash does not grow
+with the conversation. Tool calls hash the tool name and
 arguments. Other operations (discovery, events, capability operations) are identified by their
 place alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -40,9 +39,8 @@ _VOLATILE = frozenset(
     }
 )
 
-# message → (its digest, the number of parts it had): a message still being added to (the last
-# request of a run) is hashed again when it grew.
-_digests: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
+# Per agent run (its key scope): how many messages its last request sent, and their digest.
+_chains: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
 def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
@@ -61,39 +59,48 @@ def _stable(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if name not in _VOLATILE}
 
 
-def _message_digest(message: ModelMessage) -> str:
-    parts = len(message.parts)
-    try:
-        known = _digests.get(message)
-    except TypeError:  # not weak-referenceable: hash it every time
-        known = None
-    if known is not None and known[1] == parts:
-        return known[0]
-    digest = input_hash(normalized_messages([message])[0], what="model request message")
-    with contextlib.suppress(TypeError):
-        _digests[message] = (digest, parts)
-    return digest
+def request_digest(
+    model_id: object,
+    messages: Sequence[ModelMessage],
+    settings: object,
+    chain: object | None = None,
+) -> str:
+    """The hash of one model request: model, settings and the normalized conversation.
 
-
-def request_digest(model_id: object, messages: Sequence[ModelMessage], settings: object) -> str:
-    """The hash of one model request: model, settings and the normalized conversation."""
+    The conversation's digest is chained per agent run (``chain``, its key scope): a request
+    hashes the messages added since the run's previous request, with that request's digest.
+    The first request of a run hashes the whole history it was given (a changed history is
+    caught there); later messages are the run's own replayed responses and tool results. A
+    conversation that got shorter (compacted) is hashed whole again.
+    """
+    previous = _chains.get(chain) if chain is not None else None
+    count = len(messages)
+    if previous is not None and previous[0] < count:
+        added = normalized_messages(messages[previous[0] :])
+        conversation = input_hash({"before": previous[1], "added": added}, what="model request")
+    else:
+        conversation = input_hash(normalized_messages(messages), what="model request messages")
+    if chain is not None:
+        _chains[chain] = (count, conversation)
     return input_hash(
         {
             "model": model_id if isinstance(model_id, str) else None,
             "settings": settings if isinstance(settings, dict) else None,
-            "messages": [_message_digest(m) for m in messages],
+            "conversation": conversation,
         },
         what="model request",
     )
 
 
-def operation_digest(operation_id: DurableOperationId, cache_key: tuple[object, ...]) -> str:
+def operation_digest(
+    operation_id: DurableOperationId, cache_key: tuple[object, ...], chain: object | None = None
+) -> str:
     """The input hash of one operation, from the cache key the framework projects for it."""
     match operation_id:
         case ModelRequestId():
             # (model_id, messages, model_settings, model_request_parameters, run_context)
             messages: Sequence[ModelMessage] = cache_key[1]  # type: ignore[assignment]
-            return request_digest(cache_key[0], messages, cache_key[2])
+            return request_digest(cache_key[0], messages, cache_key[2], chain)
         case ToolsetCallToolId() | ToolsetValidateToolArgumentsId():
             # (name, tool_args, ctx, tool or tool_def)
             return input_hash({"tool": cache_key[0], "args": cache_key[1]}, what="tool arguments")

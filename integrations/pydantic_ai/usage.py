@@ -18,7 +18,7 @@ __all__ = ["usage_rows"]
 _COLUMNS = frozenset({"input_tokens", "output_tokens", "cost"})
 
 
-def usage_rows(payload: Any) -> list[Usage]:
+def usage_rows(payload: Any, agent: str | None = None) -> list[Usage]:
     """The ledger rows of the model request whose encoded response (Pydantic AI's JSON of a
     ``ModelResponse``, read as it is: no validation on the hot path) is ``payload``."""
     if isinstance(payload, dict) and "parts" not in payload:
@@ -35,6 +35,7 @@ def usage_rows(payload: Any) -> list[Usage]:
             output_tokens=usage.get("output_tokens"),
             cost_usd=usage.get("cost"),
             metadata=details or None,
+            agent=agent,
         )
     ]
 

@@ -34,7 +34,12 @@ class RunningServer:
     """The server thread: ``url`` to talk to, ``stop()`` for a graceful shutdown."""
 
     def __init__(
-        self, database_url: str, schema: str, api_key: str | None, lease_seconds: float | None
+        self,
+        database_url: str,
+        schema: str,
+        api_key: str | None,
+        lease_seconds: float | None,
+        reconcile_seconds: float | None = None,
     ) -> None:
         self._tide = AsyncTidebase(database_url, schema=schema)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -42,7 +47,12 @@ class RunningServer:
         self._sock.listen(256)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self.server = _Server(
-            create_app(self._tide, api_key=api_key, lease_seconds=lease_seconds),
+            create_app(
+                self._tide,
+                api_key=api_key,
+                lease_seconds=lease_seconds,
+                reconcile_seconds=reconcile_seconds,
+            ),
             log_config=None,
             log_level="warning",
         )
@@ -79,8 +89,15 @@ def make_server(
 ) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def make(api_key: str | None = None, lease_seconds: float | None = None) -> RunningServer:
-        server = RunningServer(tidebase_database_url, tidebase_schema, api_key, lease_seconds)
+    def make(
+        api_key: str | None = None,
+        lease_seconds: float | None = None,
+        reconcile_seconds: float | None = None,
+    ) -> RunningServer:
+        """A server; ``reconcile_seconds`` set: it ticks the reconciler that often."""
+        server = RunningServer(
+            tidebase_database_url, tidebase_schema, api_key, lease_seconds, reconcile_seconds
+        )
         started.append(server)
         return server
 

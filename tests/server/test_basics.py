@@ -55,10 +55,22 @@ def test_bad_bodies_are_400_with_issues(http: httpx.Client) -> None:
 
 
 def test_unsupported_fields_are_refused_not_ignored(http: httpx.Client) -> None:
-    res = http.post("/runs/wf", json={"recoveryWebhook": "https://example.com/hook"})
-    assert res.status_code == 422
-    assert res.json()["code"] == "unsupported"
-    assert "recoveryWebhook" in res.json()["error"]
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    for method, path, body, field in [
+        ("PUT", f"/runs/{run_id}/state", {"value": {"a": 1}, "reason": "why"}, "reason"),
+        (
+            "POST",
+            f"/runs/{run_id}/gates/begin",
+            {"name": "g", "prompt": "ok?", "capability": {"x": 1}},
+            "capability",
+        ),
+    ]:
+        res = http.request(method, path, json=body)
+        assert res.status_code == 422, res.text
+        assert res.json()["code"] == "unsupported"
+        assert field in res.json()["error"]
+    detail = http.get(f"/runs/{run_id}").json()
+    assert (detail["state"], detail["gates"]) == (None, [])  # nothing half-written
 
 
 @pytest.mark.parametrize(

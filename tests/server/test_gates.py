@@ -190,3 +190,97 @@ def test_unknown_gate_is_404(tide: Tidebase, http: httpx.Client) -> None:
         "/runs/g8/gates/gate_bm9wZQ/resolve", json={"token": "t", "decision": "approved"}
     )
     assert res.status_code == 404
+
+
+def _http_run(http: httpx.Client) -> str:
+    run_id: str = http.post("/runs/gated", json={}).json()["run"]["id"]
+    http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w"})
+    return run_id
+
+
+def test_gate_timeout_is_stored_and_decides_rejected(http: httpx.Client, tide: Tidebase) -> None:
+    import time
+    from datetime import datetime
+
+    run_id = _http_run(http)
+    begun = http.post(
+        f"/runs/{run_id}/gates/begin", json={"name": "approve", "prompt": "ok?", "timeoutMs": 300}
+    ).json()
+    assert begun["action"] == "wait"
+    gate = begun["gate"]
+    expires = datetime.fromisoformat(gate["expiresAt"])
+    assert 0.2 < (expires - datetime.fromisoformat(gate["createdAt"])).total_seconds() < 0.4
+    # A second begin (a retried worker) keeps the first deadline.
+    again = http.post(
+        f"/runs/{run_id}/gates/begin",
+        json={"name": "approve", "prompt": "ok?", "timeoutMs": 60_000},
+    ).json()
+    assert again["gate"]["expiresAt"] == gate["expiresAt"]
+    time.sleep(0.4)
+    polled = http.get(f"/runs/{run_id}/gates/{gate['id']}").json()["gate"]
+    assert (polled["status"], polled["decision"], polled["actor"]) == (
+        "rejected",
+        "rejected",
+        "timeout",
+    )
+    assert polled["decisionPayload"] == {"reason": "timeout"}
+    late = http.post(
+        f"/runs/{run_id}/gates/{gate['id']}/resolve",
+        json={"token": gate["resolveToken"], "decision": "approved"},
+    )
+    assert (late.status_code, late.json()["code"]) == (409, "gate_already_resolved")
+    rejoin = http.post(f"/runs/{run_id}/gates/begin", json={"name": "approve", "prompt": "ok?"})
+    assert rejoin.json()["action"] == "return"
+    assert tide.gates.get(run_id, "approve").actor == "timeout"  # one store
+    types = [e["type"] for e in http.get(f"/runs/{run_id}").json()["events"]]
+    assert types.count("gate.resolved") == 1
+
+
+def test_a_gate_decided_in_time_keeps_its_decision(http: httpx.Client) -> None:
+    import time
+
+    run_id = _http_run(http)
+    gate = http.post(
+        f"/runs/{run_id}/gates/begin", json={"name": "g", "prompt": "ok?", "timeoutMs": 300}
+    ).json()["gate"]
+    res = http.post(
+        f"/runs/{run_id}/gates/{gate['id']}/resolve",
+        json={"token": gate["resolveToken"], "decision": "approved", "actor": "human"},
+    )
+    assert res.status_code == 200
+    time.sleep(0.4)
+    polled = http.get(f"/runs/{run_id}/gates/{gate['id']}").json()["gate"]
+    assert (polled["status"], polled["actor"]) == ("approved", "human")
+
+
+def test_gate_timeouts_are_enforced_without_readers(
+    make_server: Callable[..., RunningServer], tide: Tidebase
+) -> None:
+    """The server's reconciler decides an expired gate though nobody reads it over HTTP; the
+    run waiting at it is waiting no more."""
+    import time
+
+    server = make_server(reconcile_seconds=0.05)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        run_id = _http_run(http)
+        http.post(
+            f"/runs/{run_id}/gates/begin", json={"name": "g", "prompt": "ok?", "timeoutMs": 200}
+        )
+        assert tide.runs.get(run_id).status == "waiting"
+        deadline = time.monotonic() + 10
+        while tide.gates.get(run_id, "g").status == "pending":
+            assert time.monotonic() < deadline, "the gate never expired"
+            time.sleep(0.05)
+        assert tide.gates.get(run_id, "g").actor == "timeout"
+        assert tide.runs.get(run_id).status == "running"  # its worker's lease is live
+
+
+def test_bad_gate_timeouts_are_refused(http: httpx.Client) -> None:
+    run_id = _http_run(http)
+    for bad in (0, -5, "soon", 1.5):
+        res = http.post(
+            f"/runs/{run_id}/gates/begin", json={"name": "g", "prompt": "ok?", "timeoutMs": bad}
+        )
+        assert res.status_code == 400, (bad, res.text)
+        assert res.json()["issues"][0]["path"] == ["timeoutMs"]
+    assert http.get(f"/runs/{run_id}").json()["gates"] == []

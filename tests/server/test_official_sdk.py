@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tidebase import RunContext, Tidebase
+from tidebase import RunContext, Tidebase, verify_webhook_signature
 
 from .conftest import KEY, RunningServer
 
@@ -164,3 +164,89 @@ def test_async_workflow(sdk_python: str, server: RunningServer, tide: Tidebase) 
 def test_non_blocking_gates(sdk_python: str, server: RunningServer) -> None:
     out = _drive(sdk_python, server.url, "nonblocking_gate")
     assert out == {"same_id": True, "get": "approved", "replay": "approved"}
+
+
+def test_enqueue_and_work(
+    sdk_python: str, server: RunningServer, tide: Tidebase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDEBASE_RETRY_BASE_SECONDS", "0.1")  # the server's retry backoff
+    out = _drive(sdk_python, server.url, "enqueue_work", "sdk-q1")
+    assert out["enqueued"] == "queued"
+    assert out["result"] == 42
+    assert out["events"][0] == "run.queued"
+    assert out["events"][-1] == "run.completed"
+    assert out["retried"] == {
+        "result": "ok",
+        "attempt": 2,
+        "calls": 2,
+        "events": [
+            "run.queued",
+            "run.started",
+            "run.retrying",
+            "run.started",
+            "step.started",
+            "step.completed",
+            "run.completed",
+        ],
+    }
+    assert out["stats"] == {"queued": 0, "running": 0, "completed": 2}
+    assert [r.status for r in tide.runs.list() if r.workflow_name == "sdk-queued"] == ["completed"]
+
+
+def test_dedupe_and_cancel(sdk_python: str, server: RunningServer) -> None:
+    out = _drive(sdk_python, server.url, "dedupe_cancel", "sdk-q2")
+    assert out == {
+        "same": True,
+        "deduplicated": [False, True],
+        "cancelled": ["cancelled", "not needed", "sdk"],
+        "again": "cancelled",
+        "freed": True,
+    }
+
+
+def test_worker_blocked_on_a_gate_unwinds_on_cancel(sdk_python: str, server: RunningServer) -> None:
+    out = _drive(sdk_python, server.url, "gate_cancel", "sdk-q3")
+    assert out == {"observed": ["RunCancelled"], "status": ["cancelled", "sdk test"]}
+
+
+def test_schedules_and_queue_config(sdk_python: str, server: RunningServer, tide: Tidebase) -> None:
+    out = _drive(sdk_python, server.url, "schedules", "sdk-q4")
+    assert out["schedule"] == {
+        "name": "sdk-sched-sdk-q4",
+        "cron": "0 9 * * *",
+        "workflowName": "sdk-digest",
+        "queue": "sdk-q4",
+    }
+    assert (out["has_next"], out["listed"], out["after"]) == (True, True, False)
+    assert out["deleted"] == {"deleted": "sdk-sched-sdk-q4"}
+    assert out["config"] == {
+        "name": "sdk-q4",
+        "concurrency": 2,
+        "ratePerMinute": 30,
+        "invokeUrl": None,
+    }
+    [info] = [q for q in tide.queues.list() if q.name == "sdk-q4"]
+    assert (info.concurrency, info.rate_per_minute) == (2, 30)
+
+
+def test_gate_timeouts(sdk_python: str, server: RunningServer) -> None:
+    out = _drive(sdk_python, server.url, "gate_timeout")
+    assert out["first"] == "pending"
+    assert out["late"] == ["rejected", "timeout", {"reason": "timeout"}]
+    assert out["blocking"] in ("rejected", "TimeoutError")
+    assert out["blocking_gate"] == ["rejected", "timeout"]
+
+
+def test_channels(sdk_python: str, server: RunningServer) -> None:
+    from .test_channels import Receiver
+
+    receiver = Receiver()
+    try:
+        out = _drive(sdk_python, server.url, "channels", receiver.url)
+    finally:
+        receiver.http.shutdown()
+    assert out["result"] == 7
+    assert out["deliveries"] == [["run.completed", "delivered"]]
+    [(signature, body)] = receiver.received
+    assert verify_webhook_signature(body, signature, "s3cret")
+    assert json.loads(body)["runId"] == out["run_id"]

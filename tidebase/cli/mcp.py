@@ -138,10 +138,15 @@ def build_server(tide: AsyncTidebase) -> MCPServer[Any]:
 
     @server.tool(structured_output=False)
     async def usage_summary(
-        run_id: str | None = None, workflow: str | None = None, since: str | None = None
+        run_id: str | None = None,
+        workflow: str | None = None,
+        since: str | None = None,
+        include_children: bool = False,
     ) -> str:
-        """Tokens and cost (USD, as strings) in total and by provider/model; for one run, one
-        workflow, and/or since a time (30m, 24h, 7d, or an ISO date)."""
+        """Tokens and cost (USD, as strings) in total and by provider/model and agent (for one
+        run also by attempt, crashed ones marked, and by step); for one run (with
+        include_children, its child runs too), one workflow, and/or since a time (30m, 24h,
+        7d, or an ISO date)."""
 
         async def call() -> Any:
             try:
@@ -150,7 +155,9 @@ def build_server(tide: AsyncTidebase) -> MCPServer[Any]:
                 raise ValueError(exc.message) from None
             if run_id is not None:
                 await tide.runs.get(run_id)
-            return await tide.usage.summary(run_id, workflow=workflow, since=start)
+            return await tide.usage.summary(
+                run_id, workflow=workflow, since=start, include_children=include_children
+            )
 
         return await guarded(call)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidebase_core._sync.client import Tidebase
+from tidebase_core.budgets import Budget
 from tidebase_core.models import (
     Event,
     GateInfo,
@@ -158,6 +160,9 @@ def next_actions(run: RunInfo, steps: list[StepInfo], gates: list[GateInfo]) -> 
             lines.append(f"tidebase gates reject {rid} {q(gate.name)}")
     if lines:
         return lines
+    if run.status is RunStatus.FAILED and run.failure_class == "budget":
+        holder = q(run.budget_run_id or run.run_id)
+        return [f"tidebase runs set-budget {holder} --usd AMOUNT", f"tidebase runs recover {rid}"]
     if run.status is RunStatus.FAILED:
         return [f"tidebase runs recover {rid}"]
     if run.status in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.QUEUED, RunStatus.WAITING):
@@ -178,6 +183,11 @@ def _next_text(run: RunInfo, steps: list[StepInfo], gates: list[GateInfo]) -> st
         return (
             "waiting at a gate: decide it (a worker waiting on it continues at once; a run "
             "parked with wait=False continues when re-invoked):"
+        )
+    if run.status is RunStatus.FAILED and run.failure_class == "budget":
+        return (
+            "stopped by its budget: raise (or --remove) the budget, then re-invoke the run "
+            "(rerun your code with the same run id, or recover it for a worker):"
         )
     if run.status is RunStatus.FAILED:
         return "failed: put it back for a worker (or rerun your code with the same run id):"
@@ -221,6 +231,9 @@ def show(run_id: RunArg, as_json: Annotated[bool, JsonOption] = False) -> None:
     info.add_row("attempt", str(run.attempt))
     if run.failure_class:
         info.add_row("failure class", run.failure_class)
+    if run.budget is not None:
+        whose = "" if run.budget_run_id == run.run_id else f" (of run {run.budget_run_id})"
+        info.add_row("budget", f"{run.budget}{whose}; spent {run.spend}")
     if run.error:
         info.add_row("error", f"{run.error.get('type', 'error')}: {run.error.get('message', '')}")
     if run.result is not None:
@@ -440,6 +453,52 @@ def recover(
             f"a worker with workflow {run.workflow_name!r} registered (tidebase worker "
             "MODULE:CLIENT) resumes it; or rerun your code with the same run id"
         )
+
+
+@app.command("set-budget")
+def set_budget(
+    run_id: RunArg,
+    usd: Annotated[
+        str | None, typer.Option("--usd", help="Cap on the cost in dollars, e.g. 5.00.")
+    ] = None,
+    tokens: Annotated[int | None, typer.Option("--tokens", help="Cap on total tokens.")] = None,
+    input_tokens: Annotated[
+        int | None, typer.Option("--input-tokens", help="Cap on input tokens.")
+    ] = None,
+    output_tokens: Annotated[
+        int | None, typer.Option("--output-tokens", help="Cap on output tokens.")
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the run's budget.")] = False,
+) -> None:
+    """Set (or --remove) the budget of a run and its child runs; a run stopped by it continues
+    when invoked again."""
+    caps = (usd, tokens, input_tokens, output_tokens)
+    if remove == any(c is not None for c in caps):
+        raise typer.BadParameter("give caps (--usd, --tokens, …) or --remove", param_hint="caps")
+    try:
+        dollars = None if usd is None else Decimal(usd)
+    except ArithmeticError:
+        raise typer.BadParameter(f"--usd must be an amount such as 5.00, got {usd!r}") from None
+    try:
+        budget = (
+            None
+            if remove
+            else Budget(
+                usd=dollars, tokens=tokens, input_tokens=input_tokens, output_tokens=output_tokens
+            )
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with client() as tide:
+        _get(tide, run_id)
+        run = tide.runs.set_budget(run_id, budget)
+    if budget is None:
+        out.print(f"run {run_id}: budget removed")
+    else:
+        out.print(f"run {run_id}: budget {budget}; spent so far {run.spend}")
+    if run.status is RunStatus.FAILED and run.failure_class == "budget":
+        out.print("re-invoke the run: rerun your code with the same run id, or")
+        commands([f"tidebase runs recover {q(run_id)}"])
 
 
 @app.command("retry-step")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._run_base import check_name, check_run_id, new_run_id
+from ..budgets import Budget
 from ..errors import RunLocked, RunNotFound, WorkflowMismatch
 from ..models import RunInfo
 from ..owner import process_is_gone
@@ -31,8 +32,10 @@ async def create_run(
     metadata: Mapping[str, Any] | None = None,
     recovery_webhook: str | None = None,
     run_id: str | None = None,
+    budget: Budget | None = None,
 ) -> RunInfo:
     check_name(workflow_name, "workflow name")
+    caps = Budget.coerce(budget)
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
@@ -46,6 +49,8 @@ async def create_run(
                 "input_hash": in_hash,
                 "metadata": None if metadata is None else encode(metadata, what="run metadata"),
                 "recovery_webhook": check_url(recovery_webhook, "recovery_webhook"),
+                "budget": None if caps is None else caps.to_json(),
+                "holders": None if caps is None else [run_id],
             }
         )
         run = await db.get_run(run_id)

@@ -41,6 +41,7 @@ class QueuedClaim:
     input: bytes | None
     last_seq: int  # the log position this attempt began at
     max_attempts: int | None
+    budget_holders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class AsyncQueueStore:
     async def enqueue(self, params: dict[str, Any]) -> str | None:
         """Insert the queued run; None when an active run already holds the dedupe key."""
         params = dict(params)
-        for key in ("input", "metadata", "payload"):
+        for key in ("input", "metadata", "payload", "budget"):
             if params.get(key) is not None:
                 params[key] = (ExactJson if key == "input" else JsonText)(params[key])
         # Idempotent: a retry after a lost connection finds its own run (the id is ours) or,
@@ -125,7 +126,7 @@ class AsyncQueueStore:
             if not rows:
                 return None
             r = rows[0]
-            return QueuedClaim(r[0], r[1], r[2], r[3], r[4], r[5])
+            return QueuedClaim(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6] or ()))
 
     async def fail_queued(
         self, *, run_id: str, token: uuid.UUID, error: str, payload: str, delay: float
@@ -259,7 +260,7 @@ class AsyncQueueStore:
 
     async def create_run(self, params: dict[str, Any]) -> bool:
         params = dict(params)
-        for key in ("input", "metadata"):
+        for key in ("input", "metadata", "budget"):
             if params.get(key) is not None:
                 params[key] = (ExactJson if key == "input" else JsonText)(params[key])
         return bool(await self.db._read(self.q.create_run, params))
@@ -311,7 +312,7 @@ class AsyncQueueStore:
                     if not advanced:
                         continue
                     params = dict(enqueue_params(row, fire_time))
-                    for key in ("input", "metadata", "payload"):
+                    for key in ("input", "metadata", "payload", "budget"):
                         if params.get(key) is not None:
                             params[key] = (ExactJson if key == "input" else JsonText)(params[key])
                     rows = await self.db._execute(self.q.enqueue, params)

@@ -6,14 +6,17 @@ This is the async source; ``tidebase_core/_sync/queues.py`` is generated from it
 from __future__ import annotations
 
 import builtins
+import contextlib
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._run_base import check_name, new_run_id
+from ..budgets import Budget
 from ..errors import RunNotFound
 from ..queue_models import Enqueued, QueueInfo
+from ..registry import UnknownWorkflow, lookup
 from ..serialization import encode, encode_with_hash
 from .queue_store import AsyncQueueStore
 
@@ -85,6 +88,7 @@ def enqueue_params(
     deadline_s: float | None = None,
     recovery_webhook: str | None = None,
     run_id: str | None = None,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
     """Check an enqueue's arguments; the enqueue statement's parameters (JSON as text)."""
     check_name(workflow_name, "workflow name")
@@ -97,6 +101,10 @@ def enqueue_params(
         raise ValueError(f"priority must be an int (higher runs first), got {priority!r}")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    caps = Budget.coerce(budget)
+    if caps is None:  # the @workflow(budget=...) of the workflow, when registered here
+        with contextlib.suppress(UnknownWorkflow):
+            caps = lookup(workflow_name).budget
     run_id = new_run_id() if run_id is None else run_id
     input_text, in_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
     return {
@@ -114,6 +122,8 @@ def enqueue_params(
         "deadline": _check_seconds(deadline_s, "deadline_s"),
         "recovery_webhook": check_url(recovery_webhook, "recovery_webhook"),
         "payload": encode({"queue": queue, "dedupe_key": dedupe_key}, what="event"),
+        "budget": None if caps is None else caps.to_json(),
+        "holders": None if caps is None else [run_id],
     }
 
 

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from .. import context
 from .._run_base import check_run_id, usage_params
 from ..errors import RunNotFound
-from ..models import ModelUsage, UsageRecord, UsageSummary
+from ..models import (
+    AgentUsage,
+    AttemptUsage,
+    ModelUsage,
+    StepUsage,
+    UsageRecord,
+    UsageSummary,
+)
 
 if TYPE_CHECKING:
     from .client import AsyncTidebase
@@ -42,9 +49,11 @@ class AsyncRunUsage:
         cost_usd: Decimal | float | int | str | None = None,
         label: str | None = None,
         metadata: dict[str, Any] | None = None,
+        agent: str | None = None,
     ) -> None:
         """Record one call's usage. Without ``cost_usd``, a known ``provider``/``model`` is
-        priced from genai-prices (``cost_source`` says which price was used)."""
+        priced from genai-prices (``cost_source`` says which price was used). ``agent``: the
+        agent that made the call (``tide.usage.summary(...).by_agent``)."""
         ex = self._run._execution
         params = usage_params(
             run_id=ex.run_id,
@@ -59,6 +68,7 @@ class AsyncRunUsage:
             cost_usd=cost_usd,
             label=label,
             metadata=metadata,
+            agent=agent,
         )
         if not await self._run._db.record_usage(params):
             raise RunNotFound(ex.run_id)
@@ -81,27 +91,54 @@ class AsyncUsage:
         *,
         workflow: str | None = None,
         since: datetime | None = None,
+        include_children: bool = False,
     ) -> UsageSummary:
-        """Token and cost totals (``Decimal`` dollars), overall and by provider and model."""
+        """Token and cost totals (``Decimal`` dollars), overall and by provider/model and agent;
+        for one run also by attempt (crashed attempts' spend shown as such) and by step.
+
+        ``include_children``: the run's child runs (and theirs) are included, as its budget
+        counts them.
+        """
         if run_id is not None:
             check_run_id(run_id)
         if since is not None and not isinstance(since, datetime):
             raise TypeError(f"since must be a datetime, got {type(since).__name__}")
+        if not isinstance(include_children, bool):
+            raise TypeError(f"include_children must be True or False, got {include_children!r}")
         async with self._client._store.connection() as db:
-            rows = await db.usage_by_model(run_id=run_id, workflow=workflow, since=since)
-        by_model = [
-            ModelUsage(
-                provider=r[0],
-                model=r[1],
-                calls=r[2],
-                input_tokens=r[3] or 0,
-                output_tokens=r[4] or 0,
-                total_tokens=r[5] or 0,
-                cost_usd=r[6] or Decimal(0),
-                priced_calls=r[7],
+            rows = await db.summarize_usage(
+                run_id=run_id, workflow=workflow, since=since, include_children=include_children
             )
-            for r in rows
-        ]
+            outcomes = (
+                await db.attempt_outcomes(run_id, include_children=include_children)
+                if run_id is not None and any(r[0] == 2 for r in rows)
+                else {}
+            )
+        by_model: list[ModelUsage] = []
+        by_agent: list[AgentUsage] = []
+        by_attempt: list[AttemptUsage] = []
+        by_step: list[StepUsage] = []
+        for r in rows:
+            totals: dict[str, Any] = {
+                "calls": r[7],
+                "input_tokens": r[8] or 0,
+                "output_tokens": r[9] or 0,
+                "total_tokens": r[10] or 0,
+                "cost_usd": r[11] or Decimal(0),
+                "priced_calls": r[12],
+            }
+            if r[0] == 0:
+                by_model.append(ModelUsage(provider=r[1], model=r[2], **totals))
+            elif r[0] == 1:
+                by_agent.append(AgentUsage(agent=r[3], **totals))
+            elif r[0] == 2:
+                # No run.started for it (a session's attempt): it left no end either.
+                outcome = outcomes.get((r[4], r[5]), "crashed")
+                by_attempt.append(
+                    AttemptUsage(run_id=r[4], attempt=r[5], outcome=outcome, **totals)
+                )
+            else:
+                by_step.append(StepUsage(run_id=r[4], step=r[6], **totals))
         return UsageSummary(
             calls=sum(m.calls for m in by_model),
             input_tokens=sum(m.input_tokens for m in by_model),
@@ -109,4 +146,7 @@ class AsyncUsage:
             total_tokens=sum(m.total_tokens for m in by_model),
             cost_usd=sum((m.cost_usd for m in by_model), Decimal(0)),
             by_model=by_model,
+            by_agent=by_agent,
+            by_attempt=by_attempt,
+            by_step=by_step,
         )

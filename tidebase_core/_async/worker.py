@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._acompat import gather, resolve, sleep
 from .._run_base import check_name, error_payload
 from ..errors import (
+    BudgetExceeded,
     ConfigurationError,
     GatePending,
     LeaseLost,
@@ -198,15 +199,22 @@ class AsyncWorker:
         async def guarded(run: Any, input: Any) -> Any:
             try:
                 return await resolve(invoke(run, input))
-            except (GatePending, RunCancelled, LeaseLost, StepFailed):
-                raise  # the engine's own outcomes: it records them
+            except (GatePending, RunCancelled, LeaseLost, StepFailed, BudgetExceeded):
+                raise  # the engine's own outcomes: it records them (a budget: not retried)
             except Exception as exc:
                 # Retry or give up in the same fenced statement that records the failure.
                 outcome["status"] = await self._fail_attempt(run, claim, exc)
                 raise
 
         # A first claim has no checkpoints to load (enqueue writes none): skip that round trip.
-        engine_claim = Claim(True, claim.attempt, claim.attempt == 1, claim.input, claim.last_seq)
+        engine_claim = Claim(
+            True,
+            claim.attempt,
+            claim.attempt == 1,
+            claim.input,
+            claim.last_seq,
+            budget_holders=claim.budget_holders,
+        )
         try:
             await self.client._execute_claimed(
                 db, run_id, name, owner, engine_claim, guarded, decode_json(claim.input)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._compat import gather
 from .._run_base import MAX_RUN_ID_BYTES, check_name
+from ..budgets import Budget
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -38,6 +39,7 @@ def run_child(
     *,
     input: Any,
     output_type: Any = None,
+    budget: Budget | None = None,
 ) -> Any:
     check_name(edge, "child name")
     check_name(workflow, "child workflow name")
@@ -52,8 +54,16 @@ def run_child(
     if not created and run._db.edge_child(ex.run_id, edge) is None:
         run._refused()  # no edge, and none was written: the lease is gone
     # The child claims its own lease; if a racing worker runs it, wait and take its result.
-    return run._client.run(
-        workflow, fn, run_id=child_id, input=input, wait=True, output_type=output_type
+    # It draws from every budget its parent draws from (and from its own ``budget``, if any).
+    return run._client._run(
+        workflow,
+        fn,
+        run_id=child_id,
+        input=input,
+        wait=True,
+        output_type=output_type,
+        budget=budget,
+        parent=ex.run_id,
     )
 
 

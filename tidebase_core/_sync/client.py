@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from .. import context
@@ -30,7 +31,9 @@ from .._run_base import (
     settle_claim,
 )
 from .._sync.store import Store
+from ..budgets import Budget
 from ..errors import (
+    BudgetExceeded,
     GatePending,
     LeaseLost,
     RunCancelled,
@@ -46,6 +49,7 @@ from ..models import Event, RunInfo, RunStatus, StateVersion, StepInfo
 from ..owner import Owner, let_go
 from ..queue_models import Enqueued, WebhookAttempt
 from ..registry import lookup as lookup_workflow
+from ..replay import ResumeDecision
 from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of, type_tag
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
@@ -64,6 +68,7 @@ from .usage import Usage
 __all__ = ["Runs", "Tidebase"]
 
 _MAX_CLAIM_RACES = 20
+_UNSET: Any = object()  # set_budget without a budget argument (None removes the budget)
 
 
 class Tidebase:
@@ -138,11 +143,13 @@ class Tidebase:
         _, applied = run_blocking(connect_and_migrate, self.settings, apply=True)
         return applied
 
-    def workflow(self, fn: Any = None, /, *, name: str | None = None) -> Any:
+    def workflow(
+        self, fn: Any = None, /, *, name: str | None = None, budget: Budget | None = None
+    ) -> Any:
         """``@tide.workflow``: a decorated workflow that runs on this client."""
         from ..decorators import workflow
 
-        return workflow(fn, name=name, client=self)
+        return workflow(fn, name=name, client=self, budget=budget)
 
     def step(self, fn: Any = None, /, **options: Any) -> Any:
         """``@tide.step``: ``@tidebase.step`` (a step runs in whichever run calls it)."""
@@ -167,6 +174,7 @@ class Tidebase:
         deadline_s: float | None = None,
         recovery_webhook: str | None = None,
         run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> Enqueued:
         """Queue a run of ``workflow_name`` (status ``queued``) for a worker (``tide.work``).
 
@@ -174,7 +182,8 @@ class Tidebase:
         that run is returned (``deduplicated=True``) instead of a new one. ``delay_s``/``run_at``:
         not before then. ``priority``: higher first. ``max_attempts`` (default 1): failed
         attempts are retried after 5 s·2^(n−1) (at most 5 min). ``deadline_s``: cancelled
-        (reason ``deadline``) if not finished by then.
+        (reason ``deadline``) if not finished by then. ``budget``: caps on the run tree's
+        spend (default: the ``@workflow(budget=...)`` of the workflow, if registered here).
         """
         return enqueue(
             self,
@@ -190,6 +199,7 @@ class Tidebase:
             deadline_s=deadline_s,
             recovery_webhook=recovery_webhook,
             run_id=run_id,
+            budget=budget,
         )
 
     def work(
@@ -235,6 +245,7 @@ class Tidebase:
         wait: bool = False,
         output_type: Any = None,
         recovery_webhook: str | None = None,
+        budget: Budget | None = None,
     ) -> Any:
         """Start or resume the run ``run_id`` of workflow ``name``, executing ``fn(run, input)``.
 
@@ -243,19 +254,51 @@ class Tidebase:
         with its stored input. Another live worker on the run raises ``RunLocked`` (or, with
         ``wait=True``, is waited for before replaying). Without ``fn``, the workflow registered
         under ``name`` runs. ``recovery_webhook``: an http(s) URL the reconciler calls (signed)
-        if the run stalls, so something re-invokes it.
+        if the run stalls, so something re-invokes it. ``budget``: caps on the spend of the run
+        and its child runs (``Budget(usd=5.0, tokens=200_000)``), set when the run is created;
+        change it later with ``tide.runs.set_budget``.
         """
+        return self._run(
+            name,
+            fn,
+            run_id=run_id,
+            input=input,
+            metadata=metadata,
+            wait=wait,
+            output_type=output_type,
+            recovery_webhook=recovery_webhook,
+            budget=budget,
+        )
+
+    def _run(
+        self,
+        name: str,
+        fn: Callable[[RunContext, Any], Any] | None = None,
+        *,
+        run_id: str | None = None,
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        output_type: Any = None,
+        recovery_webhook: str | None = None,
+        budget: Budget | None = None,
+        parent: str | None = None,
+    ) -> Any:
+        """``run``, and for a child run (``parent``) drawing from its parent's budgets too."""
         webhook = check_url(recovery_webhook, "recovery_webhook")
         check_name(name, "workflow name")
         run_id = new_run_id() if run_id is None else check_run_id(run_id)
+        caps = Budget.coerce(budget)
         if fn is None:  # the workflow registered under this name (@tide.workflow("name"))
             entry = lookup_workflow(name)
             fn, output_type = entry.invoke, output_type or entry.output_type
+            caps = caps or entry.budget
         if not callable(fn):
             raise TypeError(f"workflow {name!r}: fn must be callable as fn(run, input)")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         input_text, in_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
+        budget_text = None if caps is None else caps.to_json()
         metadata_text = None if metadata is None else encode(metadata, what="run metadata")
         result_type = output_type or output_type_of(fn)
         check_input = input is not None
@@ -276,6 +319,8 @@ class Tidebase:
                 result_type=result_type,
                 wait=wait,
                 webhook=webhook,
+                budget=budget_text,
+                parent=parent,
             )
         finally:
             let_go(owner.token)
@@ -295,6 +340,8 @@ class Tidebase:
         result_type: Any,
         wait: bool,
         webhook: str | None,
+        budget: str | None = None,
+        parent: str | None = None,
     ) -> Any:
         with self._store.connection() as db:
             claim = self._claim(
@@ -307,6 +354,8 @@ class Tidebase:
                 metadata=metadata_text,
                 owner=owner,
                 wait=wait,
+                budget=budget,
+                parent=parent,
             )
             if not claim.claimed:  # completed earlier: its stored result, typed
                 return decode(claim.result, result_type, type_tag=claim.result_type)
@@ -335,6 +384,7 @@ class Tidebase:
         """What the new lease holder knows: the checkpoints and operations of earlier attempts
         (one query, none for a run just created)."""
         state = Execution(run_id, name, owner, claim.attempt, self.settings.lease_seconds)
+        state.budget_holders = claim.budget_holders
         if not claim.created:
             state.checkpoints, state.ops_done = db.load_checkpoints(run_id)
             state.rows = set(state.checkpoints)
@@ -353,6 +403,8 @@ class Tidebase:
         metadata: str | None,
         owner: Owner,
         wait: bool,
+        budget: str | None = None,
+        parent: str | None = None,
     ) -> Claim:
         void = None
         delay = 0.02
@@ -371,6 +423,8 @@ class Tidebase:
                 started=owner.started,
                 lease=self.settings.lease_seconds,
                 void_token=void,
+                budget=budget,
+                parent=parent,
             )
             if claim is None:
                 # Another worker created the run while our statement ran: look again.
@@ -473,7 +527,19 @@ class Tidebase:
     def _fail(self, db: StoreConnection, state: Execution, exc: BaseException) -> None:
         """Record the run as failed (best effort: the caller sees the original exception)."""
         failed_step = state.failure_of(exc)
-        step, failure_class = failed_step if failed_step is not None else (None, None)
+        step: str | None = None
+        failure_class: ResumeDecision | str | None = None
+        if failed_step is not None:
+            step, failure_class = failed_step
+        extra: dict[str, Any] = {}
+        if isinstance(exc, BudgetExceeded):  # this run's or a child's: both wait for a person
+            step, failure_class = (exc.step if exc.run_id == state.run_id else None), "budget"
+            extra = {
+                "decision": exc.decision.value,
+                "budget_run_id": exc.holder,
+                "budget": exc.budget.model_dump(mode="json", exclude_none=True),
+                "spend": exc.spend.model_dump(mode="json"),
+            }
         error = error_payload(exc)
         try:
             recorded = db.fail_run(
@@ -487,6 +553,7 @@ class Tidebase:
                         "step": step,
                         "failure_class": failure_class,
                         "error": {"type": error["type"], "message": error["message"]},
+                        **extra,
                     },
                     what="event",
                 ),
@@ -520,9 +587,11 @@ class Runs:
         metadata: Mapping[str, Any] | None = None,
         recovery_webhook: str | None = None,
         run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunInfo:
         """Create a run (status ``pending``) without executing it: drive it later with
-        ``tide.run(name, fn, run_id=...)``, ``runs.attach`` or a recovery webhook."""
+        ``tide.run(name, fn, run_id=...)``, ``runs.attach`` or a recovery webhook.
+        ``budget``: caps on the spend of the run and its child runs."""
         return create_run(
             self._client,
             workflow_name,
@@ -530,6 +599,7 @@ class Runs:
             metadata=metadata,
             recovery_webhook=recovery_webhook,
             run_id=run_id,
+            budget=budget,
         )
 
     def recover(self, run_id: str, reason: str = "manual") -> RunInfo:
@@ -566,12 +636,70 @@ class Runs:
         return list_webhooks(self._client, run_id)
 
     def get(self, run_id: str) -> RunInfo:
+        """The run; with a budget governing it, that budget and its run tree's spend too."""
         check_run_id(run_id)
         with self._client._store.connection() as db:
             run = db.get_run(run_id)
-        if run is None:
-            raise RunNotFound(run_id)
-        return run
+            if run is None:
+                raise RunNotFound(run_id)
+            if not run.budget_holders:
+                return run
+            statuses = db.budget_statuses(run.budget_holders, run_id=run_id, check=False)
+        statuses.sort(key=lambda s: run.budget_holders.index(s.run_id))
+        if not statuses:
+            return run
+        nearest = statuses[0]
+        return run.model_copy(
+            update={
+                "budget": nearest.budget,
+                "budget_run_id": nearest.run_id,
+                "spend": nearest.spend,
+            }
+        )
+
+    def set_budget(
+        self,
+        run_id: str,
+        budget: Budget | object | None = _UNSET,
+        *,
+        usd: float | Decimal | None = None,
+        tokens: int | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> RunInfo:
+        """Set the caps of ``run_id``'s budget (which its child runs draw from too); ``None``
+        removes it. ``set_budget(run_id, Budget(usd=10))`` or ``set_budget(run_id, usd=10)``.
+
+        A run stopped by its budget (``failure_class='budget'``) continues when invoked again
+        (``tide.run``, ``tide.runs.recover`` for a queued run). The caps apply at the next
+        check of a run already governed by a budget; a run given its first budget (and its
+        descendants) checks it from its next attempt.
+        """
+        check_run_id(run_id)
+        given = any(v is not None for v in (usd, tokens, input_tokens, output_tokens))
+        if budget is _UNSET:
+            if not given:
+                raise TypeError(
+                    "set_budget needs the new budget: set_budget(run_id, Budget(usd=...)), "
+                    "set_budget(run_id, usd=..., tokens=...), or set_budget(run_id, None) to "
+                    "remove it"
+                )
+            caps: Budget | None = Budget(
+                usd=usd, tokens=tokens, input_tokens=input_tokens, output_tokens=output_tokens
+            )
+        elif given:
+            raise TypeError("give set_budget a Budget or caps as keywords, not both")
+        else:
+            caps = Budget.coerce(budget)
+        text = None if caps is None else caps.to_json()
+        payload = encode(
+            {"budget": None if caps is None else caps.model_dump(mode="json", exclude_none=True)},
+            what="event",
+        )
+        with self._client._store.connection() as db:
+            if not db.set_budget(run_id=run_id, budget=text, payload=payload):
+                raise RunNotFound(run_id)
+        return self.get(run_id)
 
     def list(
         self,

@@ -19,6 +19,7 @@ from .._run_base import (
     error_payload,
     usage_params,
 )
+from ..budgets import Budget
 from ..errors import LeaseLost, NotSerializable, RunCancelled, StepTimeout, TidebaseError
 from ..keys import Scope, current_scope
 from ..models import GateDecision
@@ -33,6 +34,7 @@ from ..replay import (
 from ..retry import RetryPolicy
 from ..serialization import decode, encode, output_type_of, type_tag
 from ..serialization import input_hash as hash_input
+from .budget import check_budget
 from .children import run_child, run_fanout
 from .events import RunEvents
 from .gates import wait_at_gate
@@ -119,6 +121,7 @@ class RunContext:
         timeout_s: float | None = None,
         input_hash: str | None = None,
         usage: UsageOf | None = None,
+        spends: bool = False,
     ) -> StepResult:
         """Run ``fn`` once for this run, checkpointing its result; on replay return the checkpoint.
 
@@ -130,12 +133,20 @@ class RunContext:
         of the body. If the body raises, its own exception propagates (after the failure and
         its resume decision are recorded, and a note names them). ``usage``, a function of the
         step's result returning ``usage.record`` arguments (one dict per model call), writes
-        those ledger rows in the same statement as the checkpoint.
+        those ledger rows in the same statement as the checkpoint. ``spends=True`` (the body
+        calls models): before it executes (not on replay) the run tree's budget is checked, and
+        ``BudgetExceeded`` raised if its recorded spend reached a cap.
         """
         check_step_name(name)
         if not callable(fn):
             raise TypeError(f"step {name!r}: fn must be callable, got {type(fn).__name__}")
-        if side_effects is None and idempotency_key is None and replay is None and retries == 0:
+        if (
+            side_effects is None
+            and idempotency_key is None
+            and replay is None
+            and retries == 0
+            and spends is False
+        ):
             policy = _PLAIN_STEP
         else:
             policy = StepPolicy.build(
@@ -144,6 +155,7 @@ class RunContext:
                 idempotency_key=idempotency_key,
                 replay=replay,
                 retries=retries,
+                spends=spends,
             )
         if timeout_s is not None and (
             isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0
@@ -258,6 +270,8 @@ class RunContext:
                 found.output, output_type or output_type_of(fn), type_tag=found.output_type
             )
         ex.check_live()
+        if policy.spends and ex.budget_holders:  # no budget up the tree: no I/O
+            check_budget(self, key)
 
         decision = policy.decision
         intent = decision is not ResumeDecision.SAFE_REPLAY  # unsafe to repeat: record intent
@@ -325,6 +339,17 @@ class RunContext:
         ex = self._execution
         return usage_params(run_id=ex.run_id, attempt=ex.attempt, step=key, **fields)
 
+    def check_budget(self, step: str | None = None) -> None:
+        """Raise ``BudgetExceeded`` if the recorded spend of the run tree holding a budget that
+        governs this run reached one of its caps (``step``: the key named in the error).
+
+        Call it before spending (a model call); steps declared ``spends=True`` do. No I/O when
+        no budget governs the run (decided when the run started); else one query, which also
+        emits the budget's ``budget.warning`` event once it is 80 % spent.
+        """
+        if self._execution.budget_holders:
+            check_budget(self, step)
+
     # -- gates and child runs ----------------------------------------------------------------
 
     def gate(
@@ -352,6 +377,7 @@ class RunContext:
         name: str | None = None,
         input: Any = None,
         output_type: Any = None,
+        budget: Budget | None = None,
     ) -> Any:
         """Run ``fn(run, input)`` as a child run linked to this one by the edge ``name``.
 
@@ -359,10 +385,19 @@ class RunContext:
         SDK's ``run.child(workflow_name, fn, name="edge")`` names them apart.
         Idempotent by edge name: calling it again (in this attempt, a resumed one, or from a
         racing worker) joins the same child run, and a finished child returns its result
-        without running again.
+        without running again. The child draws from this run's budgets, and from ``budget``
+        (caps of its own) if given.
         """
         edge = workflow_name if name is None else name
-        return run_child(self, edge, workflow_name, fn, input=input, output_type=output_type)
+        return run_child(
+            self,
+            edge,
+            workflow_name,
+            fn,
+            input=input,
+            output_type=output_type,
+            budget=Budget.coerce(budget),
+        )
 
     def fanout(
         self,

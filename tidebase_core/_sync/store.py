@@ -7,6 +7,7 @@ This is the async source; ``tidebase_core/_sync/store.py`` is generated from it 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -23,8 +24,17 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._compat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
+from ..budgets import Budget, BudgetSpend, BudgetStatus
 from ..errors import ConnectionReleased, DatabaseUnavailable
-from ..models import Event, GateInfo, RunInfo, StateVersion, StepInfo, UsageRecord
+from ..models import (
+    AttemptOutcome,
+    Event,
+    GateInfo,
+    RunInfo,
+    StateVersion,
+    StepInfo,
+    UsageRecord,
+)
 from ..replay import Checkpoint, ResumeDecision
 from ..serialization import decode_json, encode
 from ..settings import Settings, redact_dsn
@@ -41,6 +51,10 @@ Row = tuple[Any, ...]
 TUPLES_OK = ExecStatus.TUPLES_OK
 # A pooled connection idle longer than this is probed before it is handed out (a restart).
 RECHECK_IDLE_SECONDS = 1.0
+# Callers waiting for a busy pool ask "is the database away?" by connecting once; at most one
+# such probe per this many seconds for the whole store (waiters share its answer): under load,
+# one probe per waiter was a new Postgres backend per 0.25 s per waiter, adding load to load.
+PROBE_EVERY_SECONDS = 1.0
 
 log = logging.getLogger("tidebase")
 
@@ -63,6 +77,8 @@ class Store:
         self._returned: weakref.WeakKeyDictionary[Connection[Row], float] = (
             weakref.WeakKeyDictionary()
         )
+        self._probed_at = -PROBE_EVERY_SECONDS  # when the last shared probe started
+        self._probed: str | None = None  # its answer (None: the database answers)
 
     def open(self) -> None:
         if self._pool is not None:
@@ -148,8 +164,18 @@ class Store:
                         f"TIDEBASE_RECONNECT_SECONDS): {why}"
                     ) from exc
             # Not handed one quickly: is the database away, or is every connection busy?
-            down = self._probe()
+            down = self._shared_probe()
             wait = min(wait * 2, 2.0)
+
+    def _shared_probe(self) -> str | None:
+        """``_probe``'s answer, probing at most once per ``PROBE_EVERY_SECONDS`` for all
+        waiters (the start time is taken before the probe, so concurrent waiters share it)."""
+        now = time.monotonic()
+        if now - self._probed_at < PROBE_EVERY_SECONDS:
+            return self._probed
+        self._probed_at = now
+        self._probed = self._probe()
+        return self._probed
 
     def _probe(self) -> str | None:
         """Try to connect once: None if the database answers, else why not (redacted)."""
@@ -346,7 +372,14 @@ class StoreConnection:
         started: str,
         lease: float,
         void_token: uuid.UUID | None = None,
+        budget: str | None = None,
+        parent: str | None = None,
     ) -> Claim | None:
+        """Take the run's lease (creating the run if needed), one round trip.
+
+        ``budget`` (JSON text): the caps of a run created here. ``parent``: the run whose child
+        this is, whose budgets a new child draws from too.
+        """
         params = {
             "run_id": run_id,
             "workflow": workflow,
@@ -362,10 +395,14 @@ class StoreConnection:
             "lease": lease,
             "void_token": void_token,
             "write_id": uuid.uuid4(),
+            "budget": None if budget is None else JsonText(budget),
+            "holders": None if budget is None else [run_id],
+            "parent": parent,
         }
+        query = self.q.claim_run if parent is None else self.q.claim_child_run
         while True:
             try:
-                rows = self._execute(self.q.claim_run, params)
+                rows = self._execute(query, params)
             except _ConnectionLost:
                 # Did the claim commit? Its run.started event carries our write id.
                 rows = self._read(self.q.find_claim, params)
@@ -513,7 +550,7 @@ class StoreConnection:
         run_id: str,
         token: uuid.UUID,
         error: str,
-        failure_class: ResumeDecision | None,
+        failure_class: ResumeDecision | str | None,
         payload: str,
     ) -> bool:
         rows = self._write(
@@ -522,7 +559,7 @@ class StoreConnection:
                 "run_id": run_id,
                 "token": token,
                 "error": JsonText(error),
-                "failure_class": None if failure_class is None else failure_class.value,
+                "failure_class": None if failure_class is None else str(failure_class),
                 "payload": JsonText(payload),
             },
         )
@@ -768,6 +805,7 @@ class StoreConnection:
             "label": usage.label,
             "metadata": None if usage.metadata is None else JsonText(usage.metadata),
             "payload": JsonText(usage.payload),
+            "agent": usage.agent,
         }
         return bool(self._write(self.q.record_usage, params))
 
@@ -789,16 +827,85 @@ class StoreConnection:
                 run_id=r[11],
                 label=r[12],
                 metadata=decode_json(r[13]),
+                agent=r[14],
             )
             for r in rows
         ]
 
-    def usage_by_model(
-        self, *, run_id: str | None, workflow: str | None, since: datetime | None
+    def summarize_usage(
+        self,
+        *,
+        run_id: str | None,
+        workflow: str | None,
+        since: datetime | None,
+        include_children: bool = False,
     ) -> list[Row]:
+        """Ledger totals grouped by model, agent, attempt and step (see SUMMARIZE_USAGE)."""
         return self._read(
-            self.q.summarize_usage, {"run_id": run_id, "workflow": workflow, "since": since}
+            self.q.summarize_usage,
+            {
+                "run_id": run_id,
+                "workflow": workflow,
+                "since": since,
+                "include_children": include_children,
+            },
         )
+
+    def attempt_outcomes(
+        self, run_id: str, *, include_children: bool
+    ) -> dict[tuple[str, int], AttemptOutcome]:
+        """How each attempt of the run (tree) ended: completed, failed, parked, cancelled,
+        running, or crashed (ended without recording an end: killed, or its lease lapsed)."""
+        rows = self._read(
+            self.q.attempt_outcomes, {"run_id": run_id, "include_children": include_children}
+        )
+        outcomes: dict[tuple[str, int], AttemptOutcome] = {}
+        for run, attempt, ended_by, superseded, live in rows:
+            outcome: AttemptOutcome
+            if ended_by is not None:
+                outcome = _ATTEMPT_ENDS[ended_by]
+            elif live and not superseded:
+                outcome = "running"
+            else:
+                outcome = "crashed"
+            outcomes[(run, attempt)] = outcome
+        return outcomes
+
+    # -- budgets ------------------------------------------------------------------------------
+
+    def budget_statuses(
+        self, holders: Sequence[str], *, run_id: str, check: bool
+    ) -> list[BudgetStatus]:
+        """Each governing budget and its run tree's spend, in one round trip. With ``check``
+        (a run about to spend), a budget past 80 % of a cap gets its ``budget.warning`` event,
+        once."""
+        rows = self._read(
+            self.q.check_budget if check else self.q.budget_spend,
+            {"holders": list(holders), "run_id": run_id},
+        )
+        return [
+            BudgetStatus(
+                run_id=r[0],
+                budget=_stored_budget(r[1]),
+                spend=BudgetSpend(
+                    calls=r[2], usd=r[3], tokens=r[4], input_tokens=r[5], output_tokens=r[6]
+                ),
+                warned=r[7],
+            )
+            for r in rows
+        ]
+
+    def set_budget(self, *, run_id: str, budget: str | None, payload: str) -> bool:
+        """Set (or with None remove) the run's budget; False when there is no such run."""
+        rows = self._write(
+            self.q.set_budget,
+            {
+                "run_id": run_id,
+                "budget": None if budget is None else JsonText(budget),
+                "payload": JsonText(payload),
+            },
+        )
+        return bool(rows)
 
     # -- listening ----------------------------------------------------------------------------
 
@@ -993,7 +1100,26 @@ def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
         "label": u.label,
         "metadata": None if u.metadata is None else decode_json(u.metadata),
         "payload": decode_json(u.payload),
+        "agent": u.agent,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_budget(text: bytes | str) -> Budget:
+    """A stored budget (JSON text); a run checks the same one again and again."""
+    return Budget.stored(decode_json(text))
+
+
+_ATTEMPT_ENDS: dict[str, AttemptOutcome] = {
+    "run.completed": "completed",
+    "run.failed": "failed",
+    "run.retrying": "failed",
+    "run.parked": "parked",
+    "run.cancelled": "cancelled",
+    # Put back by the reconciler or an operator without an end of its own: the worker died.
+    "run.requeued": "crashed",
+    "run.recovering": "crashed",
+}
 
 
 def _run_info(r: Row) -> RunInfo:
@@ -1011,4 +1137,5 @@ def _run_info(r: Row) -> RunInfo:
         updated_at=r[10],
         completed_at=r[11],
         lease_expires_at=r[12],
+        budget_holders=list(r[13] or ()),
     )

@@ -23,7 +23,9 @@ CASE WHEN r.status = 'cancelled' THEN (
     SELECT e.payload ->> 'actor' FROM {s}.events e
     WHERE e.run_id = r.run_id AND e.type = 'run.cancelled'
     ORDER BY e.seq DESC LIMIT 1
-) END AS cancel_actor
+) END AS cancel_actor,
+r.queue_name, r.dedupe_key, r.priority, r.run_at, r.max_attempts, r.deadline_at,
+r.recovery_webhook
 """
 
 # A run created over HTTP (POST /runs/{workflowName}): 'pending', no worker yet, its log opened
@@ -32,8 +34,9 @@ CASE WHEN r.status = 'cancelled' THEN (
 CREATE_RUN = """
 WITH r AS (
     INSERT INTO {s}.runs AS r (run_id, workflow_name, status, input, input_hash, metadata,
-                                 attempt, last_seq)
-    VALUES (%(run_id)s, %(workflow)s, 'pending', %(input)s, %(input_hash)s, %(metadata)s, 0, 1)
+                                 recovery_webhook, attempt, last_seq)
+    VALUES (%(run_id)s, %(workflow)s, 'pending', %(input)s, %(input_hash)s, %(metadata)s,
+            %(recovery_webhook)s, 0, 1)
     ON CONFLICT (run_id) DO NOTHING
     RETURNING r.run_id
 ), ev AS (
@@ -55,7 +58,8 @@ LIMIT %(limit)s
 # which orders it against cancels, claims and other writers of the run's log.
 LOCK_RUN = """
 SELECT status, protocol_owner, owner_token,
-       owner_token IS NOT NULL AND lease_expires_at > now() AS leased
+       owner_token IS NOT NULL AND lease_expires_at > now() AS leased,
+       queue_name, attempt
 FROM {s}.runs WHERE run_id = %(run_id)s FOR UPDATE
 """
 
@@ -159,10 +163,28 @@ RETURNING {_STEP}
 
 # gates/begin over HTTP: open the gate (idempotent per name); the run waits while it is pending.
 OPEN_GATE = """
-INSERT INTO {s}.gates (run_id, name, prompt, data, status, token)
-VALUES (%(run_id)s, %(name)s, %(prompt)s, %(data)s, 'pending', %(gate_token)s)
+INSERT INTO {s}.gates (run_id, name, prompt, data, status, token, expires_at)
+VALUES (%(run_id)s, %(name)s, %(prompt)s, %(data)s, 'pending', %(gate_token)s,
+        CASE WHEN %(timeout)s::float8 IS NULL THEN NULL
+             ELSE now() + make_interval(secs => %(timeout)s) END)
 ON CONFLICT (run_id, name) DO NOTHING
 RETURNING name
+"""
+
+# Pending gates past their timeout (of one run, or of all): the caller decides each 'rejected'
+# by 'timeout' through the engine's resolve statement.
+EXPIRED_GATES = """
+SELECT g.run_id, g.name FROM {s}.gates g
+JOIN {s}.runs r ON r.run_id = g.run_id AND r.status NOT IN ('cancelled', 'completed')
+WHERE g.status = 'pending' AND g.expires_at <= now()
+  AND (%(run_id)s::text IS NULL OR g.run_id = %(run_id)s)
+ORDER BY g.expires_at
+LIMIT %(limit)s
+"""
+
+GATE_EXPIRIES = """
+SELECT name, expires_at FROM {s}.gates
+WHERE run_id = %(run_id)s AND expires_at IS NOT NULL
 """
 
 WAIT_AT_GATE = _UPDATE_WITH_EVENT.replace(
@@ -208,6 +230,110 @@ RETURNING {_EDGE}
 """
 
 
+# queues/claim: the core's claim (queue_queries.CLAIM_QUEUED) leases the run to the protocol
+# worker's owner token; this names the worker on the same row, in the same transaction.
+NAME_PROTOCOL_OWNER = """
+UPDATE {s}.runs SET protocol_owner = %(owner)s
+WHERE run_id = %(run_id)s AND owner_token = %(token)s
+"""
+
+# GET /queues: every queue that has runs or a config, with a count per lifecycle state.
+QUEUE_STATS = """
+SELECT n.name, q.name IS NOT NULL, q.concurrency, q.rate_per_minute, q.invoke_url,
+       count(r.run_id) FILTER (WHERE r.status = 'queued'),
+       count(r.run_id) FILTER (WHERE r.status IN ('running', 'waiting')),
+       count(r.run_id) FILTER (WHERE r.status = 'failed'),
+       count(r.run_id) FILTER (WHERE r.status = 'completed'),
+       count(r.run_id) FILTER (WHERE r.status = 'cancelled')
+FROM (
+    SELECT name FROM {s}.queues
+    UNION SELECT DISTINCT queue_name FROM {s}.runs WHERE queue_name IS NOT NULL
+) n
+LEFT JOIN {s}.queues q ON q.name = n.name
+LEFT JOIN {s}.runs r ON r.queue_name = n.name
+GROUP BY n.name, q.name, q.concurrency, q.rate_per_minute, q.invoke_url
+ORDER BY n.name
+"""
+
+# PUT /queues/{queue}/config: a field the body leaves out keeps its value (upstream), one sent
+# as null lifts it; one statement, so concurrent partial updates never lose each other.
+CONFIGURE_QUEUE = """
+INSERT INTO {s}.queues AS q (name, concurrency, rate_per_minute, invoke_url)
+VALUES (%(name)s, %(concurrency)s, %(rate)s, %(invoke_url)s)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN %(set_concurrency)s THEN EXCLUDED.concurrency ELSE q.concurrency END,
+    rate_per_minute = CASE WHEN %(set_rate)s THEN EXCLUDED.rate_per_minute
+                           ELSE q.rate_per_minute END,
+    invoke_url = CASE WHEN %(set_invoke_url)s THEN EXCLUDED.invoke_url ELSE q.invoke_url END,
+    updated_at = now()
+RETURNING name, concurrency, rate_per_minute, invoke_url
+"""
+
+# Schedules as the protocol shows them (the core's columns plus when the row was written).
+SCHEDULE_TIMES = """
+SELECT name, created_at, updated_at FROM {s}.schedules
+"""
+
+
+# Webhook channels (migration 0007). A run's channels start at its first event; a gate's at the
+# log position before the gate opened (its gate.opened is the first event it may get).
+INSERT_CHANNEL = """
+INSERT INTO {s}.channels (run_id, gate_name, url, secret, events, delivered_seq)
+SELECT %(run_id)s, %(gate_name)s, %(url)s, %(secret)s, %(events)s,
+       CASE WHEN %(gate_name)s::text IS NULL THEN 0
+            ELSE coalesce((SELECT last_seq FROM {s}.runs WHERE run_id = %(run_id)s), 0) END
+"""
+
+DELETE_CHANNELS = "DELETE FROM {s}.channels WHERE run_id = %(run_id)s"
+
+_CHANNEL = "id, run_id, gate_name, url, secret, events, delivered_seq, created_at"
+
+LIST_CHANNELS = f"SELECT {_CHANNEL} FROM {{s}}.channels WHERE run_id = %(run_id)s ORDER BY id"
+
+# Take the channel for delivery (a lease, not a held transaction: a slow endpoint never holds a
+# connection or blocks the run's writers); None while someone else delivers it.
+ACQUIRE_CHANNEL = f"""
+UPDATE {{s}}.channels SET busy_until = now() + make_interval(secs => %(lease)s)
+WHERE id = %(id)s AND (busy_until IS NULL OR busy_until < now())
+RETURNING {_CHANNEL}
+"""
+
+ADVANCE_CHANNEL = """
+UPDATE {s}.channels SET delivered_seq = greatest(delivered_seq, %(seq)s) WHERE id = %(id)s
+"""
+
+RELEASE_CHANNEL = "UPDATE {s}.channels SET busy_until = NULL WHERE id = %(id)s"
+
+INSERT_DELIVERY = """
+INSERT INTO {s}.channel_deliveries (channel_id, run_id, gate_name, seq, event_type, payload,
+                                    status)
+VALUES (%(channel_id)s, %(run_id)s, %(gate_name)s, %(seq)s, %(event_type)s, %(payload)s,
+        'pending')
+RETURNING id
+"""
+
+FINISH_DELIVERY = """
+UPDATE {s}.channel_deliveries SET status = %(status)s, http_status = %(http_status)s,
+    error_text = %(error_text)s, completed_at = now()
+WHERE id = %(id)s
+"""
+
+LIST_DELIVERIES = """
+SELECT id, channel_id, run_id, gate_name, event_type, payload, status, http_status, error_text,
+       created_at, completed_at
+FROM {s}.channel_deliveries WHERE run_id = %(run_id)s ORDER BY id
+"""
+
+# Runs whose log has events a channel has not been given yet (written by anyone: in-process
+# workers too); the server's tick delivers them.
+CHANNEL_BACKLOG = """
+SELECT DISTINCT c.run_id FROM {s}.channels c
+JOIN {s}.runs r ON r.run_id = c.run_id
+WHERE c.delivered_seq < r.last_seq AND (c.busy_until IS NULL OR c.busy_until < now())
+LIMIT %(limit)s
+"""
+
+
 @dataclass(frozen=True)
 class ProtocolQueries:
     create_run: str = CREATE_RUN
@@ -232,6 +358,22 @@ class ProtocolQueries:
     get_edge: str = GET_EDGE
     list_edges: str = LIST_EDGES
     insert_edge: str = INSERT_EDGE
+    name_protocol_owner: str = NAME_PROTOCOL_OWNER
+    queue_stats: str = QUEUE_STATS
+    configure_queue: str = CONFIGURE_QUEUE
+    schedule_times: str = SCHEDULE_TIMES
+    expired_gates: str = EXPIRED_GATES
+    gate_expiries: str = GATE_EXPIRIES
+    insert_channel: str = INSERT_CHANNEL
+    delete_channels: str = DELETE_CHANNELS
+    list_channels: str = LIST_CHANNELS
+    acquire_channel: str = ACQUIRE_CHANNEL
+    advance_channel: str = ADVANCE_CHANNEL
+    release_channel: str = RELEASE_CHANNEL
+    insert_delivery: str = INSERT_DELIVERY
+    finish_delivery: str = FINISH_DELIVERY
+    list_deliveries: str = LIST_DELIVERIES
+    channel_backlog: str = CHANNEL_BACKLOG
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:

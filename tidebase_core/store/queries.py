@@ -26,14 +26,15 @@ _WATCHED = "coalesce(watched_until > now(), false) AS watched"
 # Tell listeners (subscribers, a worker waiting at a gate) that entry r.last_seq was written.
 _NOTIFY = "CASE WHEN r.watched THEN pg_notify({c} || md5(%(run_id)s), r.last_seq::text) END"
 
-CLAIM_RUN = f"""
+_CLAIM_RUN = f"""
 WITH claimed AS (
     INSERT INTO {{s}}.runs AS r (
         run_id, workflow_name, status, input, input_hash, metadata, attempt, last_seq,
-        owner_token, owner_host, owner_pid, owner_started, lease_expires_at)
+        owner_token, owner_host, owner_pid, owner_started, lease_expires_at, budget,
+        budget_holders)
     VALUES (
         %(run_id)s, %(workflow)s, 'running', %(input)s, %(input_hash)s, %(metadata)s, 1, 1,
-        %(token)s, %(host)s, %(pid)s, %(started)s, {_LEASE})
+        %(token)s, %(host)s, %(pid)s, %(started)s, {_LEASE}, %(budget)s, {{holders}})
     ON CONFLICT (run_id) DO UPDATE SET
         status = 'running', attempt = r.attempt + 1, last_seq = r.last_seq + 1,
         owner_token = EXCLUDED.owner_token, owner_host = EXCLUDED.owner_host,
@@ -47,17 +48,27 @@ WITH claimed AS (
            OR r.owner_token = %(void_token)s)
     RETURNING r.attempt, r.last_seq, (r.xmax = 0) AS created,
               CASE WHEN %(want_input)s THEN r.input END AS input,
-              coalesce(r.watched_until > now(), false) AS watched
+              coalesce(r.watched_until > now(), false) AS watched, r.budget_holders
 ), started AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT %(run_id)s, c.last_seq, 'run.started', jsonb_build_object('attempt', c.attempt),
            %(write_id)s
     FROM claimed c
 )
-SELECT c.attempt, c.created, c.input, c.last_seq,
+SELECT c.attempt, c.created, c.input, c.last_seq, c.budget_holders,
        CASE WHEN c.watched THEN pg_notify({{c}} || md5(%(run_id)s), c.last_seq::text) END
 FROM claimed c
 """
+
+# A top-level run: governed by its own budget if it has one (holders computed by the caller).
+CLAIM_RUN = _CLAIM_RUN.replace("{holders}", "%(holders)s::text[]")
+# A child run, when created, also draws from every budget its parent draws from (read from the
+# parent's row, so a budget set on the parent since it started counts too).
+CLAIM_CHILD_RUN = _CLAIM_RUN.replace(
+    "{holders}",
+    """nullif(coalesce(%(holders)s::text[], '{}') || coalesce(
+            (SELECT p.budget_holders FROM {s}.runs p WHERE p.run_id = %(parent)s), '{}'), '{}')""",
+)
 
 # Why a claim matched nothing: the run as it is (completed, locked, another workflow …).
 CLAIM_REFUSED = """
@@ -107,12 +118,14 @@ _REPLACE = """ON CONFLICT (run_id, step_key) DO UPDATE SET
 _USAGE = """, u AS (
     INSERT INTO {s}.usage_records (
         run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
-        total_tokens, cost_usd, cost_source, label, metadata)
+        total_tokens, cost_usd, cost_source, label, metadata, agent)
     SELECT %(run_id)s, %(key)s, %(attempt)s, x.kind, x.provider, x.model, x.input_tokens,
-           x.output_tokens, x.total_tokens, x.cost_usd, x.cost_source, x.label, x.metadata
+           x.output_tokens, x.total_tokens, x.cost_usd, x.cost_source, x.label, x.metadata,
+           x.agent
     FROM r, jsonb_to_recordset(%(usage)s) AS x(
         ord int, kind text, provider text, model text, input_tokens bigint, output_tokens bigint,
-        total_tokens bigint, cost_usd numeric, cost_source text, label text, metadata jsonb)
+        total_tokens bigint, cost_usd numeric, cost_source text, label text, metadata jsonb,
+        agent text)
     ORDER BY x.ord
 ), ue AS (
     INSERT INTO {s}.events (run_id, seq, type, payload)
@@ -236,7 +249,7 @@ FROM r
 
 _RUN_COLUMNS = """
 run_id, workflow_name, status, input, result, error, attempt, failure_class, metadata,
-created_at, updated_at, completed_at, lease_expires_at
+created_at, updated_at, completed_at, lease_expires_at, budget_holders
 """
 
 GET_RUN = f"SELECT {_RUN_COLUMNS} FROM {{s}}.runs WHERE run_id = %(run_id)s"
@@ -495,10 +508,10 @@ WITH r AS (
 ), u AS (
     INSERT INTO {{s}}.usage_records (
         run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
-        total_tokens, cost_usd, cost_source, label, metadata)
+        total_tokens, cost_usd, cost_source, label, metadata, agent)
     SELECT %(run_id)s, %(step_name)s, %(attempt)s, %(kind)s, %(provider)s, %(model)s,
            %(input_tokens)s, %(output_tokens)s, %(total_tokens)s, %(cost_usd)s,
-           %(cost_source)s, %(label)s, %(metadata)s
+           %(cost_source)s, %(label)s, %(metadata)s, %(agent)s
     FROM r
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
@@ -510,21 +523,116 @@ SELECT {_NOTIFY} FROM r
 
 LIST_USAGE = """
 SELECT kind, provider, model, input_tokens, output_tokens, total_tokens, cost_usd, cost_source,
-       step_name, attempt, created_at, run_id, label, metadata
+       step_name, attempt, created_at, run_id, label, metadata, agent
 FROM {s}.usage_records WHERE run_id = %(run_id)s ORDER BY id
 """
 
-SUMMARIZE_USAGE = """
-SELECT u.provider, u.model, count(*), sum(u.input_tokens), sum(u.output_tokens),
-       sum(u.total_tokens), sum(u.cost_usd), count(u.cost_usd)
+# The run and its descendants (child runs, their children …), through run_edges.
+_TREE = """
+WITH RECURSIVE tree AS (
+    SELECT %(run_id)s::text AS run_id
+    UNION
+    SELECT e.child_run_id FROM {s}.run_edges e JOIN tree t ON e.parent_run_id = t.run_id
+)"""
+
+# A summary's rows, grouped every way at once (GROUPING SETS: one scan, one round trip). g says
+# which grouping a row belongs to: 0 provider/model, 1 agent, 2 run attempt, 3 run step; the
+# last two only for one run (or one run tree).
+SUMMARIZE_USAGE = (
+    _TREE
+    + """
+SELECT CASE WHEN grouping(u.provider, u.model) = 0 THEN 0
+            WHEN grouping(u.agent) = 0 THEN 1
+            WHEN grouping(u.step_name) = 0 THEN 3
+            ELSE 2 END AS g,
+       u.provider, u.model, u.agent, u.run_id, u.attempt, u.step_name,
+       count(*), sum(u.input_tokens), sum(u.output_tokens), sum(u.total_tokens),
+       sum(u.cost_usd), count(u.cost_usd)
 FROM {s}.usage_records u
-WHERE (%(run_id)s::text IS NULL OR u.run_id = %(run_id)s)
+WHERE (%(run_id)s::text IS NULL
+       OR (CASE WHEN %(include_children)s THEN u.run_id IN (SELECT run_id FROM tree)
+                ELSE u.run_id = %(run_id)s END))
   AND (%(since)s::timestamptz IS NULL OR u.created_at >= %(since)s)
   AND (%(workflow)s::text IS NULL OR u.run_id IN (
         SELECT run_id FROM {s}.runs WHERE workflow_name = %(workflow)s))
-GROUP BY u.provider, u.model
-ORDER BY u.provider NULLS LAST, u.model NULLS LAST
+GROUP BY GROUPING SETS ((u.provider, u.model), (u.agent), (u.run_id, u.attempt),
+                        (u.run_id, u.step_name))
+HAVING %(run_id)s::text IS NOT NULL OR grouping(u.run_id) = 1
+ORDER BY 1, u.provider NULLS LAST, u.model NULLS LAST, u.agent NULLS LAST, u.run_id,
+         u.attempt, min(u.id)
 """
+)
+
+# How each attempt of the run (and its descendants) ended: the first end-of-attempt entry in
+# the log after its run.started and before the next one. None: it is running, or it crashed.
+ATTEMPT_OUTCOMES = (
+    _TREE
+    + """, starts AS (
+    SELECT e.run_id, (e.payload->>'attempt')::int AS attempt, e.seq,
+           lead(e.seq) OVER (PARTITION BY e.run_id ORDER BY e.seq) AS next_seq
+    FROM {s}.events e
+    WHERE e.type = 'run.started'
+      AND (CASE WHEN %(include_children)s THEN e.run_id IN (SELECT run_id FROM tree)
+                ELSE e.run_id = %(run_id)s END)
+)
+SELECT st.run_id, st.attempt, (
+           SELECT x.type FROM {s}.events x
+           WHERE x.run_id = st.run_id AND x.seq > st.seq
+             AND (st.next_seq IS NULL OR x.seq < st.next_seq)
+             AND x.type IN ('run.completed', 'run.failed', 'run.parked', 'run.retrying',
+                            'run.cancelled', 'run.requeued', 'run.recovering')
+           ORDER BY x.seq LIMIT 1),
+       st.next_seq IS NOT NULL,
+       r.status IN ('running', 'waiting') AND r.attempt = st.attempt
+           AND r.owner_token IS NOT NULL AND r.lease_expires_at > now()
+FROM starts st JOIN {s}.runs r ON r.run_id = st.run_id
+"""
+)
+
+# -- budgets ------------------------------------------------------------------------------------
+
+# The spend of each governing budget's run tree, one round trip: the budget_spend function
+# (migration 0007, which holds the statement and says why it is a function). With warn (a run
+# about to spend), a budget at 80 % of a cap gets its budget.warning entry once; listeners are
+# told here, where the channel prefix is known.
+CHECK_BUDGET = """
+SELECT b.run_id, b.budget, b.calls, b.usd, b.tokens, b.input_tokens, b.output_tokens, b.warned,
+       CASE WHEN b.watched THEN pg_notify({c} || md5(b.run_id), b.last_seq::text) END
+FROM {s}.budget_spend(%(holders)s::text[], %(run_id)s::text, true) AS b
+"""
+BUDGET_SPEND = """
+SELECT b.run_id, b.budget, b.calls, b.usd, b.tokens, b.input_tokens, b.output_tokens, b.warned
+FROM {s}.budget_spend(%(holders)s::text[], %(run_id)s::text, false) AS b
+"""
+
+# tide.runs.set_budget: the run's caps (NULL removes them), a budget.set entry in its log, and
+# the run among the holders of itself and of every descendant, so each checks it from its next
+# attempt on. A new budget may warn again.
+SET_BUDGET = (
+    _TREE
+    + """, r AS (
+    UPDATE {s}.runs SET
+        budget = %(budget)s, budget_warned = false, last_seq = last_seq + 1, updated_at = now(),
+        budget_holders = CASE
+            WHEN %(budget)s::jsonb IS NULL OR %(run_id)s = ANY(coalesce(budget_holders, '{}'))
+            THEN budget_holders
+            ELSE array_prepend(%(run_id)s::text, coalesce(budget_holders, '{}')) END
+    WHERE run_id = %(run_id)s
+    RETURNING last_seq, coalesce(watched_until > now(), false) AS watched
+), d AS (
+    UPDATE {s}.runs SET budget_holders = array_append(coalesce(budget_holders, '{}'),
+                                                      %(run_id)s::text)
+    WHERE %(budget)s::jsonb IS NOT NULL AND run_id IN (SELECT run_id FROM tree)
+      AND run_id <> %(run_id)s AND NOT %(run_id)s = ANY(coalesce(budget_holders, '{}'))
+), ev AS (
+    INSERT INTO {s}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, r.last_seq, 'budget.set', %(payload)s, %(write_id)s FROM r
+)
+SELECT r.last_seq, CASE WHEN r.watched THEN pg_notify({c} || md5(%(run_id)s), r.last_seq::text)
+                   END
+FROM r
+"""
+)
 
 # -- idempotent writes --------------------------------------------------------------------------
 # Every write that appends to a run's log carries a client-generated ``write_id`` on its event
@@ -537,7 +645,8 @@ WHERE run_id = %(run_id)s AND write_id = %(write_id)s
 
 # The same for a claim: the attempt it started, if the lease is still the claimer's.
 FIND_CLAIM = """
-SELECT r.attempt, r.attempt = 1, CASE WHEN %(want_input)s THEN r.input END, e.seq
+SELECT r.attempt, r.attempt = 1, CASE WHEN %(want_input)s THEN r.input END, e.seq,
+       r.budget_holders
 FROM {s}.events e JOIN {s}.runs r ON r.run_id = e.run_id
 WHERE e.run_id = %(run_id)s AND e.write_id = %(write_id)s AND r.owner_token = %(token)s
 """
@@ -556,6 +665,7 @@ class Queries:
     """The statements above; ``for_schema`` fills in the schema name."""
 
     claim_run: str = CLAIM_RUN
+    claim_child_run: str = CLAIM_CHILD_RUN
     claim_refused: str = CLAIM_REFUSED
     load_checkpoints: str = LOAD_CHECKPOINTS
     write_checkpoint: str = WRITE_CHECKPOINT
@@ -598,6 +708,10 @@ class Queries:
     record_usage: str = RECORD_USAGE
     list_usage: str = LIST_USAGE
     summarize_usage: str = SUMMARIZE_USAGE
+    attempt_outcomes: str = ATTEMPT_OUTCOMES
+    check_budget: str = CHECK_BUDGET
+    budget_spend: str = BUDGET_SPEND
+    set_budget: str = SET_BUDGET
     watch_run: str = WATCH_RUN
     find_write: str = FIND_WRITE
     find_claim: str = FIND_CLAIM

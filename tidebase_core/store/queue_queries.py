@@ -24,14 +24,15 @@ ENQUEUE = """
 WITH r AS (
     INSERT INTO {s}.runs AS r (
         run_id, workflow_name, status, input, input_hash, metadata, queue_name, dedupe_key,
-        priority, run_at, max_attempts, deadline_at, recovery_webhook, last_seq)
+        priority, run_at, max_attempts, deadline_at, recovery_webhook, last_seq, budget,
+        budget_holders)
     VALUES (
         %(run_id)s, %(workflow)s, 'queued', %(input)s, %(input_hash)s, %(metadata)s, %(queue)s,
         %(dedupe_key)s, %(priority)s,
         coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
         CASE WHEN %(deadline)s::float8 IS NULL THEN NULL
              ELSE now() + make_interval(secs => %(deadline)s) END,
-        %(recovery_webhook)s, 1)
+        %(recovery_webhook)s, 1, %(budget)s, %(holders)s::text[])
     ON CONFLICT DO NOTHING
     RETURNING r.run_id
 ), ev AS (
@@ -51,6 +52,7 @@ WHERE queue_name = %(queue)s AND dedupe_key = %(dedupe_key)s AND status IN {_ACT
 # checkpoints). The work is in the claim_queued function (migration 0004): one round trip.
 CLAIM_QUEUED = """
 SELECT c.run_id, c.workflow_name, c.attempt, c.input, c.last_seq, c.max_attempts,
+       (SELECT r.budget_holders FROM {s}.runs r WHERE r.run_id = c.run_id),
        CASE WHEN c.watched THEN pg_notify({c} || md5(c.run_id), c.last_seq::text) END
 FROM {s}.claim_queued(
     %(queue)s, %(key)s, %(token)s, %(host)s, %(pid)s, %(started)s, %(lease)s) AS c
@@ -249,9 +251,10 @@ SELECT r.run_id, {_NOTIFY_R} FROM r
 CREATE_RUN = """
 WITH r AS (
     INSERT INTO {s}.runs (
-        run_id, workflow_name, status, input, input_hash, metadata, recovery_webhook, last_seq)
+        run_id, workflow_name, status, input, input_hash, metadata, recovery_webhook, last_seq,
+        budget, budget_holders)
     VALUES (%(run_id)s, %(workflow)s, 'pending', %(input)s, %(input_hash)s, %(metadata)s,
-            %(recovery_webhook)s, 1)
+            %(recovery_webhook)s, 1, %(budget)s, %(holders)s::text[])
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), ev AS (

@@ -34,11 +34,13 @@ class Claim:
     owner_started: str | None = None
     lease_expires_in: float | None = None
     cancel_reason: str | None = None
+    budget_holders: tuple[str, ...] = ()
+    """The runs whose budgets govern this one, nearest first (empty: no budget applies)."""
 
     @classmethod
     def won(cls, row: tuple[Any, ...]) -> Claim:
-        attempt, created, input, last_seq = row[:4]  # the last column is NOTIFY's result
-        return cls(True, attempt, created, input, last_seq)
+        attempt, created, input, last_seq, holders = row[:5]  # a last column: NOTIFY's result
+        return cls(True, attempt, created, input, last_seq, budget_holders=tuple(holders or ()))
 
     @classmethod
     def refused(cls, row: tuple[Any, ...]) -> Claim:

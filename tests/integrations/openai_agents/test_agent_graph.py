@@ -106,8 +106,9 @@ async def test_an_agent_used_as_a_tool_is_one_step_whose_own_calls_are_steps_too
     assert ran == {"orchestrator": 2, "researcher": 4, "search tides": 2}
     names = [s.name for s in await atide.runs.steps("oai-agent-tool")]
     for parallel_call in ("call_r1", "call_r2"):
-        assert f"tool.research.{parallel_call}/model.request#2" in names
-        assert f"tool.research.{parallel_call}/tool.search.call_s" in names
+        # The agent-as-tool's own calls are keyed under its tool call (its runner's scope).
+        assert f"orchestrator.run/tool.research.{parallel_call}/model.request#2" in names
+        assert f"orchestrator.run/tool.research.{parallel_call}/tool.search.call_s" in names
 
 
 async def test_a_resume_inside_an_agent_tool_replays_the_nested_calls_that_completed(

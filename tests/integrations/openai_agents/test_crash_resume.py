@@ -44,8 +44,8 @@ def test_killed_at_the_second_model_call_resumes_with_only_that_call_and_what_fo
     crashed.kill()
     assert executions(log) == {"triage": 2, "lookup_order": 1}
     assert [s.name for s in tide.runs.steps("oai-crash")] == [
-        "model.request",
-        "tool.lookup_order.call_lookup",
+        "triage.run/model.request",
+        "triage.run/tool.lookup_order.call_lookup",
     ]
 
     resumed = spawn("oai-crash", log, WORKER)
@@ -58,10 +58,10 @@ def test_killed_at_the_second_model_call_resumes_with_only_that_call_and_what_fo
     # The ledger: one row per completed model call, each tagged with the attempt that paid.
     rows = [(r.step_name, r.attempt, r.input_tokens) for r in tide.usage.records("oai-crash")]
     assert sorted(rows) == [
-        ("model.request", 1, 100),
-        ("model.request#2", 2, 101),
-        ("model.request#3", 2, 102),
-        ("model.request#4", 2, 103),
+        ("triage.run/model.request", 1, 100),
+        ("triage.run/model.request#2", 2, 101),
+        ("triage.run/model.request#3", 2, 102),
+        ("triage.run/model.request#4", 2, 103),
     ]
 
 
@@ -73,7 +73,8 @@ def test_a_stream_killed_half_way_is_no_checkpoint_and_streams_again_on_resume(
     crashed.expect("IN stream")  # inside the last model call, "Refunded 30 " streamed so far
     crashed.kill()
     assert executions(log) == {"triage": 2, "refunds": 2, "lookup_order": 1, "issue_refund": 1}
-    assert "model.request#4" not in [s.name for s in tide.runs.steps("oai-stream-crash")]
+    assert "triage.run/model.request#4" not in [s.name for s in tide.runs.steps("oai-stream-crash")]
+    assert "triage.run/model.request#3" in [s.name for s in tide.runs.steps("oai-stream-crash")]
 
     resumed = spawn("oai-stream-crash", log, WORKER, STREAM="1")
     assert json.loads(resumed.finish().removeprefix("RESULT ")) == ANSWER

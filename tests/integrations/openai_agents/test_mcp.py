@@ -70,4 +70,6 @@ async def test_an_mcp_tool_call_is_replayed_without_calling_the_server(
 
     assert await first_and_resumed(atide, "oai-mcp", workflow) == ("bring a coat", "bring a coat")
     assert ran == {"forecaster": 2, "forecast": 1}
-    assert "tool.forecast.call_w" in [s.name for s in await atide.runs.steps("oai-mcp")]
+    assert "forecaster.run/tool.forecast.call_w" in [
+        s.name for s in await atide.runs.steps("oai-mcp")
+    ]

@@ -106,7 +106,9 @@ async def test_an_unhandled_tool_error_fails_the_run_as_the_sdk_says_and_reruns_
     with pytest.raises(UserError, match="no such order") as failed:
         await atide.run("solo", workflow, run_id="oai-unhandled")
     assert isinstance(failed.value.__cause__, LookupError), "the SDK saw the tool's own error"
-    [step] = [s for s in await atide.runs.steps("oai-unhandled") if s.name.startswith("tool.")]
+    [step] = [
+        s for s in await atide.runs.steps("oai-unhandled") if s.name.startswith("solo.run/tool.")
+    ]
     assert (step.status, step.resume_decision) == ("failed", "safe_replay")
     assert await atide.run("solo", workflow, run_id="oai-unhandled") == "found it"
     assert ran == {"strict": 2}
@@ -185,5 +187,7 @@ async def test_a_durable_tool_declares_its_side_effects_on_its_step(atide: Async
         return (await run_agent(agent, "refund A1")).final_output
 
     assert await atide.run("solo", workflow, run_id="oai-effects") == "ok"
-    [step] = [s for s in await atide.runs.steps("oai-effects") if s.name.startswith("tool.")]
-    assert (step.name, step.idempotency_key) == ("tool.refund.call_r", "refund-call_r")
+    [step] = [
+        s for s in await atide.runs.steps("oai-effects") if s.name.startswith("solo.run/tool.")
+    ]
+    assert (step.name, step.idempotency_key) == ("solo.run/tool.refund.call_r", "refund-call_r")

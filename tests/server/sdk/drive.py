@@ -230,6 +230,147 @@ def nonblocking_gate() -> None:
     s.complete("ok")
 
 
+def _wait(check, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError("timed out waiting")
+
+
+def _work(queue, **options):
+    """tide.work in a thread; returns its stop function."""
+    done = {"stop": False}
+    t = threading.Thread(
+        target=lambda: tide.work([queue], poll_s=0.05, stop=lambda: done["stop"], **options)
+    )
+    t.start()
+
+    def stop():
+        done["stop"] = True
+        t.join(10)
+
+    return stop
+
+
+def enqueue_work(queue: str) -> None:
+    """tide.enqueue + tide.work: the worker claims the run and executes the registered
+    workflow; a flaky one is retried off the queue (max_attempts) and succeeds."""
+    calls = {"flaky": 0}
+
+    @tide.workflow("sdk-queued")
+    def queued(run, inp):
+        return run.step("double", lambda: inp["n"] * 2)
+
+    @tide.workflow("sdk-flaky")
+    def flaky(run, inp):
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise RuntimeError("first attempt dies")
+        return run.step("ok", lambda: "ok")
+
+    enq = tide.enqueue("sdk-queued", queue=queue, input={"n": 21})
+    out["enqueued"] = enq["run"]["status"]
+    retried = tide.enqueue("sdk-flaky", queue=queue, max_attempts=2)
+    stop = _work(queue)
+    try:
+        for run_id in (enq["run"]["id"], retried["run"]["id"]):
+            _wait(lambda run_id=run_id: tide.runs.get(run_id)["run"]["status"] == "completed")
+    finally:
+        stop()
+    detail = tide.runs.get(enq["run"]["id"])
+    out["result"] = detail["run"]["result"]
+    out["events"] = [e["type"] for e in detail["events"]]
+    again = tide.runs.get(retried["run"]["id"])
+    out["retried"] = {
+        "result": again["run"]["result"],
+        "attempt": again["run"]["attempt"],
+        "calls": calls["flaky"],
+        "events": [e["type"] for e in again["events"]],
+    }
+    [stats] = [q for q in tide.queues.list() if q["name"] == queue]
+    out["stats"] = {k: stats[k] for k in ("queued", "running", "completed")}
+
+
+def dedupe_cancel(queue: str) -> None:
+    a = tide.enqueue("sdk-dedupe", queue=queue, dedupe_key="only-one")
+    b = tide.enqueue("sdk-dedupe", queue=queue, dedupe_key="only-one")
+    out["same"] = a["run"]["id"] == b["run"]["id"]
+    out["deduplicated"] = [a["deduplicated"], b["deduplicated"]]
+    cancelled = tide.runs.cancel(a["run"]["id"], reason="not needed", actor="sdk")
+    out["cancelled"] = [cancelled["status"], cancelled["cancelReason"], cancelled["cancelActor"]]
+    out["again"] = tide.runs.cancel(a["run"]["id"])["status"]
+    c = tide.enqueue("sdk-dedupe", queue=queue, dedupe_key="only-one")
+    out["freed"] = c["deduplicated"] is False and c["run"]["id"] != a["run"]["id"]
+
+
+def gate_cancel(queue: str) -> None:
+    """A worker blocked on a gate unwinds with RunCancelled when the run is cancelled."""
+    observed = []
+
+    @tide.workflow("sdk-gated")
+    def gated(run, inp):
+        run.step("prepare", lambda: "ready")
+        return run.gate("approve-it", "never answered", poll_s=0.05).decision
+
+    enq = tide.enqueue("sdk-gated", queue=queue)
+    run_id = enq["run"]["id"]
+    stop = _work(queue, on_error=lambda error, run: observed.append(type(error).__name__))
+    try:
+        _wait(lambda: len(tide.runs.get(run_id)["gates"]) > 0)
+        tide.runs.cancel(run_id, reason="sdk test", actor="sdk")
+        _wait(lambda: bool(observed))
+    finally:
+        stop()
+    detail = tide.runs.get(run_id)
+    out["observed"] = observed
+    out["status"] = [detail["run"]["status"], detail["run"]["cancelReason"]]
+
+
+def schedules(queue: str) -> None:
+    name = "sdk-sched-" + queue
+    schedule = tide.schedules.set(name, cron="0 9 * * *", workflow_name="sdk-digest", queue=queue)
+    out["schedule"] = {k: schedule[k] for k in ("name", "cron", "workflowName", "queue")}
+    out["has_next"] = schedule["nextRunAt"] is not None
+    out["listed"] = name in [s["name"] for s in tide.schedules.list()]
+    out["deleted"] = tide.schedules.delete(name)
+    out["after"] = name in [s["name"] for s in tide.schedules.list()]
+    configured = tide.queues.configure(queue, concurrency=2, rate_per_minute=30)
+    out["config"] = configured["config"]
+
+
+def gate_timeout() -> None:
+    """gates.begin(timeout_s=...) is stored by the server: once it passes, the gate is decided
+    rejected by 'timeout'; a blocking gate with timeout_s ends (the SDK's own deadline or the
+    server's decision, whichever it sees first) and the decision stays."""
+    s = tide.runs.attach("sdk-gate-timeout", heartbeat_s=None)
+    first = s.gates.begin("quick", "ok?", timeout_s=0.3)
+    out["first"] = first["status"]
+    time.sleep(0.5)
+    late = s.gates.get(first["gateId"])
+    out["late"] = [late["status"], late["actor"], late["payload"]]
+    try:
+        decision = s.gate("blocking", "ok?", timeout_s=0.5, poll_s=0.05)
+        out["blocking"] = decision.decision
+    except TimeoutError:
+        out["blocking"] = "TimeoutError"
+    time.sleep(0.1)
+    gates = {g["name"]: g for g in tide.runs.get(s.run_id)["gates"]}
+    out["blocking_gate"] = [gates["blocking"]["status"], gates["blocking"]["actor"]]
+    s.complete("done")
+
+
+def channels(url: str) -> None:
+    """tide.run(..., channels=[...]): the run's channel hears its completion, signed."""
+    hook = {"type": "webhook", "url": url, "secret": "s3cret", "events": ["run.completed"]}
+    out["result"] = tide.run("sdk-chan", lambda ctx, inp: ctx.step("a", lambda: 7), channels=[hook])
+    run_id = next(r for r in tide.runs.list() if r["workflowName"] == "sdk-chan")["id"]
+    detail = tide.runs.get(run_id)
+    out["deliveries"] = [(d["eventType"], d["status"]) for d in detail["channelDeliveries"]]
+    out["run_id"] = run_id
+
+
 scenario = sys.argv[1]
 globals()[scenario](*sys.argv[2:])
 print(json.dumps(out))
