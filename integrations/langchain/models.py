@@ -20,7 +20,7 @@ scope), their order is not stable, their content is: there the key is the conten
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from contextlib import contextmanager
 from contextvars import Context, ContextVar
 from typing import Any
@@ -38,7 +38,6 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import base
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 
-from tidebase_core._async.context import AsyncRunContext
 from tidebase_core.errors import LeaseLost, RunCancelled, TidebaseError
 from tidebase_core.keys import current_strand
 from tidebase_core.operations import (
@@ -49,6 +48,7 @@ from tidebase_core.operations import (
     blocking_run,
     durable_call,
     durable_call_sync,
+    durable_stream,
     replayed,
 )
 from tidebase_core.plugin import AnyRunContext, current_run
@@ -268,23 +268,26 @@ def _astream(
     run = current_run()
     if run is None or model.cache is False or _owned.get():
         return wrapped(*args, **kwargs)
-    op, key, digest = _stream_call(run, model, args, kwargs)
-    value = replayed(run, op, key, digest)
-    if value is not MISSING:
-        return _areplayed(model, value, args, kwargs)
-    return _durable_astream(run, op, key, digest, wrapped, args, kwargs)
+    op, digest, identity = _stream_operation(model, args, kwargs)
+    return _durable_astream(run, op, digest, identity, model, wrapped, args, kwargs)
 
 
-def _stream_call(
-    run: AnyRunContext, model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[Operation[ChatResult], str, str]:
-    """The operation, key and hash of a stream: the same LangChain's generate path would see."""
+def _stream_operation(
+    model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Operation[ChatResult], str, str | None]:
+    """The operation, hash and identity of a stream: what LangChain's generate path sees."""
     rest = dict(kwargs)
     model_input = args[0] if args else rest.pop("input")
     rest.pop("config", None)
     stop = rest.pop("stop", None)
     messages = model._convert_input(model_input).to_messages()
-    op, digest, identity = _call_of(model, messages, stop, rest)
+    return _call_of(model, messages, stop, rest)
+
+
+def _stream_call(
+    run: AnyRunContext, model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Operation[ChatResult], str, str]:
+    op, digest, identity = _stream_operation(model, args, kwargs)
     with content_keyed(identity):
         return op, run.next_key(op.key_name(identity)), digest
 
@@ -300,17 +303,6 @@ def _replayed(
     yield _chunk(message)
 
 
-async def _areplayed(
-    model: BaseChatModel, value: ChatResult, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> AsyncGenerator[BaseMessageChunk, None]:
-    token = _answer.set(value)
-    try:
-        message = await model.ainvoke(*args, **kwargs)
-    finally:
-        _answer.reset(token)
-    yield _chunk(message)
-
-
 def _durable_stream(
     run: AnyRunContext,
     op: Operation[ChatResult],
@@ -320,7 +312,11 @@ def _durable_stream(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Generator[BaseMessageChunk, None, None]:
+    # The core's `durable_stream` is async only: a sync stream does what it does.
     run._execution.check_live()  # a cancel or takeover stops the call before it is paid for
+    if op.step_policy.spends:
+        with blocking_run(run) as sync_run:
+            sync_run.check_budget(key)
     chunks = wrapped(*args, **kwargs)
     merged: BaseMessageChunk | None = None
     try:
@@ -339,50 +335,82 @@ def _durable_stream(
         rows = [u.fields() for u in (op.usage(result) if op.usage else ())]
         with blocking_run(run) as sync_run:
             try:
-                sync_run.save_checkpoint(key, digest, op.dump(result), usage=rows)
+                sync_run.save_checkpoint(
+                    key, digest, op.dump(result), policy=op.step_policy, usage=rows
+                )
             except (RunCancelled, LeaseLost):
                 _ledger_anyway(sync_run, key, rows)
                 raise
 
 
+class _Done:
+    """The last event of a live stream: its merged result, which completes the call."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: ChatResult) -> None:
+        self.result = result
+
+
+class _Replay:
+    """A replayed stream's one event: answered by ``ainvoke`` so callbacks fire."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: ChatResult) -> None:
+        self.result = result
+
+
 async def _durable_astream(
     run: AnyRunContext,
     op: Operation[ChatResult],
-    key: str,
     digest: str,
+    identity: str | None,
+    model: BaseChatModel,
     wrapped: Callable[..., AsyncGenerator[BaseMessageChunk, None]],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> AsyncGenerator[BaseMessageChunk, None]:
-    run._execution.check_live()
-    chunks = wrapped(*args, **kwargs)
-    merged: BaseMessageChunk | None = None
-    try:
-        while True:
-            with owning():
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-            merged = chunk if merged is None else merged + chunk
-            yield chunk
-    finally:
-        with owning():
-            await chunks.aclose()
-    if merged is not None:
-        result = _result(merged)
-        rows = [u.fields() for u in (op.usage(result) if op.usage else ())]
-        if not isinstance(run, AsyncRunContext):
-            with blocking_run(run) as sync_run:
-                sync_run.save_checkpoint(key, digest, op.dump(result), usage=rows)
-            return
+    async def events() -> AsyncIterator[BaseMessageChunk | _Done]:
+        chunks = wrapped(*args, **kwargs)
+        merged: BaseMessageChunk | None = None
         try:
-            await run.save_checkpoint(key, digest, op.dump(result), usage=rows)
-        except (RunCancelled, LeaseLost):
-            # The ledger is not fenced by the lease: the money was spent whoever holds the run.
-            for fields in rows:
-                await run._db.record_usage(run._usage_row(key, fields))
-            raise
+            while True:
+                with owning():  # the stream's callbacks fire inside anext()
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                merged = chunk if merged is None else merged + chunk
+                yield chunk
+        finally:
+            with owning():
+                await chunks.aclose()
+        if merged is not None:
+            yield _Done(_result(merged))
+
+    stream = durable_stream(
+        op,
+        events,
+        digest=digest,
+        result_of=lambda event: event.result if isinstance(event, _Done) else None,
+        replay=lambda result: [_Replay(result)],
+        identity=identity,
+        run=run,
+    ).__aiter__()
+    with content_keyed(identity):  # the key is taken in the first step
+        event: Any = await anext(stream, None)
+    while event is not None:
+        if isinstance(event, _Replay):
+            token = _answer.set(event.result)  # set and reset within one step: no yield
+            try:
+                message = await model.ainvoke(*args, **kwargs)
+            finally:
+                _answer.reset(token)
+            yield _chunk(message)
+        elif not isinstance(event, _Done):
+            yield event
+        event = await anext(stream, None)
 
 
 def _ledger_anyway(run: Any, key: str, rows: list[dict[str, Any]]) -> None:

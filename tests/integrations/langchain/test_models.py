@@ -506,3 +506,45 @@ def test_runnable_parallel_branches_are_keyed_by_content(
     assert executions == {"model": 2}
     names = [s.name for s in tide.runs.steps(run_id)]
     assert len(names) == 2 and all(n.startswith("langchain.model.") for n in names), names
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "astream", "middleware"])
+def test_a_budget_stops_model_calls_within_one_call_of_its_cap(
+    tide: Tidebase, executions: Executions, how: str
+) -> None:
+    import asyncio
+
+    from tidebase import Budget
+    from tidebase.errors import BudgetExceeded
+
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    async def astreamed(prompt: str) -> str:
+        return "".join([str(c.content) async for c in model.astream(prompt)])
+
+    def call(prompt: str) -> str:
+        if how == "stream":
+            return "".join(str(c.content) for c in model.stream(prompt))
+        if how == "astream":
+            return asyncio.run(astreamed(prompt))
+        return str(model.invoke(prompt).content)
+
+    def ask(run: RunContext, _: None) -> list[str]:
+        if how == "middleware":
+            pytest.importorskip("langchain.agents")
+            from langchain.agents import create_agent
+            from tidebase_langchain import TidebaseMiddleware
+
+            agent = create_agent(model, [], middleware=[TidebaseMiddleware()])
+            return [
+                str(agent.invoke({"messages": [{"role": "user", "content": p}]})["messages"][-1])
+                for p in ("tides", "waves", "winds")
+            ]
+        return [call(p) for p in ("tides", "waves", "winds")]
+
+    # Each call is 5 + 7 = 12 tokens: the second passes the cap of 20, the third is refused
+    # before it is sent.
+    with pytest.raises(BudgetExceeded):
+        tide.run("ask", ask, run_id=f"budget-{how}", budget=Budget(tokens=20))
+    assert executions == {"model": 2}
+    assert tide.usage.summary(f"budget-{how}").total_tokens == 24
