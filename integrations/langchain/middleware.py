@@ -32,7 +32,14 @@ from tidebase_core.plugin import current_run
 
 from .codec import MARK, REPLAYED, dump_value, load_value
 from .digests import prompt_digest
-from .models import MODEL_CALL, MODEL_ERRORS, content_identity, content_keyed, owning
+from .models import (
+    MODEL_CALL,
+    MODEL_ERRORS,
+    agent_name,
+    content_identity,
+    content_keyed,
+    owning,
+)
 from .tools import PLAIN, DurableTool, call_async, call_sync
 from .usage import usage_rows
 
@@ -132,9 +139,10 @@ class _ModelCall:
         self.digest = prompt_digest(self.messages, model._get_llm_string(), dumps(settings))
         params = model._get_ls_params()
         provider, name = params.get("ls_provider"), params.get("ls_model_name")
+        agent = agent_name(ensure_config().get("metadata"))
 
         def usage(response: ModelResponse) -> list[Usage]:
-            return usage_rows(response.result, provider, name)
+            return usage_rows(response.result, provider, name, agent)
 
         self.operation: Operation[ModelResponse] = Operation(
             MODEL_CALL, dump=_dump_response, load=self.load, usage=usage, errors=MODEL_ERRORS

@@ -20,7 +20,14 @@ scope), their order is not stable, their content is: there the key is the conten
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from contextlib import contextmanager
 from contextvars import Context, ContextVar
 from typing import Any
@@ -36,7 +43,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import base
-from langchain_core.runnables.config import ContextThreadPoolExecutor
+from langchain_core.runnables.config import ContextThreadPoolExecutor, ensure_config
 
 from tidebase_core.errors import LeaseLost, RunCancelled, TidebaseError
 from tidebase_core.keys import current_strand
@@ -107,19 +114,23 @@ class ModelErrors(ErrorCodec):
 
 MODEL_ERRORS = ModelErrors()
 
-_operations: dict[tuple[str | None, str | None], Operation[ChatResult]] = {}
+_operations: dict[tuple[str | None, str | None, str | None], Operation[ChatResult]] = {}
 
 
-def model_operation(provider: str | None, model: str | None) -> Operation[ChatResult]:
-    """The operation spec of a chat-model call (usage rows fall back to this model's name)."""
-    op = _operations.get((provider, model))
+def model_operation(
+    provider: str | None, model: str | None, agent: str | None = None
+) -> Operation[ChatResult]:
+    """The operation spec of a chat-model call (usage rows fall back to this model's name, and
+    name the agent that made it)."""
+    op = _operations.get((provider, model, agent))
     if op is None:
 
         def usage(result: ChatResult) -> list[Usage]:
-            return usage_rows((g.message for g in result.generations), provider, model)
+            messages = (g.message for g in result.generations)
+            return usage_rows(messages, provider, model, agent)
 
         op = _operations.setdefault(
-            (provider, model),
+            (provider, model, agent),
             Operation(
                 MODEL_CALL, dump=dump_result, load=load_result, usage=usage, errors=MODEL_ERRORS
             ),
@@ -162,11 +173,23 @@ def _model_names(model: BaseChatModel, stop: Any, kwargs: dict[str, Any]) -> tup
     return params.get("ls_provider"), params.get("ls_model_name")
 
 
+def agent_name(metadata: Mapping[str, Any] | None) -> str | None:
+    """The ``create_agent(name=...)`` agent a call is made for (LangChain puts it in the
+    metadata of the agent's runs), for the ledger's usage by agent."""
+    name = (metadata or {}).get("lc_agent_name")
+    return name if isinstance(name, str) and name else None
+
+
 def _call_of(
-    model: BaseChatModel, messages: list[BaseMessage], stop: Any, kwargs: dict[str, Any]
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    stop: Any,
+    kwargs: dict[str, Any],
+    metadata: Mapping[str, Any] | None,
 ) -> tuple[Operation[ChatResult], str, str | None]:
     digest = prompt_digest(messages, model._get_llm_string(stop=stop, **kwargs))
-    return model_operation(*_model_names(model, stop, kwargs)), digest, content_identity(digest)
+    op = model_operation(*_model_names(model, stop, kwargs), agent_name(metadata))
+    return op, digest, content_identity(digest)
 
 
 # -- invoke / batch / generate ----------------------------------------------------------------
@@ -187,8 +210,8 @@ def _generate_with_cache(
         return wrapped(*args, **kwargs)
     if _owned.get():
         return mark(wrapped(*args, **kwargs), CHECKPOINTED)
-    messages, stop, rest = _arguments(args, kwargs)
-    op, digest, identity = _call_of(model, messages, stop, rest)
+    messages, stop, rest, metadata = _arguments(args, kwargs)
+    op, digest, identity = _call_of(model, messages, stop, rest, metadata)
     with content_keyed(identity):
         result = durable_call_sync(
             op, lambda: wrapped(*args, **kwargs), digest=digest, identity=identity, run=run
@@ -212,8 +235,8 @@ async def _agenerate_with_cache(
         return result
     if _owned.get():
         return mark(await wrapped(*args, **kwargs), CHECKPOINTED)
-    messages, stop, rest = _arguments(args, kwargs)
-    op, digest, identity = _call_of(model, messages, stop, rest)
+    messages, stop, rest, metadata = _arguments(args, kwargs)
+    op, digest, identity = _call_of(model, messages, stop, rest, metadata)
 
     async def call() -> ChatResult:
         out: ChatResult = await wrapped(*args, **kwargs)
@@ -230,13 +253,14 @@ def _is_replayed(result: ChatResult) -> bool:
 
 def _arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[list[BaseMessage], Any, dict[str, Any]]:
-    """``(messages, stop, run_manager=…, **kwargs)`` → messages, stop, the model kwargs."""
+) -> tuple[list[BaseMessage], Any, dict[str, Any], Mapping[str, Any] | None]:
+    """``(messages, stop, run_manager, **kwargs)`` → messages, stop, the model kwargs, and the
+    call's metadata (which names the agent)."""
     rest = dict(kwargs)
     messages = args[0] if args else rest.pop("messages")
     stop = args[1] if len(args) > 1 else rest.pop("stop", None)
-    rest.pop("run_manager", None)
-    return messages, stop, rest
+    run_manager = args[2] if len(args) > 2 else rest.pop("run_manager", None)
+    return messages, stop, rest, getattr(run_manager, "metadata", None)
 
 
 # -- stream / astream -------------------------------------------------------------------------
@@ -278,10 +302,10 @@ def _stream_operation(
     """The operation, hash and identity of a stream: what LangChain's generate path sees."""
     rest = dict(kwargs)
     model_input = args[0] if args else rest.pop("input")
-    rest.pop("config", None)
+    config = ensure_config(args[1] if len(args) > 1 else rest.pop("config", None))
     stop = rest.pop("stop", None)
     messages = model._convert_input(model_input).to_messages()
-    return _call_of(model, messages, stop, rest)
+    return _call_of(model, messages, stop, rest, config.get("metadata"))
 
 
 def _stream_call(

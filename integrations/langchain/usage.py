@@ -13,15 +13,19 @@ __all__ = ["usage_rows"]
 
 
 def usage_rows(
-    messages: Iterable[BaseMessage], provider: str | None = None, model: str | None = None
+    messages: Iterable[BaseMessage],
+    provider: str | None = None,
+    model: str | None = None,
+    agent: str | None = None,
 ) -> list[Usage]:
     """One row for each AI message that reports usage.
 
     The provider and model come from the message (``response_metadata``, LangChain's standard
     ``model_provider``/``model_name``: what the provider answered with), else from the model's
-    own parameters (``provider``, ``model``). A cost the provider or gateway reported wins over
-    the price table: ``usage_metadata["total_cost"]`` (0 for an answer from the user's own LLM
-    cache) or ``cost`` in the response's token usage (OpenRouter and similar gateways).
+    own parameters (``provider``, ``model``); ``agent`` names the agent that made the call. A
+    cost the provider or gateway reported wins over the price table:
+    ``usage_metadata["total_cost"]`` (0 for an answer from the user's own LLM cache) or
+    ``cost`` in the response's token usage (OpenRouter and similar gateways).
     """
     rows: list[Usage] = []
     for message in messages:
@@ -46,6 +50,7 @@ def usage_rows(
                 total_tokens=usage.get("total_tokens"),
                 cost_usd=_cost(usage, meta),
                 metadata={k: v for k, v in extra.items() if v is not None} or None,
+                agent=agent,
             )
         )
     return rows

@@ -178,3 +178,30 @@ def test_replayed_model_calls_fire_callbacks_in_a_sync_agent(
     assert tide.run("agent", ask, run_id="g6") == ANSWER
     assert executions == {"model": 3, "search": 1, "save": 1}
     assert ends == ["search", "save", ANSWER] * 2
+
+
+@pytest.mark.parametrize("middleware", [True, False])
+def test_usage_by_agent_names_each_create_agent(
+    tide: Tidebase, executions: Executions, middleware: bool
+) -> None:
+    def agent(name: str) -> Any:
+        tools = research_tools(executions.record)
+        return create_agent(
+            ScriptedChatModel(record=executions.record),
+            tools if middleware else durable_tools(tools),
+            middleware=[TidebaseMiddleware()] if middleware else [],
+            name=name,
+        )
+
+    researcher, writer = agent("researcher"), agent("writer")
+    if "lc_agent_name" not in ((researcher.config or {}).get("metadata") or {}):
+        pytest.skip("this langchain release does not name an agent's runs (lc_agent_name)")
+
+    def two_agents(run: RunContext, _: None) -> str:
+        researcher.invoke(QUESTION)
+        return str(writer.invoke(QUESTION)["messages"][-1].content)
+
+    run_id = f"by-agent-{middleware}"
+    assert tide.run("agents", two_agents, run_id=run_id) == ANSWER
+    by_agent = {a.agent: a.calls for a in tide.usage.summary(run_id).by_agent}
+    assert by_agent == {"researcher": 3, "writer": 3}
