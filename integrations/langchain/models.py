@@ -1,11 +1,13 @@
-"""Durable chat-model calls: each call LangChain makes inside a run is one ``durable_call``.
+"""Durable chat-model calls: each call LangChain makes inside a run is one durable operation.
 
 ``install()`` wraps ``BaseChatModel._generate_with_cache``/``_agenerate_with_cache``, the one
 place every ``invoke``/``batch``/``generate`` (and a chain's or LangGraph node's call) goes
-through, and ``stream``/``astream``, which bypass it. Inside a run a call that completed in an
-earlier attempt returns its recorded result from there, so LangChain fires its callbacks
-(``on_chat_model_start``/``on_llm_end``) and builds its output as for a live call; a new call
-runs and is checkpointed with its usage. Outside a run, and for a model built with
+through, as ``durable_call_sync``/``durable_call``; and ``stream``/``astream``, which bypass
+it: ``astream`` as the core's ``durable_stream``, ``stream`` with the same steps written out
+(the core's stream is async only). Inside a run a call that completed in an earlier attempt
+returns its recorded result from inside LangChain's generate path, so LangChain fires its
+callbacks (``on_chat_model_start``/``on_llm_end``) and builds its output as for a live call;
+a new call runs and is checkpointed with its usage. Outside a run, and for a model built with
 ``cache=False``, everything is LangChain's own.
 
 Keys. A model call is keyed by its order of occurrence in its scope (``langchain.model``,
