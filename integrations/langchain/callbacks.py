@@ -27,7 +27,7 @@ from tidebase_core.plugin import (
 )
 
 from .codec import MARK, REPLAYED
-from .models import owned
+from .models import agent_name, owned
 from .usage import usage_rows
 
 __all__ = ["TidebaseCallbackHandler"]
@@ -48,9 +48,9 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
 
     def __init__(self, *, events: bool = True) -> None:
         self.events = events
-        # LangChain run id → (provider, model) of a chat-model call in progress: only
+        # LangChain run id → (provider, model, agent) of a chat-model call in progress: only
         # callbacks are told which model a call uses (for the usage row of a cache=False call).
-        self._models: dict[UUID, tuple[str | None, str | None]] = {}
+        self._models: dict[UUID, tuple[str | None, str | None, str | None]] = {}
 
     # -- chat models ------------------------------------------------------------------------
 
@@ -70,7 +70,7 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         meta = metadata or {}
         params = kwargs.get("invocation_params") or {}
         model = _text(meta.get("ls_model_name")) or _text(params.get("model"))
-        self._models[run_id] = (_text(meta.get("ls_provider")), model)
+        self._models[run_id] = (_text(meta.get("ls_provider")), model, agent_name(meta))
         self._emit(run, "langchain.model.started", run_id, parent_run_id, _model_fields(metadata))
 
     def on_llm_start(
@@ -95,7 +95,7 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         run = current_run()
         if run is None:
             return
-        provider, model = self._models.pop(run_id, (None, None))
+        provider, model, agent = self._models.pop(run_id, (None, None, None))
         generations = [g for batch in response.generations for g in batch]
         if not owned():  # an owned call's writer records its usage with its checkpoint
             unrecorded = [
@@ -103,7 +103,7 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
                 for g in generations
                 if isinstance(g, ChatGeneration) and MARK not in (g.generation_info or {})
             ]
-            for row in usage_rows(unrecorded, provider, model):
+            for row in usage_rows(unrecorded, provider, model, agent):
                 record_usage_sync(run, **row.fields())
         replayed = bool(generations) and all(
             (g.generation_info or {}).get(MARK) == REPLAYED for g in generations
