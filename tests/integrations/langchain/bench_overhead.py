@@ -1,14 +1,15 @@
-"""The durable overhead of a LangChain model call (not a test; run it by hand):
+"""The durable overhead of LangChain model and tool calls (not a test; run it by hand):
 
     TIDEBASE_HOME=.tidebase python -m tests.integrations.langchain.bench_overhead
 
-21 calls of a scripted chat model (langchain-core's fake model: no network) in a conversation
-of 2 or 200 messages, plain (outside a run) and durable (inside a run, first execution). The
-time spent in the checkpoint write itself (``StoreConnection.write_checkpoint``: the one
-statement that stores the checkpoint with its usage row) is measured inside the durable run.
-Overhead per call = (durable − plain − write) / 21, in CPU time of the calling thread (the
-machine's load and the database's latency do not move it; the write's own CPU is excluded
-with the write), and in wall time. Median of several repetitions.
+20 tool calls (a durable tool against the same tool plain), and 21 calls of a scripted chat
+model (langchain-core's fake model: no network) in a conversation of 2 or 200 messages, plain
+(outside a run) and durable (inside a run, first execution). The time spent in the checkpoint
+write itself (``StoreConnection.write_checkpoint``: the one statement that stores the
+checkpoint with its usage row) is measured inside the durable run. Overhead per call =
+(durable − plain − write) / calls, in CPU time of the calling thread (the database's latency
+does not move it; the write's own CPU is excluded with the write), and in wall time. Median
+of several repetitions.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from tidebase import RunContext, Tidebase
 from tidebase_core._sync.store import StoreConnection
 
-from .scripted import ScriptedChatModel, echo_script
+from .scripted import ScriptedChatModel, echo_script, research_tools
 
 CALLS = 21
+TOOL_CALLS = 20
 REPEAT = 15
 
 
@@ -73,10 +75,44 @@ class WriteClock:
         StoreConnection.write_checkpoint = self._write  # type: ignore[method-assign]
 
 
+def use_tools(tool: Any) -> tuple[float, float]:
+    """(CPU, wall) seconds of 20 tool calls, each with its own tool_call_id."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for i in range(TOOL_CALLS):
+        tool.invoke(
+            {"type": "tool_call", "name": "search", "args": {"query": f"q{i}"}, "id": f"c{i}"}
+        )
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+def median_per_call(rows: dict[str, list[float]], calls: int) -> str:
+    return ", ".join(
+        f"{name} {statistics.median(values) * 1000 / calls:.3f}" for name, values in rows.items()
+    )
+
+
 def main() -> None:
     tidebase_langchain.install()
     model = ScriptedChatModel(script=echo_script)
+    search = research_tools()[0]
+    durable_search = tidebase_langchain.durable_tool(search)
     with Tidebase() as tide:
+        rows: dict[str, list[float]] = {}
+        for _ in range(REPEAT):
+            plain = use_tools(search)
+            with WriteClock() as clock:
+                durable = tide.run(
+                    "tools", lambda run, _: use_tools(durable_search), run_id=str(uuid.uuid4())
+                )
+            for name, value in (
+                ("plain", plain[1]),
+                ("durable", durable[1]),
+                ("write", clock.wall),
+                ("overhead wall", durable[1] - plain[1] - clock.wall),
+                ("overhead cpu", durable[0] - plain[0] - clock.cpu),
+            ):
+                rows.setdefault(name, []).append(value)
+        print(f"tool calls (ms per call): {median_per_call(rows, TOOL_CALLS)}")
         for length in (2, 200):
             history = conversation(length)
             rows: dict[str, list[float]] = {}
@@ -100,11 +136,7 @@ def main() -> None:
                     ("overhead cpu", durable[0] - plain[0] - clock.cpu),
                 ):
                     rows.setdefault(name, []).append(value)
-            figures = ", ".join(
-                f"{name} {statistics.median(values) * 1000 / CALLS:.3f}"
-                for name, values in rows.items()
-            )
-            print(f"{length:>3} messages (ms per call): {figures}")
+            print(f"{length:>3} messages (ms per call): {median_per_call(rows, CALLS)}")
 
 
 if __name__ == "__main__":
