@@ -548,3 +548,25 @@ def test_a_budget_stops_model_calls_within_one_call_of_its_cap(
         tide.run("ask", ask, run_id=f"budget-{how}", budget=Budget(tokens=20))
     assert executions == {"model": 2}
     assert tide.usage.summary(f"budget-{how}").total_tokens == 24
+
+
+def test_model_calls_from_a_plain_thread_pool_are_keyed_in_a_branch_per_thread(
+    tide: Tidebase, executions: Executions
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    def fan_out(run: RunContext, _: None) -> list[str]:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [pool.submit(model.invoke, q) for q in ("a", "b", "c")]
+            answers = [str(f.result().content) for f in futures]
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        tide.run("fan-out", fan_out, run_id="tp1")
+    assert tide.run("fan-out", fan_out, run_id="tp1") == ["echo: a", "echo: b", "echo: c"]
+    assert executions == {"model": 3}
+    names = sorted(s.name for s in tide.runs.steps("tp1"))
+    assert len(names) == 3 and all(n.endswith("/langchain.model") for n in names), names
