@@ -9,12 +9,15 @@
         model = ChatOpenAI(model="gpt-4o-mini").bind_tools(tools)
         ...  # every model call replays from its checkpoint when the run resumes
 
-- ``install()``: a run-scoped LLM cache that replays the active run's chat-model calls (and
-  ``stream()``/``astream()``), and a ``TidebaseCallbackHandler`` on every LangChain call.
+- ``install()``: every chat-model call (``invoke``/``batch``/``generate``/``stream`` …) of the
+  active run is a durable call, replayed when an earlier attempt completed it; and a
+  ``TidebaseCallbackHandler`` on every LangChain call.
 - ``durable_tools([...])`` / ``durable_tool(tool, side_effects=…, idempotency_key=…)``: tools
   whose calls are steps.
 - ``TidebaseMiddleware()``: the same for ``langchain.agents.create_agent`` (needs ``langchain``).
 - ``TidebaseCallbackHandler``: usage of real model calls, run events for models, tools, chains.
+- ``turn_config(run, graph, config)`` / ``aturn_config``: one run per turn of a LangGraph
+  thread with a checkpointer; a resumed turn starts again where the turn began.
 
 Outside a run everything here does nothing. See docs/integrations/langchain.md.
 """
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .callbacks import TidebaseCallbackHandler
 from .install import install
 from .tools import DurableTool, durable_tool, durable_tools
+from .turns import aturn_config, turn_config
 
 if TYPE_CHECKING:
     from .middleware import TidebaseMiddleware
@@ -34,9 +38,11 @@ __all__ = [
     "DurableTool",
     "TidebaseCallbackHandler",
     "TidebaseMiddleware",
+    "aturn_config",
     "durable_tool",
     "durable_tools",
     "install",
+    "turn_config",
 ]
 
 

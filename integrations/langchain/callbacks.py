@@ -1,7 +1,5 @@
 """``TidebaseCallbackHandler``: LangChain's callbacks, seen by the active run.
 
-- It tells the checkpoint writers which model a call uses (only callbacks are told), so each
-  model call's usage row carries its provider and model.
 - It records the usage of a real model call that no checkpoint carries (a model built with
   ``cache=False``, or the handler used without ``install()``), and never of a replayed one.
 - With ``events=True`` it appends ``langchain.model.*``, ``langchain.tool.*`` and
@@ -20,12 +18,17 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from tidebase_core.plugin import AnyRunContext, current_run, current_step_key
+from tidebase_core.plugin import (
+    AnyRunContext,
+    current_run,
+    current_step_key,
+    emit_event_sync,
+    record_usage_sync,
+)
 
-from . import in_progress
-from .run_writes import emit_event, record_usage
+from .codec import MARK, REPLAYED
+from .models import agent_name, owned
 from .usage import usage_rows
-from .values import MARK, REPLAYED
 
 __all__ = ["TidebaseCallbackHandler"]
 
@@ -45,6 +48,9 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
 
     def __init__(self, *, events: bool = True) -> None:
         self.events = events
+        # LangChain run id → (provider, model, agent) of a chat-model call in progress: only
+        # callbacks are told which model a call uses (for the usage row of a cache=False call).
+        self._models: dict[UUID, tuple[str | None, str | None, str | None]] = {}
 
     # -- chat models ------------------------------------------------------------------------
 
@@ -61,7 +67,10 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         run = current_run()
         if run is None:
             return
-        in_progress.announce(metadata, kwargs.get("invocation_params") or {})
+        meta = metadata or {}
+        params = kwargs.get("invocation_params") or {}
+        model = _text(meta.get("ls_model_name")) or _text(params.get("model"))
+        self._models[run_id] = (_text(meta.get("ls_provider")), model, agent_name(meta))
         self._emit(run, "langchain.model.started", run_id, parent_run_id, _model_fields(metadata))
 
     def on_llm_start(
@@ -86,16 +95,16 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         run = current_run()
         if run is None:
             return
-        call = in_progress.finish()
+        provider, model, agent = self._models.pop(run_id, (None, None, None))
         generations = [g for batch in response.generations for g in batch]
-        if call is None or not call.claimed:  # a claimed call's writer records its usage
+        if not owned():  # an owned call's writer records its usage with its checkpoint
             unrecorded = [
                 g.message
                 for g in generations
                 if isinstance(g, ChatGeneration) and MARK not in (g.generation_info or {})
             ]
-            for row in usage_rows(unrecorded, call):
-                record_usage(run, row)
+            for row in usage_rows(unrecorded, provider, model, agent):
+                record_usage_sync(run, **row.fields())
         replayed = bool(generations) and all(
             (g.generation_info or {}).get(MARK) == REPLAYED for g in generations
         )
@@ -112,7 +121,7 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         run = current_run()
         if run is None:
             return
-        in_progress.finish()
+        self._models.pop(run_id, None)
         self._emit(run, "langchain.model.failed", run_id, parent_run_id, _error(error))
 
     # -- tools (a durable tool's replay fires none of these) ---------------------------------
@@ -209,7 +218,9 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
             "step": current_step_key(),
             **fields,
         }
-        emit_event(run, type, payload)
+        # Part of this attempt's work, not a workflow-body operation: callbacks fire
+        # differently on replay (a replayed tool fires none), so they are never skipped.
+        emit_event_sync(run, type, payload)
 
 
 def _model_fields(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -220,6 +231,10 @@ def _model_fields(metadata: dict[str, Any] | None) -> dict[str, Any]:
 def _class_name(serialized: dict[str, Any] | None) -> str | None:
     ids: Sequence[Any] = (serialized or {}).get("id") or ()
     return str(ids[-1]) if ids else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _error(error: BaseException) -> dict[str, Any]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.tracers.context import register_configure_hook
 
-from .cache import TidebaseLLMCache
 from .callbacks import TidebaseCallbackHandler
-from .streaming import wrap_streaming
+from .models import wrap_models
 
 __all__ = ["install"]
 
@@ -19,15 +17,14 @@ _handler: TidebaseCallbackHandler | None = None
 def install(*, events: bool = False) -> None:
     """Replay the active run's chat-model calls and record their usage, process-wide.
 
-    - sets a global LLM cache that, inside a run, replays a model call that completed in an
-      earlier attempt and checkpoints a new one with its usage (one write). The LLM cache that
-      was set before keeps serving everything outside runs;
-    - makes ``stream()``/``astream()`` on a model replay or checkpoint the same way;
+    - makes every chat-model call (``invoke``, ``batch``, ``generate``, ``stream`` … and the
+      calls chains and LangGraph nodes make) a durable call of the active run: replayed when
+      an earlier attempt completed it, else executed and checkpointed with its usage;
     - attaches a ``TidebaseCallbackHandler`` to every LangChain call (unless the call has one
       of its own), with run events if ``events=True`` (one write per callback).
 
     Outside a run all of it does nothing. Call it once at startup; calling it again is safe
-    (the last ``events`` wins, and a cache set since then becomes the fallback).
+    (the last ``events`` wins).
     """
     global _handler
     if _handler is None:
@@ -38,8 +35,5 @@ def install(*, events: bool = False) -> None:
             "tidebase_langchain_handler", default=_handler
         )
         register_configure_hook(hook, True, TidebaseCallbackHandler)
-        wrap_streaming()
+        wrap_models()
     _handler.events = events
-    cache = get_llm_cache()
-    if not isinstance(cache, TidebaseLLMCache):
-        set_llm_cache(TidebaseLLMCache(fallback=cache))

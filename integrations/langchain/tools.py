@@ -5,8 +5,8 @@ its name, schema, description, injected arguments and ``response_format`` are th
 and it works wherever a tool does (``invoke``, ``ainvoke``, LangGraph's ``ToolNode``,
 ``create_agent``). Only ``run``/``arun`` change: inside a run, a call that completed in an
 earlier attempt returns its recorded output (a ``ToolMessage`` keeps its ``tool_call_id``)
-without running or firing callbacks; a new call runs as a step. A call that raises is not
-checkpointed and raises its own exception.
+without running or firing callbacks; a new call runs as a step (``durable_call``). A call
+that raises raises its own exception; only a ``ToolException`` is checkpointed as an outcome.
 """
 
 from __future__ import annotations
@@ -17,23 +17,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, ToolException
 
-from tidebase_core.plugin import (
-    AnyRunContext,
-    StepPolicy,
-    current_run,
-    decode,
-    run_async_step,
-    run_sync_step,
-)
+from tidebase_core.operations import ErrorCodec, Operation, durable_call, durable_call_sync
+from tidebase_core.plugin import AnyRunContext, StepPolicy, current_run, input_hash
 from tidebase_core.replay import ReplayMode
 from tidebase_core.retry import RetryPolicy
 
-from .keys import Operation, tool_call
-from .values import Stored, unwrap
+from .codec import dump_value, load_value
 
-__all__ = ["DurableTool", "ToolPolicy", "durable_tool", "durable_tools"]
+__all__ = ["DurableTool", "ToolPolicy", "call_async", "call_sync", "durable_tool", "durable_tools"]
 
 IdempotencyKey = str | Callable[[Any, str | None], str]
 """A string, or a function of the call's arguments and ``tool_call_id`` returning one."""
@@ -132,6 +125,34 @@ class DurableTool:
         return self.name, {k: v for k, v in tool_input.items() if k in given}
 
 
+TOOL_ERRORS = ErrorCodec(ToolException)
+"""A ``ToolException`` is the tool's answer (LangChain turns it into a message when the tool
+handles errors): recorded, and raised again on replay when the run went on past it."""
+
+
+def tool_operation(name: str, policy: StepPolicy) -> Operation[Any]:
+    """The operation spec of one call of tool ``name``."""
+    return Operation(
+        f"langchain.tool.{_segment(name)}",
+        dump=dump_value,
+        load=load_value,
+        errors=TOOL_ERRORS,
+        policy=policy,
+    )
+
+
+def tool_key(name: str, args: Any, tool_call_id: str | None) -> tuple[str, str | None]:
+    """A tool call's input hash, and its identity: the ``tool_call_id`` of the (replayed)
+    model message when there is one (LangGraph runs a turn's tool calls in parallel), else
+    None: keyed by order of occurrence."""
+    digest = input_hash({"tool": name, "args": args}, what=f"arguments of tool {name!r}")
+    return digest, None if tool_call_id is None else _segment(tool_call_id)
+
+
+def _segment(text: str) -> str:
+    return text.replace("#", "_")  # `#` separates occurrences in keys
+
+
 def call_sync(
     run: AnyRunContext,
     name: str,
@@ -140,24 +161,14 @@ def call_sync(
     policy: ToolPolicy,
     body: Callable[[], Any],
 ) -> Any:
-    """Replay a tool call's checkpoint, or run ``body`` as a step (the rule for tools, sync)."""
-    op = tool_call(run, name, args, tool_call_id)
-    stored = op.replay()
-    if stored is not None:
-        return unwrap(decode(stored))
-    key = op.allocate()
-    try:
-        return unwrap(
-            run_sync_step(
-                run,
-                key,
-                lambda: Stored(body()),
-                digest=op.digest,
-                policy=policy.for_call(name, args, tool_call_id),
-            )
-        )
-    except BaseException as exc:
-        raise _failed(op, key, exc) from None
+    """Replay a tool call's checkpoint, or run ``body`` as a step (the rule for tools, sync).
+
+    A tool that raises raises its own exception (LangChain and LangGraph handle tool errors
+    by type); the failure is recorded on the step, and a retry (or the resumed run) runs it.
+    """
+    digest, identity = tool_key(name, args, tool_call_id)
+    op = tool_operation(name, policy.for_call(name, args, tool_call_id))
+    return durable_call_sync(op, body, digest=digest, identity=identity, run=run)
 
 
 async def call_async(
@@ -169,35 +180,9 @@ async def call_async(
     body: Callable[[], Awaitable[Any]],
 ) -> Any:
     """``call_sync`` for an async tool body."""
-    op = tool_call(run, name, args, tool_call_id)
-    stored = op.replay()
-    if stored is not None:
-        return unwrap(decode(stored))
-    key = op.allocate()
-
-    async def stored_body() -> Stored:
-        return Stored(await body())
-
-    try:
-        return unwrap(
-            await run_async_step(
-                run,
-                key,
-                stored_body,
-                digest=op.digest,
-                policy=policy.for_call(name, args, tool_call_id),
-            )
-        )
-    except BaseException as exc:
-        raise _failed(op, key, exc) from None
-
-
-def _failed(op: Operation, key: str, exc: BaseException) -> BaseException:
-    """What a failed tool call raises: the tool's own exception (``run_*_step`` raise it,
-    since LangChain and LangGraph handle tool errors by type). The failure stays recorded on
-    the step, and its key is left to a retry."""
-    op.release(key)
-    return exc
+    digest, identity = tool_key(name, args, tool_call_id)
+    op = tool_operation(name, policy.for_call(name, args, tool_call_id))
+    return await durable_call(op, body, digest=digest, identity=identity, run=run)
 
 
 def _with_run(config: RunnableConfig | None, run: AnyRunContext) -> RunnableConfig:

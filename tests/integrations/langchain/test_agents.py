@@ -4,6 +4,7 @@ installed cache and durable tools, a resumed agent executes nothing it already d
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from tidebase_langchain import TidebaseMiddleware, durable_tool, durable_tools
@@ -24,7 +25,8 @@ ANSWER = "Done. saved \"found: 3 sources on 'tides'\""
 
 
 def step_kinds(tide: Tidebase, run_id: str) -> Counter[str]:
-    return Counter(s.name.split(":")[0] for s in tide.runs.steps(run_id))
+    """`langchain.model#2` → `langchain.model`; `langchain.tool.save.c1` → `langchain.tool`."""
+    return Counter(".".join(s.name.split("#")[0].split(".")[:2]) for s in tide.runs.steps(run_id))
 
 
 def test_middleware_replays_the_agents_model_and_tool_calls(
@@ -68,6 +70,9 @@ async def test_middleware_async_hooks(atide: AsyncTidebase, executions: Executio
     assert await atide.run("agent", ask, run_id="g2") == ANSWER
     assert executions == {"model": 3, "search": 1, "save": 1}
     assert len(await atide.usage.records("g2")) == 3
+    # LangGraph runs each node in a task of its own, one after another: keyed by order.
+    names = [s.name for s in await atide.runs.steps("g2") if s.name.startswith("langchain.model")]
+    assert names == ["langchain.model", "langchain.model#2", "langchain.model#3"]
 
 
 def test_an_agent_without_middleware_is_durable_through_the_cache_and_durable_tools(
@@ -105,6 +110,98 @@ def test_durable_tools_keep_their_declarations_under_the_middleware(
         return str(agent.invoke(QUESTION)["messages"][-1].content)
 
     assert tide.run("agent", ask, run_id="g4") == ANSWER
-    keys = {s.name.split(":")[1]: s.idempotency_key for s in tide.runs.steps("g4") if ":" in s.name}
+    keys = {s.name: s.idempotency_key for s in tide.runs.steps("g4")}
     assert step_kinds(tide, "g4") == {"langchain.model": 3, "langchain.tool": 2}
-    assert keys.get("save") == "save-note"
+    assert keys["langchain.tool.save.call_save"] == "save-note"
+
+
+@pytest.mark.parametrize("middleware", [True, False])
+async def test_replayed_model_calls_fire_the_chat_model_callbacks(
+    atide: AsyncTidebase, executions: Executions, middleware: bool
+) -> None:
+    """``astream_events`` over a resumed agent shows every model call, replayed ones too
+    (with the middleware, or with ``install()`` and durable tools alone)."""
+    tools = research_tools(executions.record)
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        tools if middleware else durable_tools(tools),
+        middleware=[TidebaseMiddleware()] if middleware else [],
+    )
+    seen: list[list[str]] = []
+
+    async def ask(run: AsyncRunContext, _: None) -> list[str]:
+        ends = [
+            str(event["data"]["output"].content or event["data"]["output"].tool_calls[0]["name"])
+            async for event in agent.astream_events(QUESTION, version="v2")
+            if event["event"] == "on_chat_model_end"
+        ]
+        seen.append(ends)
+        interrupt_first_attempt(run)
+        return ends
+
+    run_id = f"g5-{middleware}"
+    with pytest.raises(Interrupted):
+        await atide.run("agent", ask, run_id=run_id)
+    await atide.run("agent", ask, run_id=run_id)
+
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert seen == [["search", "save", ANSWER]] * 2
+    # Replayed calls are marked as such for Tidebase's own handler, and cost nothing more.
+    assert len(await atide.usage.records(run_id)) == 3
+
+
+def test_replayed_model_calls_fire_callbacks_in_a_sync_agent(
+    tide: Tidebase, executions: Executions
+) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    ends: list[str] = []
+
+    class Ends(BaseCallbackHandler):
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            message = response.generations[0][0].message
+            ends.append(str(message.content or message.tool_calls[0]["name"]))
+
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        research_tools(executions.record),
+        middleware=[TidebaseMiddleware()],
+    )
+
+    def ask(run: RunContext, _: None) -> str:
+        answer = agent.invoke(QUESTION, config={"callbacks": [Ends()]})
+        interrupt_first_attempt(run)
+        return str(answer["messages"][-1].content)
+
+    with pytest.raises(Interrupted):
+        tide.run("agent", ask, run_id="g6")
+    assert tide.run("agent", ask, run_id="g6") == ANSWER
+    assert executions == {"model": 3, "search": 1, "save": 1}
+    assert ends == ["search", "save", ANSWER] * 2
+
+
+@pytest.mark.parametrize("middleware", [True, False])
+def test_usage_by_agent_names_each_create_agent(
+    tide: Tidebase, executions: Executions, middleware: bool
+) -> None:
+    def agent(name: str) -> Any:
+        tools = research_tools(executions.record)
+        return create_agent(
+            ScriptedChatModel(record=executions.record),
+            tools if middleware else durable_tools(tools),
+            middleware=[TidebaseMiddleware()] if middleware else [],
+            name=name,
+        )
+
+    researcher, writer = agent("researcher"), agent("writer")
+    if "lc_agent_name" not in ((researcher.config or {}).get("metadata") or {}):
+        pytest.skip("this langchain release does not name an agent's runs (lc_agent_name)")
+
+    def two_agents(run: RunContext, _: None) -> str:
+        researcher.invoke(QUESTION)
+        return str(writer.invoke(QUESTION)["messages"][-1].content)
+
+    run_id = f"by-agent-{middleware}"
+    assert tide.run("agents", two_agents, run_id=run_id) == ANSWER
+    by_agent = {a.agent: a.calls for a in tide.usage.summary(run_id).by_agent}
+    assert by_agent == {"researcher": 3, "writer": 3}

@@ -1,8 +1,8 @@
 """Streaming inside a run is never re-executed on replay.
 
 A completed stream replays as one chunk, whether it was a direct ``stream``/``astream`` on a
-model or a chain, or LangGraph streaming the tokens of a model called inside a node. Like any
-call LangChain answers from a cache, a replayed one streams no tokens to callbacks.
+model or a chain, or LangGraph streaming the tokens of a model called inside a node. A
+replayed call has no tokens to stream to callbacks.
 """
 
 from __future__ import annotations

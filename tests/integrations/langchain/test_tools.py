@@ -41,7 +41,7 @@ def test_a_replayed_tool_call_returns_its_tool_message_without_running(
     assert executions == {"search": 1}
     assert started == ["search"], "a replayed tool call fired tool callbacks"
     (step,) = tide.runs.steps("t1")
-    assert step.name.startswith("langchain.tool:search:")
+    assert step.name == "langchain.tool.search.call_1"  # keyed by its tool_call_id
 
 
 async def test_async_tools_and_plain_inputs(atide: AsyncTidebase, executions: Executions) -> None:
@@ -232,3 +232,61 @@ def test_a_langgraph_command_replays_as_a_command(tide: Tidebase, executions: Ex
         tide.run("note", note, run_id="t8")
     assert tide.run("note", note, run_id="t8") == [["moon"], "call_1", "noted moon"]
     assert executions == {"remember": 1}
+
+
+def test_durable_tools_called_from_a_plain_thread_pool_are_checkpointed(
+    tide: Tidebase, executions: Executions
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    search = durable_tool(research_tools(executions.record)[0])
+    queries = ["tides", "waves", "currents"]
+
+    def fan_out(run: RunContext, _: None) -> list[str]:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [pool.submit(search.invoke, {"query": q}) for q in queries]
+            answers = [str(f.result()) for f in futures]
+        interrupt_first_attempt(run)
+        return answers
+
+    with pytest.raises(Interrupted):
+        tide.run("fan-out", fan_out, run_id="t9")
+    assert tide.run("fan-out", fan_out, run_id="t9") == [f"3 sources on {q!r}" for q in queries]
+
+    assert executions == {"search": 3}, "a tool call made in a pool thread ran again"
+    steps = sorted(s.name for s in tide.runs.steps("t9"))
+    assert len(steps) == 3 and all(s.endswith("/langchain.tool.search") for s in steps)
+
+
+def test_a_tool_exception_the_workflow_handled_replays_as_that_exception(
+    tide: Tidebase, executions: Executions
+) -> None:
+    """ "Search the primary index, on a ToolException fall back to the archive", then a crash:
+    the resumed run takes the same branch without calling the primary again."""
+
+    @tool
+    def primary(query: str) -> str:
+        """The primary index."""
+        executions.record("primary")
+        raise ToolException("index offline")
+
+    @tool
+    def archive(query: str) -> str:
+        """The archive."""
+        executions.record("archive")
+        return f"archived {query}"
+
+    primary_d, archive_d = durable_tool(primary), durable_tool(archive)
+
+    def look_up(run: RunContext, _: None) -> str:
+        try:
+            answer = str(primary_d.invoke({"query": "tides"}))
+        except ToolException as exc:
+            answer = f"{exc} → " + str(archive_d.invoke({"query": "tides"}))
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("look-up", look_up, run_id="t10")
+    assert tide.run("look-up", look_up, run_id="t10") == "index offline → archived tides"
+    assert executions == {"primary": 1, "archive": 1}
