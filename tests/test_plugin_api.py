@@ -1,5 +1,5 @@
-"""The engine's face for integration plugins: look up and store checkpoints from sync or async
-code, whichever API runs the workflow."""
+"""The engine's face for integration plugins: one durable operation, called from sync or async
+framework code, whichever API runs the workflow."""
 
 from __future__ import annotations
 
@@ -12,32 +12,30 @@ from tidebase.aio import AsyncRunContext, AsyncTidebase
 from tidebase.errors import InputMismatch
 from tidebase_core import plugin
 
-
-def cached_call(run: plugin.AnyRunContext, prompt: str, calls: list[str]) -> str:
-    """What an LLM cache does: look up, else call and store (with the call's usage)."""
-    key = run.next_key("llm")
-    digest = plugin.input_hash({"prompt": prompt})
-    stored = run.checkpoint_of(key, digest)
-    if stored is not None:
-        return str(plugin.decode(stored))
-    calls.append(prompt)
-    answer = prompt.upper()
-    plugin.save_checkpoint_sync(
-        run,
-        key,
-        digest,
-        answer,
-        usage=[{"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 2}],
-    )
-    return answer
+LLM = plugin.Operation(
+    "llm",
+    usage=lambda answer: [
+        plugin.Usage(provider="openai", model="gpt-4o", input_tokens=10, output_tokens=2)
+    ],
+)
 
 
-def test_split_lookup_and_store_in_a_sync_run(tide: Tidebase) -> None:
+def llm_call(prompt: str, calls: list[str]) -> str:
+    """A framework's sync model call, made durable by its plugin."""
+
+    def call() -> str:
+        calls.append(prompt)
+        return prompt.upper()
+
+    return plugin.durable_call_sync(LLM, call, digest=plugin.input_hash({"prompt": prompt}))
+
+
+def test_sync_operations_in_a_sync_run_replay_and_catch_drift(tide: Tidebase) -> None:
     calls: list[str] = []
     prompts = ["hello", "world"]
 
     def wf(run: RunContext, input: None) -> list[str]:
-        out = [cached_call(run, p, calls) for p in prompts]
+        out = [llm_call(p, calls) for p in prompts]
         if run.attempt == 1:
             raise RuntimeError("crash")
         return out
@@ -49,7 +47,7 @@ def test_split_lookup_and_store_in_a_sync_run(tide: Tidebase) -> None:
     assert [r.step_name for r in tide.usage.records("p1")] == ["llm", "llm#2"]
 
     def drift(run: RunContext, input: None) -> None:
-        cached_call(run, "a" if run.attempt == 1 else "b", calls)
+        llm_call("a" if run.attempt == 1 else "b", calls)
         raise RuntimeError("crash")
 
     with pytest.raises(RuntimeError):
@@ -58,13 +56,13 @@ def test_split_lookup_and_store_in_a_sync_run(tide: Tidebase) -> None:
         tide.run("drift", drift, run_id="p2")
 
 
-async def test_sync_store_from_an_async_run_and_async_steps_in_a_sync_run(
+async def test_a_sync_operation_in_an_async_run_and_an_async_one_in_a_sync_run(
     atide: AsyncTidebase, tide: Tidebase
 ) -> None:
     calls: list[str] = []
 
     async def awf(run: AsyncRunContext, input: None) -> str:
-        return cached_call(run, "from async", calls)  # the sync path inside an async run
+        return llm_call("from async", calls)  # a framework's sync callback in an async run
 
     assert await atide.run("awf", awf, run_id="p3") == "FROM ASYNC"
     assert [s.name for s in await atide.runs.steps("p3")] == ["llm"]
@@ -75,12 +73,10 @@ async def test_sync_store_from_an_async_run_and_async_steps_in_a_sync_run(
         return "done"
 
     def swf(run: RunContext, input: None) -> str:
-        # an async framework driven from a sync workflow (its own event loop)
-        return asyncio.run(
-            plugin.run_async_step(run, run.next_key("agent"), body, digest=plugin.input_hash(None))
-        )
+        # an async framework driven from a sync workflow (its own event loop: run_sync)
+        return asyncio.run(plugin.durable_call(LLM, body, digest=plugin.input_hash(None)))
 
-    loop_free = await asyncio.to_thread(tide.run, "swf", swf, run_id="p4")
-    assert loop_free == "done"
+    assert await asyncio.to_thread(tide.run, "swf", swf, run_id="p4") == "done"
     assert await asyncio.to_thread(tide.run, "swf", swf, run_id="p4") == "done"
     assert calls == ["from async", "async body"]
+    assert len(tide.usage.records("p4")) == 1

@@ -306,7 +306,7 @@ async def test_the_async_heartbeat_outlives_sync_steps_holding_the_blocking_pool
 ) -> None:
     """Two sync steps in threads (``asyncio.to_thread``) hold both connections of the async
     client's blocking pool for several leases: the lease stays live all along."""
-    from tidebase_core.plugin import blocking_run
+    from tidebase_core.operations import blocking_run
 
     lease = 0.6
     release = threading.Event()

@@ -30,7 +30,7 @@ from ._sync.context import RunContext
 from .budgets import Budget
 from .defaults import default_async_client, default_client
 from .errors import NotSerializable
-from .plugin import run_sync_step
+from .operations import blocking_run
 from .registry import register, takes_run
 from .replay import ReplayMode, StepPolicy
 from .retry import RetryPolicy
@@ -304,7 +304,10 @@ def _make_step(fn: Any, options: _StepOptions) -> Any:
                 key, body, input_hash=digest, policy=policy, output_type=output_type
             )
         # A sync step inside an async workflow checkpoints synchronously, on its own connection.
-        return run_sync_step(run, key, body, digest=digest, policy=policy, output_type=output_type)
+        with blocking_run(run) as sync_run:
+            return sync_run.run_step(
+                key, body, input_hash=digest, policy=policy, output_type=output_type
+            )
 
     return wrapt.FunctionWrapper(fn, wrapper)
 
