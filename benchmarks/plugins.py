@@ -3,10 +3,13 @@
 For each installed framework: one agent run of 21 model requests and 20 tool calls with a
 scripted model (no network), plain (no Tidebase) and durable (inside a run, every operation
 checkpointed), with no history and with a 200-message conversation before it. The overhead per
-operation is ``(durable - plain - writes × one INSERT+COMMIT) / operations``: what Tidebase adds
-over the checkpoint write itself (DESIGN §6: ≤ 1 ms per model call, ≤ 0.5 ms per tool call, flat
-in conversation length). Then a resume in a fresh process: the time of ``tide.run`` replaying
-all 41 operations, after the imports.
+operation is what Tidebase adds over its database round trips (DESIGN §6: ≤ 1 ms per model
+call, ≤ 0.5 ms per tool call over the checkpoint write, flat in conversation length):
+``(durable - plain - time waiting on the database) / operations`` in wall time, every statement
+timed where it is sent; and ``(durable - plain) / operations`` in CPU time of this process,
+which no other load on the machine moves (the database's own work is in another process).
+Then a resume in a fresh process: the time of ``tide.run`` replaying all 41 operations, after
+the imports.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-from . import floor
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL_CALLS = 20
@@ -150,13 +151,102 @@ async def openai_agents_once(agent: Any, history: list[Any]) -> None:
         await Runner.run(bot, prompt, max_turns=MODEL_CALLS + 1)
 
 
+# -- LangChain ---------------------------------------------------------------------------------
+
+
+def langchain_agent(durable: bool) -> Any:
+    import tidebase_langchain
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.tools import tool
+
+    class Scripted(GenericFakeChatModel):
+        def _generate(self, messages: list[BaseMessage], *args: Any, **kw: Any) -> ChatResult:
+            turn = sum(m.type == "tool" for m in messages)
+            usage = {"input_tokens": 100 + turn, "output_tokens": 10, "total_tokens": 110 + turn}
+            if turn < TOOL_CALLS:
+                call = {"name": "lookup", "args": {"n": turn}, "id": f"call_{turn}"}
+                reply = AIMessage("", tool_calls=[call], usage_metadata=usage)  # type: ignore[arg-type]
+            else:
+                reply = AIMessage("done", usage_metadata=usage)  # type: ignore[arg-type]
+            return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    @tool
+    def lookup(n: int) -> str:
+        """Look n up."""
+        return f"result {n}"
+
+    if durable:
+        tidebase_langchain.install()
+        lookup = tidebase_langchain.durable_tool(lookup)
+    return Scripted(messages=iter(())), lookup
+
+
+def langchain_history(messages: int) -> list[Any]:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    history: list[Any] = []
+    for i in range(messages // 2):
+        history.append(HumanMessage(f"question {i} " + "words " * 40))
+        history.append(AIMessage(f"answer {i} " + "words " * 40))
+    return history
+
+
+async def langchain_once(agent: Any, history: list[Any]) -> None:
+    """The loop a LangChain agent runs: model, its tool call, model again … 21 model calls."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+
+    model, lookup = agent
+    messages = [*history, HumanMessage("go")]
+    while True:
+        reply = await model.ainvoke(messages)
+        messages.append(reply)
+        if not reply.tool_calls:
+            return
+        call = reply.tool_calls[0]
+        result = await lookup.ainvoke({**call, "type": "tool_call"})
+        messages.append(
+            result
+            if isinstance(result, ToolMessage)
+            else ToolMessage(result, tool_call_id=call["id"])
+        )
+
+
 FRAMEWORKS: dict[str, tuple[str, Callable[[bool], Any], Callable[[int], list[Any]], Any]] = {
     "pydantic_ai": ("pydantic_ai", pydantic_ai_agent, pydantic_ai_history, pydantic_ai_once),
     "openai_agents": ("agents", openai_agents_agent, openai_agents_history, openai_agents_once),
+    "langchain": ("langchain_core", langchain_agent, langchain_history, langchain_once),
 }
 
-
 # -- the measurements -----------------------------------------------------------------------
+
+
+class DatabaseClock:
+    """Wall time spent waiting on the database: every statement, timed where it is sent."""
+
+    def __init__(self) -> None:
+        from tidebase_core._async.store import AsyncStoreConnection
+
+        self.seconds = 0.0
+        self._cls = AsyncStoreConnection
+        self._execute = AsyncStoreConnection._execute
+
+    def __enter__(self) -> DatabaseClock:
+        clock, execute = self, self._execute
+
+        async def timed(conn: Any, query: str, params: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await execute(conn, query, params)
+            finally:
+                clock.seconds += time.perf_counter() - start
+
+        self._cls._execute = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cls._execute = self._execute  # type: ignore[method-assign]
 
 
 async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
@@ -172,13 +262,12 @@ async def measure(framework: str, url: str) -> dict[str, float]:
 
     _, make_agent, make_history, once = FRAMEWORKS[framework]
     plain_agent, durable_agent = make_agent(False), make_agent(True)
-    write_s = floor.run(url, {})["floor_insert_commit"] / 1e6
     figures: dict[str, float] = {}
     async with AsyncTidebase(url, schema=f"bench_{uuid.uuid4().hex[:6]}") as tide:
         for messages in (0, 200):
             history = make_history(messages)
             plain: list[tuple[float, float]] = []
-            durable: list[tuple[float, float]] = []
+            durable: list[tuple[float, float, float]] = []
 
             async def in_run(history: list[Any] = history) -> None:
                 async def workflow(run: Any, _: None) -> None:
@@ -188,22 +277,27 @@ async def measure(framework: str, url: str) -> dict[str, float]:
 
             for repeat in range(REPEATS + 2):  # the first two warm up
                 p = await _timed(lambda history=history: once(plain_agent, history))
-                d = await _timed(in_run)
+                with DatabaseClock() as clock:
+                    d = await _timed(in_run)
                 if repeat >= 2:
                     plain.append(p)
-                    durable.append(d)
+                    durable.append((*d, clock.seconds))
             operations = MODEL_CALLS + TOOL_CALLS
-            writes = operations + 2  # and the run's start and completion
-            wall = [statistics.median(t[0] for t in ts) for ts in (plain, durable)]
-            cpu = [statistics.median(t[1] for t in ts) for ts in (plain, durable)]
+            wall = [
+                statistics.median(t[0] for t in plain),
+                statistics.median(t[0] for t in durable),
+            ]
+            cpu = [statistics.median(t[1] for t in plain), statistics.median(t[1] for t in durable)]
+            database = statistics.median(t[2] for t in durable)
             figures[f"plain_ms_{messages}"] = wall[0] * 1e3
             figures[f"durable_ms_{messages}"] = wall[1] * 1e3
-            extra = wall[1] - wall[0] - writes * write_s
-            figures[f"wall_overhead_per_operation_ms_{messages}"] = extra / operations * 1e3
+            figures[f"database_ms_{messages}"] = database * 1e3
+            figures[f"wall_overhead_per_operation_ms_{messages}"] = (
+                (wall[1] - wall[0] - database) / operations * 1e3
+            )
             figures[f"cpu_overhead_per_operation_ms_{messages}"] = (
                 (cpu[1] - cpu[0]) / operations * 1e3
             )
-        figures["checkpoint_write_ms"] = write_s * 1e3
     return figures
 
 
