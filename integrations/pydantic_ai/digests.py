@@ -41,6 +41,9 @@ _VOLATILE = frozenset(
 
 # Per agent run (its key scope): how many messages its last request sent, and their digest.
 _chains: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+# A message of a history passed in (``message_history=``) → its digest and its part count: the
+# same history given to the next agent run is not hashed again.
+_known: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 
 
 def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
@@ -57,6 +60,18 @@ def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]
 
 def _stable(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if name not in _VOLATILE}
+
+
+def _digest_of(message: ModelMessage) -> str:
+    parts = len(message.parts)
+    try:
+        known = _known.get(message)
+    except TypeError:  # not weak-referenceable: hashed every time
+        return input_hash(normalized_messages([message])[0], what="model request message")
+    if known is None or known[1] != parts:
+        known = (input_hash(normalized_messages([message])[0], what="model request message"), parts)
+        _known[message] = known
+    return known[0]
 
 
 def request_digest(
@@ -79,7 +94,7 @@ def request_digest(
         added = normalized_messages(messages[previous[0] :])
         conversation = input_hash({"before": previous[1], "added": added}, what="model request")
     else:
-        conversation = input_hash(normalized_messages(messages), what="model request messages")
+        conversation = input_hash([_digest_of(m) for m in messages], what="model request")
     if chain is not None:
         _chains[chain] = (count, conversation)
     return input_hash(
