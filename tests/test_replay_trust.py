@@ -7,7 +7,10 @@ checkpoints, unsafe retries parked rather than repeated, cancels that stick, con
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -257,6 +260,35 @@ async def test_gathered_coroutines_whose_same_named_steps_do_not_overlap_are_ref
         "summary of text of a",
         "summary of text of b",
     ]
+
+
+def test_work_a_pool_runs_in_nested_context_copies_is_still_told_apart(tide: Tidebase) -> None:
+    """LangGraph submits ``ctx.run`` to LangChain's executor, which wraps it in a context copy
+    of its own: the work runs in the inner copy, made before Tidebase saw it. Two such items
+    taking one step name by timing are refused, not keyed by which finished first."""
+    release_b = threading.Event()
+
+    def node(run: RunContext, name: str) -> str:
+        if name == "a":
+            release_b.set()
+            time.sleep(0.05)  # "b" takes the name first, then "a" asks for it too
+        else:
+            release_b.wait(5)
+        return str(run.step("fetch", lambda: f"{name}-result"))
+
+    def wf(run: RunContext, input: None) -> list[str]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = []
+            for name in ("a", "b"):
+                inner = contextvars.copy_context()  # LangGraph's copy, made in the caller
+                outer = functools.partial(
+                    contextvars.copy_context().run, inner.run, node, run, name
+                )
+                futures.append(pool.submit(outer))  # LangChain's executor: a copy around it
+            return [f.result() for f in futures]
+
+    with pytest.raises(BranchAmbiguous, match=r"run\.branch"):
+        tide.run("wf", wf, run_id="nested-copies")
 
 
 @tidebase.step

@@ -17,7 +17,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -94,12 +94,22 @@ def install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
 # -- threads ----------------------------------------------------------------------------------
 
 
-def _copied_context(fn: Any) -> contextvars.Context | None:
-    """The context of ``ctx.run`` or ``partial(ctx.run, ...)``, else None."""
-    if isinstance(fn, functools.partial):
-        fn = fn.func
-    owner = getattr(fn, "__self__", None)
-    return owner if isinstance(owner, contextvars.Context) else None
+def _copied_context(fn: Any, args: Sequence[Any]) -> tuple[contextvars.Context, Any] | None:
+    """The context a work item runs in when it is ``ctx.run`` (``submit(ctx.run, f, …)`` or
+    ``partial(ctx.run, f, …)``), with the function it runs there; else None.
+
+    Follows nested copies (LangChain's executor wraps LangGraph's ``ctx.run`` in a copy of its
+    own): the innermost context is the one the work runs in.
+    """
+    found: tuple[contextvars.Context, Any] | None = None
+    while True:
+        if isinstance(fn, functools.partial):
+            fn, args = fn.func, (*fn.args, *args)
+        owner = getattr(fn, "__self__", None)
+        if not isinstance(owner, contextvars.Context) or not args:
+            return found
+        found = (owner, args[0])
+        fn, args = args[0], args[1:]
 
 
 def _branch_context(label: Any) -> contextvars.Context:
@@ -116,12 +126,10 @@ def _submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str
     if current_scope.get() is None or not args:
         return wrapped(*args, **kwargs)
     fn, *rest = args
-    copied = _copied_context(fn)
+    copied = _copied_context(fn, rest)
     if copied is not None:
         # Only this work item enters that copy: lend it the thread as a strand of its own.
-        strand = _strand(
-            copied, fn.args[0] if isinstance(fn, functools.partial) and fn.args else fn
-        )
+        strand = _strand(*copied)
     else:
         context = _branch_context(fn)
         strand = context[current_strand]  # type: ignore[assignment]
