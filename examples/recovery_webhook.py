@@ -6,7 +6,7 @@
    served here by a tiny stdlib bridge (use uvicorn or any ASGI server in production).
 2. A run with ``recovery_webhook=<receiver url>`` starts in a child process, which is killed
    (SIGKILL) after its first step.
-3. The reconciler sees the dead owner, POSTs a signed ``run.recover`` (x-tidebase-signature,
+3. The reconciler sees the dead owner, POSTs a signed ``run.resume`` (x-tidebase-signature,
    HMAC-SHA256 with TIDEBASE_WEBHOOK_SECRET), the receiver verifies it and resumes the run:
    the finished step is replayed, not executed again.
 """

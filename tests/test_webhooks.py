@@ -82,10 +82,11 @@ def test_recovery_webhook_reaches_a_local_receiver_signed_and_recorded(
     [(headers, body)] = receiver.requests
     assert verify_webhook_signature(body, headers[SIGNATURE_HEADER], SECRET)
     payload = json.loads(body)
+    # The protocol's recovery webhook, as the official SDKs' handlers read it.
     assert payload == {
-        "type": "run.recover",
-        "run_id": "hooked",
-        "workflow_name": "three-steps",
+        "type": "run.resume",
+        "runId": "hooked",
+        "workflowName": "three-steps",
         "input": {},
         "reason": "owner_died",
     }
@@ -96,6 +97,11 @@ def test_recovery_webhook_reaches_a_local_receiver_signed_and_recorded(
         200,
         None,
     )
+    events = [(e.type, e.payload) for e in tide.runs.events("hooked") if "recovery" in e.type]
+    assert events == [
+        ("recovery.started", {"reason": "owner_died", "webhookUrl": receiver.url}),
+        ("recovery.delivered", {"httpStatus": 200}),
+    ]
     # Throttled: the next tick sends nothing while the run stays stalled.
     report = reconciler.tick()
     assert report is not None and report.webhooks == []
@@ -128,8 +134,8 @@ def test_push_queue_dispatch_is_signed_and_not_redelivered_within_the_horizon(
     assert verify_webhook_signature(body, headers[SIGNATURE_HEADER], SECRET)
     assert json.loads(body) == {
         "type": "run.invoke",
-        "run_id": run_id,
-        "workflow_name": "wf",
+        "runId": run_id,
+        "workflowName": "wf",
         "queue": "pushed",
     }
     report = reconciler.tick()

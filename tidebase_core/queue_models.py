@@ -55,7 +55,7 @@ class Schedule(_Model):
 
 
 class WebhookAttempt(_Model):
-    """One delivery attempt of a recovery (``run.recover``) or push (``run.invoke``) webhook."""
+    """One delivery attempt of a recovery (``run.resume``) or push (``run.invoke``) webhook."""
 
     run_id: str
     kind: str

@@ -1,4 +1,4 @@
-"""Signed webhooks: recovery (``run.recover``) and push dispatch (``run.invoke``).
+"""Signed webhooks: recovery (``run.resume``) and push dispatch (``run.invoke``).
 
 Bodies are signed with HMAC-SHA256 over the raw bytes, sent as
 ``x-tidebase-signature: sha256=<hex>`` (the official Tidebase server's scheme), keyed by
@@ -96,7 +96,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def webhook_app(client: Any, *, secret: str | None = None) -> Callable[..., Awaitable[None]]:
-    """An ASGI app that accepts signed ``run.recover`` / ``run.invoke`` webhooks and re-invokes
+    """An ASGI app that accepts signed ``run.resume`` / ``run.invoke`` webhooks and re-invokes
     the run they name with the workflow registered under its name (``@tide.workflow``).
 
     Unsigned or tampered requests get 401 and change nothing. A valid one gets 202 at once; the
@@ -145,8 +145,12 @@ def webhook_app(client: Any, *, secret: str | None = None) -> Callable[..., Awai
             return
         try:
             payload = json.loads(body)
-            run_id = payload["run_id"]
-            name = payload["workflow_name"]
+            # The protocol's camelCase fields (``run.resume``/``run.invoke`` as the official
+            # server sends them); snake_case from deliveries made before this release.
+            run_id = payload["runId"] if "runId" in payload else payload["run_id"]
+            name = (
+                payload["workflowName"] if "workflowName" in payload else payload["workflow_name"]
+            )
             entry = lookup(name)
         except (ValueError, KeyError, TypeError) as exc:
             await respond(send, 400, {"error": str(exc)})

@@ -173,7 +173,7 @@ def test_push_queue_posts_a_signed_invoke_once_per_window(
         time.sleep(0.5)  # ten more ticks: still one delivery (the run is still queued)
         [payload] = receiver.payloads()
         assert payload["type"] == "run.invoke"
-        assert payload["run_id"] == run_id
+        assert payload["runId"] == run_id
         assert payload["queue"] == queue
         detail = http.get(f"/runs/{run_id}").json()
         assert detail["run"]["status"] == "queued"
@@ -209,9 +209,9 @@ def test_recover_puts_a_failed_run_back_and_fires_its_webhook(
     )
     assert attempt["webhookUrl"] == receiver.url
     # The failure itself nudged the webhook first (upstream's run_failed); recover sends again.
-    assert [(p["type"], p["run_id"], p["reason"]) for p in receiver.payloads()] == [
-        ("run.recover", run_id, "run_failed"),
-        ("run.recover", run_id, "operator"),
+    assert [(p["type"], p["runId"], p["reason"]) for p in receiver.payloads()] == [
+        ("run.resume", run_id, "run_failed"),
+        ("run.resume", run_id, "operator"),
     ]
     detail = http.get(f"/runs/{run_id}").json()
     assert "run.recovering" in [e["type"] for e in detail["events"]]
@@ -278,8 +278,8 @@ def test_a_stalled_run_with_a_webhook_is_nudged_by_the_reconciler(
         _wait(lambda: len(receiver.received) >= 1)
         time.sleep(0.3)  # more ticks: throttled, still one
         [payload] = receiver.payloads()
-        assert (payload["type"], payload["run_id"], payload["reason"]) == (
-            "run.recover",
+        assert (payload["type"], payload["runId"], payload["reason"]) == (
+            "run.resume",
             run_id,
             "lease_expired",
         )
@@ -302,11 +302,14 @@ def test_a_failed_run_with_a_webhook_is_nudged_to_resume(
     failed = http.post(f"/runs/{run_id}/fail", json={"error": {"message": "crashed"}}).json()
     assert failed["run"]["status"] == "failed"
     [payload] = receiver.payloads()  # delivered before fail answered
-    assert (payload["type"], payload["run_id"], payload["reason"]) == (
-        "run.recover",
+    assert (payload["type"], payload["runId"], payload["reason"]) == (
+        "run.resume",
         run_id,
         "run_failed",
     )
+    # Upstream's recovery events, as its e2e test reads them.
+    events = [e["type"] for e in http.get(f"/runs/{run_id}").json()["events"]]
+    assert events[-2:] == ["recovery.started", "recovery.delivered"]
     # Failing again at once: throttled, still one webhook.
     http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "w2"})
     http.post(f"/runs/{run_id}/fail", json={"error": {"message": "again"}})

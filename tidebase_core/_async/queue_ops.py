@@ -85,17 +85,14 @@ async def recover_run(client: AsyncTidebase, run_id: str, *, reason: str) -> Run
         from .reconciler import AsyncReconciler
 
         async with client._store.connection() as db:
-            await AsyncReconciler(client)._send(
+            await AsyncReconciler(client)._recovery_webhook(
                 AsyncQueueStore(db),
                 run_id,
-                "run.recover",
+                workflow,
+                None if run.input is None else encode(run.input, what="run input"),
                 webhook,
-                {
-                    "type": "run.recover",
-                    "run_id": run_id,
-                    "workflow_name": workflow,
-                    "reason": reason,
-                },
+                reason,
+                throttled=False,  # an operator asked for it now
             )
     del status
     return run

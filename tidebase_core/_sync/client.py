@@ -221,7 +221,7 @@ class Tidebase:
         ).run()
 
     def webhook_app(self, *, secret: str | None = None) -> Any:
-        """An ASGI app receiving signed ``run.recover``/``run.invoke`` webhooks (see webhooks)."""
+        """An ASGI app receiving signed ``run.resume``/``run.invoke`` webhooks (see webhooks)."""
         from ..webhooks import webhook_app
 
         return webhook_app(self, secret=secret)

@@ -85,17 +85,14 @@ def recover_run(client: Tidebase, run_id: str, *, reason: str) -> RunInfo:
         from .reconciler import Reconciler
 
         with client._store.connection() as db:
-            Reconciler(client)._send(
+            Reconciler(client)._recovery_webhook(
                 QueueStore(db),
                 run_id,
-                "run.recover",
+                workflow,
+                None if run.input is None else encode(run.input, what="run input"),
                 webhook,
-                {
-                    "type": "run.recover",
-                    "run_id": run_id,
-                    "workflow_name": workflow,
-                    "reason": reason,
-                },
+                reason,
+                throttled=False,  # an operator asked for it now
             )
     del status
     return run

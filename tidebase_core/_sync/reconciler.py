@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .._compat import run_blocking
 from ..owner import process_is_gone, this_host
 from ..queue_models import next_fire_time
-from ..serialization import decode_json
+from ..serialization import decode_json, encode
 from ..webhooks import deliver
 from .queue_store import QueueStore
 from .queues import enqueue_params
@@ -144,26 +144,45 @@ class Reconciler:
         )
 
     def _recovery_webhook(
-        self, qs: QueueStore, run_id: str, workflow: str, input: Any, url: str, reason: str
+        self,
+        qs: QueueStore,
+        run_id: str,
+        workflow: str,
+        input: Any,
+        url: str,
+        reason: str,
+        *,
+        throttled: bool = True,
     ) -> int | bool | None:
-        """POST a signed ``run.recover`` unless one went out within the throttle window.
+        """POST a signed ``run.resume`` (the Tidebase protocol's recovery webhook, which the
+        official SDKs' handlers accept) unless one went out within the throttle window. The run's
+        log says so: ``recovery.started``, then ``recovery.delivered`` or ``recovery.failed``.
         Returns the status code (None: no answer), or False when throttled."""
-        age = qs.last_webhook_age(run_id, "run.recover")
+        age = qs.last_webhook_age(run_id, "run.recover") if throttled else None
         if age is not None and age < self.webhook_every_s:
             return False
-        return self._send(
+        _log(qs, run_id, "recovery.started", {"reason": reason, "webhookUrl": url})
+        code = self._send(
             qs,
             run_id,
             "run.recover",
             url,
             {
-                "type": "run.recover",
-                "run_id": run_id,
-                "workflow_name": workflow,
-                "input": None if input is None else decode_json(input),
+                "type": "run.resume",
+                "runId": run_id,
+                "workflowName": workflow,
                 "reason": reason,
+                "input": None if input is None else decode_json(input),
             },
         )
+        delivered = code is not None and 200 <= code < 300
+        _log(
+            qs,
+            run_id,
+            "recovery.delivered" if delivered else "recovery.failed",
+            {"httpStatus": code},
+        )
+        return code
 
     def _send(
         self, qs: QueueStore, run_id: str, kind: str, url: str, payload: dict[str, Any]
@@ -195,7 +214,12 @@ class Reconciler:
                 run_id,
                 "run.invoke",
                 url,
-                {"type": "run.invoke", "run_id": run_id, "workflow_name": workflow, "queue": queue},
+                {"type": "run.invoke", "runId": run_id, "workflowName": workflow, "queue": queue},
             )
             sent.append(run_id)
         return sent
+
+
+def _log(qs: QueueStore, run_id: str, type: str, payload: dict[str, Any]) -> None:
+    """An entry in the run's log written on the run's behalf (not fenced: no worker owns it)."""
+    qs.db.append_event(run_id=run_id, type=type, payload=encode(payload, what="event"))
