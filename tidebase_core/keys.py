@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal
 
 from .errors import BranchAmbiguous, StepTimeout
 
-__all__ = ["Kind", "Scope", "Strand", "current_scope", "current_strand", "escape"]
+__all__ = ["Kind", "Scope", "Strand", "current_scope", "current_strand", "entered", "escape"]
 
 Kind = Literal["step", "gate", "child", "op"]
 
@@ -158,3 +160,13 @@ current_scope: ContextVar[Scope | None] = ContextVar("tidebase_scope", default=N
 
 current_strand: ContextVar[Strand | None] = ContextVar("tidebase_strand", default=None)
 """The strand running here."""
+
+
+@contextmanager
+def entered(scope: Scope) -> Iterator[None]:
+    """``with entered(scope):`` keys taken inside are allocated in ``scope``."""
+    token = current_scope.set(scope)
+    try:
+        yield
+    finally:
+        current_scope.reset(token)

@@ -51,7 +51,7 @@ from ._async.context import AsyncRunContext
 from ._sync.context import RunContext
 from .context import current_run
 from .errors import LeaseLost, RunCancelled
-from .keys import current_scope
+from .keys import entered
 from .replay import StepPolicy
 from .serialization import decode_json
 
@@ -296,11 +296,10 @@ def spent_anyway(exc: BaseException, outcome: Outcome[Any]) -> bool:
 def inside(run: Any, key: str) -> Iterator[None]:
     """The call's body runs as step ``key``: operations it makes are keyed under it."""
     step = context.current_step.set(key)
-    scope = current_scope.set(run._execution.scope().step_body(key))
     try:
-        yield
+        with entered(run._execution.scope().step_body(key)):
+            yield
     finally:
-        current_scope.reset(scope)
         context.current_step.reset(step)
 
 
@@ -372,11 +371,11 @@ async def _ledger_anyway_async(
 ) -> None:
     """The usage of a call whose checkpoint was refused (cancelled or taken over meanwhile):
     the ledger is not fenced by the lease, because the money was spent whoever holds the run."""
+    if not isinstance(run, AsyncRunContext):
+        _ledger_anyway(run, key, rows)
+        return
     for fields in rows:
-        if isinstance(run, AsyncRunContext):
-            await run._db.record_usage(run._usage_row(key, fields))
-        else:
-            run._db.record_usage(run._usage_row(key, fields))
+        await run._db.record_usage(run._usage_row(key, fields))
 
 
 async def durable_stream(

@@ -70,16 +70,17 @@ def verify_webhook_signature(body: bytes, signature_header: str | None, secret: 
 def deliver(url: str, payload: dict[str, Any], secret: str) -> tuple[int | None, str | None]:
     """POST ``payload`` signed; ``(status code, error)`` — never raises for delivery failures."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "content-type": "application/json",
-            SIGNATURE_HEADER: sign(body, secret),
-            "user-agent": "tidebase-python",
-        },
-    )
+    return post(url, body, secret=secret, user_agent="tidebase-python")
+
+
+def post(
+    url: str, body: bytes, *, secret: str | None, user_agent: str
+) -> tuple[int | None, str | None]:
+    """POST a JSON ``body``, signed when there is a ``secret``; ``(status code, error)``."""
+    headers = {"content-type": "application/json", "user-agent": user_agent}
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(body, secret)
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             status = int(response.status)

@@ -19,12 +19,8 @@ as ``state.updated``.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -35,6 +31,7 @@ from starlette.responses import Response
 from tidebase_core._acompat import run_blocking
 from tidebase_core.errors import GateNotFound, RunNotFound
 from tidebase_core.serialization import encode
+from tidebase_core.webhooks import post
 
 from .deps import Server, server
 from .errors import check_url
@@ -53,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger("tidebase.server")
 
-TIMEOUT_SECONDS = 5.0
 LEASE_SECONDS = 30.0
 # This project's event type → the type a channel receives (others are not sent, as upstream).
 DELIVERED = {
@@ -129,22 +125,6 @@ def delivery_json(delivery: DeliveryRow) -> dict[str, Any]:
     }
 
 
-def _post(url: str, body: bytes, secret: str | None) -> tuple[int | None, str | None]:
-    headers = {"content-type": "application/json", "user-agent": "tidebase-channel"}
-    if secret:
-        digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-        headers["x-tidebase-signature"] = f"sha256={digest}"
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:1000]
-    return status, None if 200 <= status < 300 else f"HTTP {status}"
-
-
 async def _payload(srv: Server, run_id: str, event_type: str, event: Any) -> dict[str, Any]:
     """Upstream's payload of a delivered event: the run for run.*, the gate for gate.*."""
     if event_type.startswith("run."):
@@ -201,7 +181,9 @@ async def _deliver_channel(srv: Server, channel: ChannelRow) -> int:
                 },
                 separators=(",", ":"),
             ).encode("utf-8")
-            code, error = await run_blocking(_post, channel.url, body, channel.secret)
+            code, error = await run_blocking(
+                post, channel.url, body, secret=channel.secret, user_agent="tidebase-channel"
+            )
             await srv.store.finish_delivery(
                 delivery_id,
                 status="delivered" if error is None else "failed",

@@ -24,7 +24,7 @@ from agents.lifecycle import RunHooksBase
 
 from tidebase_core import AsyncRunContext
 from tidebase_core.errors import LeaseLost, RunCancelled
-from tidebase_core.keys import Scope, current_scope
+from tidebase_core.keys import Scope, entered
 from tidebase_core.plugin import AnyRunContext, current_run
 
 from .config import durable_run_config
@@ -83,7 +83,7 @@ async def run_agent(
         return await Runner.run(agent, input, **runner_kwargs)
     durable, kwargs = _durable(active, agent, runner_kwargs)
     scope = _own_scope(active, agent)
-    with _in(scope), _run_verdicts():
+    with entered(scope), _run_verdicts():
         result = await Runner.run(durable, input, **kwargs)
     while approvals == "gate" and getattr(result, "interruptions", None):
         state = result.to_state()
@@ -93,7 +93,7 @@ async def run_agent(
                 state.approve(item)
             else:
                 state.reject(item)
-        with _in(scope), _run_verdicts():
+        with entered(scope), _run_verdicts():
             result = await Runner.run(durable, state, **kwargs)
     return result
 
@@ -121,7 +121,7 @@ def run_agent_streamed(*args: Any, **runner_kwargs: Any) -> RunResultStreaming:
     if active is None:
         return Runner.run_streamed(agent, input, **runner_kwargs)
     durable, kwargs = _durable(active, agent, runner_kwargs)
-    with _in(_own_scope(active, agent)):  # the runner's task copies the context when created
+    with entered(_own_scope(active, agent)):  # the runner's task copies the context when created
         return Runner.run_streamed(durable, input, **kwargs)
 
 
@@ -143,15 +143,6 @@ def _run_verdicts() -> Iterator[None]:
         if isinstance(cause, RunCancelled | LeaseLost):
             raise cause from None
         raise
-
-
-@contextmanager
-def _in(scope: Scope) -> Iterator[None]:
-    token = current_scope.set(scope)
-    try:
-        yield
-    finally:
-        current_scope.reset(token)
 
 
 def _arguments(caller: str, args: tuple[Any, ...]) -> tuple[AnyRunContext | None, Agent[Any], Any]:

@@ -9,6 +9,7 @@ toolsets, event-stream handler calls and capability operations, and hands each o
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -21,7 +22,7 @@ from pydantic_ai.durable_exec import (
 )
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, RunContext
-from tidebase_core.keys import current_scope
+from tidebase_core.keys import entered
 from tidebase_core.operations import Operation, durable_call
 from tidebase_core.plugin import AnyRunContext, current_run, input_hash
 
@@ -93,11 +94,8 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
         # Everything this agent run does is keyed under its own key (taken in program order
         # when it started): two agent runs gathered together never share a sequence. Pydantic
         # AI carries context variables set here into the caller's task for the run.
-        token = current_scope.set(run._execution.scope_under(agent_key))
-        try:
+        with entered(run._execution.scope_under(agent_key)):
             return await super().wrap_run(ctx, handler=handler)
-        finally:
-            current_scope.reset(token)
 
     # Replay-stable ids and start time (hooks of Pydantic AI >= 2.62; unused before).
 
@@ -122,17 +120,14 @@ class TidebaseDurability(BaseDurabilityCapability[AgentDepsT]):
 
         # A resumed run counts its ``timeout=`` from when it first started.
         agent_key = _agent_key(run, run_id)
-        token = current_scope.set(run._execution.scope_under(agent_key)) if agent_key else None
-        try:
+        scope = entered(run._execution.scope_under(agent_key)) if agent_key else nullcontext()
+        with scope:
             return await durable_call(
                 _start_time(f"{self.name}__run_start_time"),
                 started,
                 digest=input_hash(None),
                 run=run,
             )
-        finally:
-            if token is not None:
-                current_scope.reset(token)
 
 
 def _agent_key(run: AnyRunContext | None, agent_run_id: str | None) -> str | None:

@@ -5,8 +5,8 @@ Generated from ``tidebase_core/_async/context.py`` by ``tools/generate_sync.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from .. import context
@@ -21,7 +21,7 @@ from .._run_base import (
 )
 from ..budgets import Budget
 from ..errors import LeaseLost, NotSerializable, RunCancelled, StepTimeout, TidebaseError
-from ..keys import Scope, current_scope
+from ..keys import current_scope, entered
 from ..models import GateDecision
 from ..replay import (
     Checkpoint,
@@ -52,15 +52,6 @@ _PLAIN_STEP = StepPolicy()
 
 UsageOf = Callable[[Any], Sequence[Mapping[str, Any]]]
 """A step's result → the ``usage.record`` arguments of the model calls it made."""
-
-
-@contextmanager
-def _in_scope(scope: Scope) -> Iterator[None]:
-    token = current_scope.set(scope)
-    try:
-        yield
-    finally:
-        current_scope.reset(token)
 
 
 class RunContext:
@@ -193,7 +184,7 @@ class RunContext:
             await asyncio.gather(*(review(d) for d in docs))
         """
         check_step_name(name)
-        return _in_scope(self._execution.scope().branch(name, numbered=False))
+        return entered(self._execution.scope().branch(name, numbered=False))
 
     def next_key(self, name: str) -> str:
         """The key of the next call named ``name`` here: ``name``, then ``name#2`` …
