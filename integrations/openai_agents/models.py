@@ -2,7 +2,8 @@
 ``DurableModelProvider`` any ``ModelProvider``.
 
 Each ``get_response`` / ``stream_response`` is the operation ``model.request`` (``#2``, ``#3`` …)
-in the order the run makes them, with the request's hash as the divergence check. A fresh call
+in the order the run makes them, with the request's hash (the model asked included) as the
+divergence check. A fresh call
 stores its response and its usage in one write; a replayed call returns the stored response and
 records nothing. A call that failed with a provider error (``openai.APIError``, a timeout, a
 dropped connection: what the SDK's retries and a workflow's fallback act on) is recorded too,
@@ -38,7 +39,7 @@ from .responses import (
     usage_rows,
 )
 
-__all__ = ["MODEL_ERRORS", "DurableModel", "DurableModelProvider"]
+__all__ = ["MODEL_ERRORS", "AgentModelName", "DurableModel", "DurableModelProvider"]
 
 _STEP = "model.request"
 
@@ -71,6 +72,7 @@ class DurableModel(Model):
             )
         self.inner = inner
         provider, model = _ledger_names(inner, name)
+        self._identity = _identity(inner, name)
         self._op: Operation[ModelResponse] = Operation(
             _STEP,
             dump=dump_response,
@@ -119,7 +121,7 @@ class DurableModel(Model):
 
         # ``op.dump`` runs as the call returns: before the SDK's retry adds to response.usage.
         return await durable_call(
-            self._op, call, digest=model_request_digest(*request, options), run=run
+            self._op, call, digest=model_request_digest(self._identity, *request, options), run=run
         )
 
     async def stream_response(
@@ -160,7 +162,7 @@ class DurableModel(Model):
         async for event in durable_stream(
             self._op,
             lambda: self.inner.stream_response(*request, tracing, **options),
-            digest=model_request_digest(*request, options),
+            digest=model_request_digest(self._identity, *request, options),
             result_of=result_of,
             replay=lambda response: [completed_event(response)],
             run=run,
@@ -190,8 +192,12 @@ class DurableModelProvider(ModelProvider):
         self.inner = inner
 
     def get_model(self, model_name: str | None) -> Model:
-        model = self.inner.get_model(model_name)
-        return model if isinstance(model, DurableModel) else DurableModel(model, name=model_name)
+        agent = model_name.agent if isinstance(model_name, AgentModelName) else None
+        name = None if model_name is None else str(model_name)
+        model = self.inner.get_model(name)
+        if isinstance(model, DurableModel):
+            return model
+        return DurableModel(model, name=name, agent=agent)
 
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
@@ -199,9 +205,33 @@ class DurableModelProvider(ModelProvider):
             await close()
 
 
+class AgentModelName(str):
+    """A model name given as ``Agent(model="gpt-4o-mini")``, as the agent's durable copy holds
+    it: still the name (the SDK resolves it and its default settings as before), carrying the
+    agent it belongs to, which the SDK does not tell the provider, for the ledger's
+    ``by_agent``."""
+
+    agent: str
+
+    def __new__(cls, name: str, agent: str) -> AgentModelName:
+        made = super().__new__(cls, name)
+        made.agent = agent
+        return made
+
+
 def durable_model(model: Model, agent: str | None = None) -> DurableModel:
     """``model`` wrapped once (an already durable model is returned as it is)."""
     return model if isinstance(model, DurableModel) else DurableModel(model, agent=agent)
+
+
+def _identity(inner: Model, name: str | None) -> str:
+    """The model a request is sent to, for the request hash: the model's own name
+    (``OpenAIResponsesModel(model=...)``, a LiteLLM model), else the name the provider was
+    asked for, else the model's class."""
+    own = getattr(inner, "model", None)
+    if isinstance(own, str):
+        return own
+    return name if name is not None else f"{type(inner).__module__}.{type(inner).__qualname__}"
 
 
 def _ledger_names(inner: Model, name: str | None) -> tuple[str | None, str | None]:
