@@ -11,12 +11,15 @@ and raised again on replay when the run went on past it; the SDK's retry of it i
 ``model.request``, on the first attempt and on every resume alike.
 
 A stream is checkpointed when its ``response.completed`` event arrives (a partial stream is
-never a checkpoint, and its key is not reused); a replayed stream yields that one event.
+never a checkpoint, and its key is not reused); a replayed stream yields that one event. A
+stream that fails after its provider reported usage (``response.failed`` carries it) has that
+usage in the ledger, once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import agents.exceptions
@@ -25,9 +28,9 @@ from agents import Model, ModelProvider, ModelResponse, ModelSettings
 from agents.models.interface import ModelTracing
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
-from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent
+from openai.types.responses import Response, ResponseCompletedEvent, ResponseOutputItemDoneEvent
 
-from tidebase_core.operations import ErrorCodec, Operation, durable_call, durable_stream
+from tidebase_core.operations import ErrorCodec, Operation, Usage, durable_call, durable_stream
 from tidebase_core.plugin import current_run
 
 from .digests import model_request_digest
@@ -73,14 +76,11 @@ class DurableModel(Model):
         self.inner = inner
         provider, model = _ledger_names(inner, name)
         self._identity = _identity(inner, name)
+        self._usage: Callable[[ModelResponse], list[Usage]] = lambda response: usage_rows(
+            response, provider=provider, model=model, agent=agent
+        )
         self._op: Operation[ModelResponse] = Operation(
-            _STEP,
-            dump=dump_response,
-            load=load_response,
-            usage=lambda response: usage_rows(
-                response, provider=provider, model=model, agent=agent
-            ),
-            errors=MODEL_ERRORS,
+            _STEP, dump=dump_response, load=load_response, usage=self._usage, errors=MODEL_ERRORS
         )
 
     def __getattr__(self, name: str) -> Any:
@@ -149,25 +149,39 @@ class DurableModel(Model):
                 yield event
             return
         done_items: list[Any] = []
+        # The last response the stream reported usage for before completing (a
+        # ``response.failed`` carries what the call used): in the ledger if it fails.
+        reported: list[Response] = []
 
         def result_of(event: Any) -> ModelResponse | None:
             if isinstance(event, ResponseOutputItemDoneEvent):
                 done_items.append(event.item)
             elif isinstance(event, ResponseCompletedEvent):
                 return response_of_stream(event.response, done_items)
+            else:
+                response = getattr(event, "response", None)
+                if isinstance(response, Response) and response.usage is not None:
+                    reported[:] = [response]
             return None
 
+        def spent() -> list[Usage]:
+            return [row for r in reported for row in self._usage(response_of_stream(r, done_items))]
+
         # Every stream takes a key of its own: one cancelled before ``response.completed`` leaves
-        # its key unwritten, and the next stream never reuses it.
-        async for event in durable_stream(
+        # its key unwritten, and the next stream never reuses it. Closed with this generator
+        # (the SDK closes it at a ``response.failed`` event), so that its usage is written then.
+        events = durable_stream(
             self._op,
             lambda: self.inner.stream_response(*request, tracing, **options),
             digest=model_request_digest(self._identity, *request, options),
             result_of=result_of,
             replay=lambda response: [completed_event(response)],
+            spent=spent,
             run=run,
-        ):
-            yield event
+        )
+        async with aclosing(events):
+            async for event in events:
+                yield event
 
     def get_retry_advice(self, request: Any) -> Any:
         return self.inner.get_retry_advice(request)

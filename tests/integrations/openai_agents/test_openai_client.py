@@ -18,6 +18,7 @@ from agents import (
     RunConfig,
     function_tool,
 )
+from agents.exceptions import ModelBehaviorError
 from openai import AsyncOpenAI
 from tidebase_openai_agents import run_agent, run_agent_streamed
 
@@ -157,3 +158,33 @@ async def test_changing_the_agents_model_between_attempts_raises_input_mismatch(
         with pytest.raises(InputMismatch, match=r"orders\.run/model\.request'.*new name"):
             await atide.run("support", workflow, run_id=run_id)
         assert http.play_count == 2, "the changed model was refused before it was asked"
+
+
+async def test_a_stream_that_fails_midway_has_the_usage_it_reported_in_the_ledger_once(
+    atide: AsyncTidebase, client: AsyncOpenAI
+) -> None:
+    agent = orders_agent(OpenAIResponsesModel(model="gpt-4.1", openai_client=client))
+
+    async def workflow(run: AsyncRunContext, input: None) -> Any:
+        streamed = run_agent_streamed(agent, "Why are there tides?")
+        deltas = [
+            e.data.delta
+            async for e in streamed.stream_events()
+            if e.type == "raw_response_event" and e.data.type == "response.output_text.delta"
+        ]
+        return [streamed.final_output, deltas]
+
+    async def ledger() -> list[tuple[int | None, int | None]]:
+        rows = await atide.usage.records("oai-http-stream-failed")
+        return [(r.input_tokens, r.output_tokens) for r in rows]
+
+    with cassette("responses_stream_failed.yaml") as http:
+        # The SDK raises at OpenAI's response.failed event, which reports 42 + 3 tokens spent.
+        with pytest.raises(ModelBehaviorError):
+            await atide.run("support", workflow, run_id="oai-http-stream-failed")
+        assert await ledger() == [(42, 3)]
+        # Not a failure the plugin records (MODEL_ERRORS): the resumed run streams it again.
+        resumed = await atide.run("support", workflow, run_id="oai-http-stream-failed")
+        assert http.play_count == 2
+    assert resumed == ["Tides follow the moon.", ["Tides ", "follow the moon."]]
+    assert await ledger() == [(42, 3), (42, 6)]
