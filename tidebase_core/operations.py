@@ -21,7 +21,8 @@ result stands for, which exceptions are part of its outcome. Then every call goe
            reported usage
     errors an exception the operation declares as an outcome (a provider's 503 the workflow
            falls back on) is checkpointed, and raised again on replay as long as the run went
-           on past it; otherwise the call runs again on resume
+           on past it; otherwise the call runs again on resume. Either way, what a failed call
+           had used before failing (``Operation.spent``, a stream's ``spent``) is ledgered once
 
 Exceptions come back as their class only when the plugin allow-listed it: a class name read
 from the database is never imported.
@@ -205,6 +206,9 @@ class Operation(Generic[T]):
     """Side effects, idempotency key, retries: what a step declares."""
     on_replay: Callable[[T], None] | None = None
     """Called with a replayed result (fire the framework's callbacks as replayed)."""
+    spent: Callable[[BaseException], Sequence[Usage]] | None = None
+    """A failed call's exception → the ledger rows of what it had used before failing (a
+    stream consumed inside the call that failed mid-way: those tokens were paid for)."""
 
     def key_name(self, identity: str | None) -> str:
         return self.name if identity is None else f"{self.name}.{identity}"
@@ -244,8 +248,10 @@ class Outcome(Generic[T]):
         return {ERROR_KEY: op.errors.dump(exc)}
 
     def usage_rows(self, op: Operation[T]) -> list[dict[str, Any]]:
-        if op.usage is None or not self.ran or self.error is not None:
+        if op.usage is None or not self.ran:
             return []
+        if self.error is not None:
+            return _failed_usage(op, self.error)
         return [row.fields() for row in op.usage(self.value)]
 
     def result(self) -> T:
@@ -281,6 +287,10 @@ def replayed(run: Any, op: Operation[T], key: str, digest: str) -> T | Missing:
     if op.on_replay is not None:
         op.on_replay(value)
     return value
+
+
+def _failed_usage(op: Operation[Any], exc: BaseException) -> list[dict[str, Any]]:
+    return [row.fields() for row in op.spent(exc)] if op.spent is not None else []
 
 
 def _went_on_past(execution: Any, key: str) -> bool:
@@ -337,6 +347,8 @@ async def durable_call(
             result = await call()
         except Exception as exc:
             if op.errors is None or not op.errors.records(exc):
+                # Not an outcome, so no checkpoint; what it used before failing was paid for.
+                await _ledger_anyway_async(run, key, _failed_usage(op, exc))
                 raise
             return outcome.failed(op, exc)
         return outcome.stored(op, result)
@@ -627,6 +639,11 @@ def durable_call_sync(
             result = call()
         except Exception as exc:
             if op.errors is None or not op.errors.records(exc):
+                # Not an outcome, so no checkpoint; what it used before failing was paid for.
+                rows = _failed_usage(op, exc)
+                if rows:
+                    with blocking_run(run) as sync_run:
+                        _ledger_anyway(sync_run, key, rows)
                 raise
             return outcome.failed(op, exc)
         return outcome.stored(op, result)
