@@ -186,3 +186,50 @@ async def test_an_async_stream_failing_midway_is_ledgered_once_and_its_failure_r
         ("llm.stream", 2),
         ("llm.stream#2", 3),
     ], "2 words spent before the 503"
+
+
+class Dropped(Exception):
+    """A connection dropped mid-call, after the call had used ``tokens``: not an outcome."""
+
+    def __init__(self, tokens: int) -> None:
+        super().__init__(tokens)
+        self.tokens = tokens
+
+
+PARTIAL = plugin.Operation(
+    "llm.partial",
+    usage=lambda text: [plugin.Usage(model="m", input_tokens=10, output_tokens=len(text))],
+    spent=lambda exc: (
+        [plugin.Usage(model="m", input_tokens=10, output_tokens=exc.tokens)]
+        if isinstance(exc, Dropped)
+        else []
+    ),
+)
+
+
+def dropped_after(tokens: int) -> str:
+    raise Dropped(tokens)
+
+
+async def test_a_failed_call_that_is_no_outcome_still_has_what_it_used_in_the_ledger(
+    atide: AsyncTidebase, tide: Tidebase
+) -> None:
+    def swf(run: RunContext, input: None) -> str:
+        return plugin.durable_call_sync(
+            PARTIAL, lambda: dropped_after(4), digest=plugin.input_hash("sync")
+        )
+
+    async def dropped() -> str:
+        return dropped_after(6)
+
+    async def awf(run: AsyncRunContext, input: None) -> str:
+        return await plugin.durable_call(PARTIAL, dropped, digest=plugin.input_hash("async"))
+
+    with pytest.raises(Dropped):
+        await asyncio.to_thread(tide.run, "swf", swf, run_id="partial-sync")
+    with pytest.raises(Dropped):
+        await atide.run("awf", awf, run_id="partial-async")
+    for run_id, tokens in (("partial-sync", 4), ("partial-async", 6)):
+        rows = await atide.usage.records(run_id)
+        assert [(r.step_name, r.output_tokens) for r in rows] == [("llm.partial", tokens)]
+        assert [s.name for s in await atide.runs.steps(run_id) if s.output] == [], "no checkpoint"

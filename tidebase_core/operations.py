@@ -348,7 +348,9 @@ async def durable_call(
         except Exception as exc:
             if op.errors is None or not op.errors.records(exc):
                 # Not an outcome, so no checkpoint; what it used before failing was paid for.
-                await _ledger_anyway_async(run, key, _failed_usage(op, exc))
+                rows = _failed_usage(op, exc)
+                if rows:
+                    await _ledger_anyway_async(run, key, rows)
                 raise
             return outcome.failed(op, exc)
         return outcome.stored(op, result)
