@@ -188,6 +188,28 @@ async def test_an_async_stream_failing_midway_is_ledgered_once_and_its_failure_r
     ], "2 words spent before the 503"
 
 
+async def test_a_sync_stream_in_an_async_run_is_checkpointed_and_replays(
+    atide: AsyncTidebase,
+) -> None:
+    calls: list[str] = []
+
+    async def wf(run: AsyncRunContext, input: None) -> list[str]:
+        # A framework's sync stream() inside an async workflow: written through a sync view.
+        words = Words("tides follow the moon", calls)
+        streamed = list(plugin.durable_stream_sync(STREAM, words.events, **words.options()))
+        if run.attempt == 1:
+            raise Crash(streamed)
+        return streamed
+
+    with pytest.raises(Crash):
+        await atide.run("wf", wf, run_id="sync-stream-in-async")
+    replayed = await atide.run("wf", wf, run_id="sync-stream-in-async")
+    assert replayed == ["tides", "follow", "the", "moon", END]
+    assert calls == ["tides follow the moon"], "replayed without streaming again"
+    rows = await atide.usage.records("sync-stream-in-async")
+    assert [(r.step_name, r.output_tokens) for r in rows] == [("llm.stream", 4)]
+
+
 class Dropped(Exception):
     """A connection dropped mid-call, after the call had used ``tokens``: not an outcome."""
 
