@@ -3,8 +3,8 @@
 A plugin describes each kind of operation its framework performs (a model request, a tool
 call …) once, as an ``Operation``: how its result is stored and read back, which ledger rows a
 result stands for, which exceptions are part of its outcome. Then every call goes through
-``durable_call`` (async) or ``durable_call_sync`` (sync), which does the rest the same way for
-every plugin:
+``durable_call`` (async) or ``durable_call_sync`` (sync), a streamed one through
+``durable_stream`` / ``durable_stream_sync``, which do the rest the same way for every plugin:
 
     key    the operation's name in order of occurrence (``model.request``, ``…#2``), or its
            framework identity (``tool.search.call_7``: a call id of the replayed response),
@@ -17,10 +17,12 @@ every plugin:
            operations it makes in turn (an agent used as a tool) are keyed under it
     save   the result and its usage rows in one write; a call whose checkpoint is refused
            (cancelled or taken over meanwhile) still has its usage in the ledger, because the
-           money was spent
+           money was spent, and so does a stream that failed or stopped after its events
+           reported usage
     errors an exception the operation declares as an outcome (a provider's 503 the workflow
            falls back on) is checkpointed, and raised again on replay as long as the run went
-           on past it; otherwise the call runs again on resume
+           on past it; otherwise the call runs again on resume. Either way, what a failed call
+           had used before failing (``Operation.spent``, a stream's ``spent``) is ledgered once
 
 Exceptions come back as their class only when the plugin allow-listed it: a class name read
 from the database is never imported.
@@ -33,6 +35,7 @@ import dataclasses
 import enum
 import functools
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -50,7 +53,7 @@ from . import context
 from ._async.context import AsyncRunContext
 from ._sync.context import RunContext
 from .context import current_run
-from .errors import LeaseLost, RunCancelled
+from .errors import LeaseLost, RunCancelled, TidebaseError
 from .keys import entered
 from .replay import StepPolicy
 from .serialization import decode_json
@@ -65,6 +68,7 @@ __all__ = [
     "durable_call",
     "durable_call_sync",
     "durable_stream",
+    "durable_stream_sync",
 ]
 
 T = TypeVar("T")
@@ -202,6 +206,9 @@ class Operation(Generic[T]):
     """Side effects, idempotency key, retries: what a step declares."""
     on_replay: Callable[[T], None] | None = None
     """Called with a replayed result (fire the framework's callbacks as replayed)."""
+    spent: Callable[[BaseException], Sequence[Usage]] | None = None
+    """A failed call's exception → the ledger rows of what it had used before failing (a
+    stream consumed inside the call that failed mid-way: those tokens were paid for)."""
 
     def key_name(self, identity: str | None) -> str:
         return self.name if identity is None else f"{self.name}.{identity}"
@@ -241,8 +248,10 @@ class Outcome(Generic[T]):
         return {ERROR_KEY: op.errors.dump(exc)}
 
     def usage_rows(self, op: Operation[T]) -> list[dict[str, Any]]:
-        if op.usage is None or not self.ran or self.error is not None:
+        if op.usage is None or not self.ran:
             return []
+        if self.error is not None:
+            return _failed_usage(op, self.error)
         return [row.fields() for row in op.usage(self.value)]
 
     def result(self) -> T:
@@ -278,6 +287,10 @@ def replayed(run: Any, op: Operation[T], key: str, digest: str) -> T | Missing:
     if op.on_replay is not None:
         op.on_replay(value)
     return value
+
+
+def _failed_usage(op: Operation[Any], exc: BaseException) -> list[dict[str, Any]]:
+    return [row.fields() for row in op.spent(exc)] if op.spent is not None else []
 
 
 def _went_on_past(execution: Any, key: str) -> bool:
@@ -334,6 +347,10 @@ async def durable_call(
             result = await call()
         except Exception as exc:
             if op.errors is None or not op.errors.records(exc):
+                # Not an outcome, so no checkpoint; what it used before failing was paid for.
+                rows = _failed_usage(op, exc)
+                if rows:
+                    await _ledger_anyway_async(run, key, rows)
                 raise
             return outcome.failed(op, exc)
         return outcome.stored(op, result)
@@ -369,8 +386,9 @@ async def durable_call(
 async def _ledger_anyway_async(
     run: RunContext | AsyncRunContext, key: str, rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """The usage of a call whose checkpoint was refused (cancelled or taken over meanwhile):
-    the ledger is not fenced by the lease, because the money was spent whoever holds the run."""
+    """The usage of a call that has no checkpoint to go with (refused because the run was
+    cancelled or taken over meanwhile; a stream that did not complete): the ledger is not fenced
+    by the lease, because the money was spent whoever holds the run."""
     if not isinstance(run, AsyncRunContext):
         _ledger_anyway(run, key, rows)
         return
@@ -385,13 +403,20 @@ async def durable_stream(
     digest: str,
     result_of: Callable[[E], T | None],
     replay: Callable[[T], Iterable[E]],
+    spent: Callable[[], Sequence[Usage]] | None = None,
     identity: str | None = None,
     run: RunContext | AsyncRunContext | None = None,
-) -> AsyncIterator[E]:
+) -> AsyncGenerator[E, None]:
     """A streamed operation: ``stream()``'s events, checkpointed when the event that completes
     it arrives (``result_of(event)`` is its result; None for every other event). A replay
-    yields ``replay(result)``. A stream that ends before its completing event (cancelled,
-    failed, killed) is no checkpoint: resuming streams it again, under a key of its own.
+    yields ``replay(result)``.
+
+    A stream that does not complete is no checkpoint: resuming streams it again, under a key of
+    its own. But the usage its events reported so far (``spent()``) was paid for, so it is in
+    the ledger once when the stream fails (the provider errors mid-stream), ends early, or is
+    stopped by its consumer (the Agents SDK stops at a ``response.failed`` event). A failure the
+    operation records (``op.errors``) is checkpointed with those rows in one write, and replays
+    as ``durable_call``'s failures do. A killed process records nothing.
     """
     run = run if run is not None else current_run()
     if run is None:
@@ -410,23 +435,187 @@ async def durable_stream(
             await run.check_budget(key)
         else:
             run.check_budget(key)
-    async for event in stream():
-        result = result_of(event)
-        if result is not None:
-            outcome: Outcome[T] = Outcome()
-            dumped = outcome.stored(op, result)
-            rows = outcome.usage_rows(op)
+    events = stream()
+    settled = False  # checkpointed, or its failure recorded: nothing more to write
+    try:
+        while True:
             try:
-                if isinstance(run, AsyncRunContext):
-                    await run.save_checkpoint(
-                        key, digest, dumped, policy=op.step_policy, usage=rows
-                    )
+                event = await anext(events)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                settled = True
+                failure, rows = _stream_failure(op, exc, spent)
+                if failure is None:
+                    await _ledger_anyway_async(run, key, rows)
                 else:
-                    run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
-            except (RunCancelled, LeaseLost):
-                await _ledger_anyway_async(run, key, rows)
+                    await _save_async(run, op, key, digest, failure, rows)
                 raise
-        yield event
+            result = result_of(event)
+            if result is not None:
+                settled = True
+                await _save_async(run, op, key, digest, op.dump(result), _usage_of(op, result))
+            yield event
+    except GeneratorExit:
+        if not settled:  # stopped by its consumer
+            await _ledger_anyway_async(run, key, _spent_rows(spent))
+        raise
+    finally:
+        # Stopped early: the framework's stream is closed now, not when it is collected.
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if not settled:  # ended without its completing event
+        await _ledger_anyway_async(run, key, _spent_rows(spent))
+
+
+async def _save_async(
+    run: RunContext | AsyncRunContext,
+    op: Operation[T],
+    key: str,
+    digest: str,
+    dumped: Any,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """A stream's checkpoint with its usage rows; the rows alone when it is refused."""
+    try:
+        if isinstance(run, AsyncRunContext):
+            await run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
+        else:
+            run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
+    except (RunCancelled, LeaseLost):
+        await _ledger_anyway_async(run, key, rows)
+        raise
+
+
+def durable_stream_sync(
+    op: Operation[T],
+    stream: Callable[[], Iterator[E]],
+    *,
+    digest: str,
+    result_of: Callable[[E], T | None],
+    replay: Callable[[T], Iterable[E]],
+    spent: Callable[[], Sequence[Usage]] | None = None,
+    identity: str | None = None,
+    run: RunContext | AsyncRunContext | None = None,
+) -> Iterator[E]:
+    """``durable_stream`` for a sync stream (a framework's sync ``stream()``), in a sync or an
+    async run.
+
+    The key is taken and the checkpoint looked up when this is called, not when the first event
+    is pulled (a generator's body waits for that): keys follow program order. A recorded failure
+    is raised when the first event is pulled, where the live stream raised it.
+    """
+    run = run if run is not None else current_run()
+    if run is None:
+        return stream()
+    key = run.next_key(op.key_name(identity))
+    try:
+        value = replayed(run, op, key, digest)
+    except TidebaseError:
+        raise  # a diverged input: the workflow's own error, at once
+    except Exception as exc:
+        return _raising(exc)
+    if value is not MISSING:
+        return iter(replay(value))
+    return _streamed_sync(run, op, key, digest, stream, result_of, spent)
+
+
+def _raising(exc: Exception) -> Iterator[Any]:
+    raise exc
+    yield  # a generator: raises when pulled
+
+
+def _streamed_sync(
+    run: RunContext | AsyncRunContext,
+    op: Operation[T],
+    key: str,
+    digest: str,
+    stream: Callable[[], Iterator[E]],
+    result_of: Callable[[E], T | None],
+    spent: Callable[[], Sequence[Usage]] | None,
+) -> Iterator[E]:
+    run._execution.check_live()  # a cancel or a takeover: stop before the stream is paid for
+    if op.step_policy.spends:
+        with blocking_run(run) as sync_run:
+            sync_run.check_budget(key)
+    events = stream()
+    settled = False  # checkpointed, or its failure recorded: nothing more to write
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except Exception as exc:
+                settled = True
+                failure, rows = _stream_failure(op, exc, spent)
+                with blocking_run(run) as sync_run:
+                    if failure is None:
+                        _ledger_anyway(sync_run, key, rows)
+                    else:
+                        _save_sync(sync_run, op, key, digest, failure, rows)
+                raise
+            result = result_of(event)
+            if result is not None:
+                settled = True
+                with blocking_run(run) as sync_run:
+                    _save_sync(sync_run, op, key, digest, op.dump(result), _usage_of(op, result))
+            yield event
+    except GeneratorExit:
+        if not settled:  # stopped by its consumer
+            _spent_sync(run, key, spent)
+        raise
+    finally:
+        # Stopped early: the framework's stream is closed now, not when it is collected.
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    if not settled:  # ended without its completing event
+        _spent_sync(run, key, spent)
+
+
+def _save_sync(
+    run: RunContext,
+    op: Operation[T],
+    key: str,
+    digest: str,
+    dumped: Any,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    try:
+        run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
+    except (RunCancelled, LeaseLost):
+        _ledger_anyway(run, key, rows)
+        raise
+
+
+def _spent_sync(
+    run: RunContext | AsyncRunContext, key: str, spent: Callable[[], Sequence[Usage]] | None
+) -> None:
+    rows = _spent_rows(spent)
+    if rows:  # most streams report usage last: an early stop usually has none to write
+        with blocking_run(run) as sync_run:
+            _ledger_anyway(sync_run, key, rows)
+
+
+def _usage_of(op: Operation[T], result: T) -> list[dict[str, Any]]:
+    return [row.fields() for row in op.usage(result)] if op.usage is not None else []
+
+
+def _spent_rows(spent: Callable[[], Sequence[Usage]] | None) -> list[dict[str, Any]]:
+    return [row.fields() for row in spent()] if spent is not None else []
+
+
+def _stream_failure(
+    op: Operation[Any], exc: Exception, spent: Callable[[], Sequence[Usage]] | None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """What a stream that raised ``exc`` leaves: its stored failure (None when the operation
+    does not record ``exc``) and the ledger rows of the usage it reported before failing."""
+    rows = _spent_rows(spent)
+    if op.errors is None or not op.errors.records(exc):
+        return None, rows
+    return {ERROR_KEY: op.errors.dump(exc)}, rows
 
 
 def durable_call_sync(
@@ -452,6 +641,11 @@ def durable_call_sync(
             result = call()
         except Exception as exc:
             if op.errors is None or not op.errors.records(exc):
+                # Not an outcome, so no checkpoint; what it used before failing was paid for.
+                rows = _failed_usage(op, exc)
+                if rows:
+                    with blocking_run(run) as sync_run:
+                        _ledger_anyway(sync_run, key, rows)
                 raise
             return outcome.failed(op, exc)
         return outcome.stored(op, result)
@@ -473,7 +667,7 @@ def durable_call_sync(
 
 
 def _ledger_anyway(run: RunContext, key: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The usage of a call whose checkpoint was refused (see ``durable_call``)."""
+    """The usage of a call that has no checkpoint to go with (see ``_ledger_anyway_async``)."""
     for fields in rows:
         run._db.record_usage(run._usage_row(key, fields))
 

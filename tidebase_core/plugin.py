@@ -3,9 +3,10 @@
 A plugin turns its framework's units of work into durable operations of the active run: it
 describes each kind once as an ``Operation`` (how its result is stored, which ledger rows it
 stands for, which exceptions are its outcome) and hands every call to ``durable_call``,
-``durable_call_sync`` or ``durable_stream`` (``tidebase_core.operations``), which key, look up,
-check liveness and budget, execute, save with usage and record failures the same way for every
-plugin. Plugins import this module, not the engine's internals::
+``durable_call_sync``, ``durable_stream`` or ``durable_stream_sync``
+(``tidebase_core.operations``), which key, look up, check liveness and budget, execute, save
+with usage and record failures the same way for every plugin. Plugins import this module, not
+the engine's internals::
 
     MODEL = Operation("model.request", dump=dump_response, load=load_response, usage=usage_rows,
                       errors=ErrorCodec(ProviderError))
@@ -33,6 +34,7 @@ from .operations import (
     durable_call,
     durable_call_sync,
     durable_stream,
+    durable_stream_sync,
 )
 from .replay import StepPolicy
 from .serialization import decode, decode_json, encode, input_hash
@@ -51,6 +53,7 @@ __all__ = [
     "durable_call",
     "durable_call_sync",
     "durable_stream",
+    "durable_stream_sync",
     "emit_event_sync",
     "encode",
     "input_hash",

@@ -26,7 +26,7 @@ from tidebase_core.plugin import (
     record_usage_sync,
 )
 
-from .codec import MARK, REPLAYED
+from .codec import MARK, REPLAYED, REPLAYED_TOOL
 from .models import agent_name, owned
 from .usage import usage_rows
 
@@ -51,6 +51,8 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         # LangChain run id → (provider, model, agent) of a chat-model call in progress: only
         # callbacks are told which model a call uses (for the usage row of a cache=False call).
         self._models: dict[UUID, tuple[str | None, str | None, str | None]] = {}
+        # LangChain run ids of replayed tool calls in progress (their end event says so).
+        self._replayed_tools: set[UUID] = set()
 
     # -- chat models ------------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         self._models.pop(run_id, None)
         self._emit(run, "langchain.model.failed", run_id, parent_run_id, _error(error))
 
-    # -- tools (a durable tool's replay fires none of these) ---------------------------------
+    # -- tools (a replayed durable tool call fires them too, its metadata marking it) ----------
 
     def on_tool_start(
         self,
@@ -133,11 +135,19 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
         *,
         run_id: UUID,
         parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         run = current_run()
         if run is not None:
-            fields = {"name": serialized.get("name"), "tool_call_id": kwargs.get("tool_call_id")}
+            replayed = bool((metadata or {}).get(REPLAYED_TOOL))
+            if replayed:
+                self._replayed_tools.add(run_id)
+            fields = {
+                "name": serialized.get("name"),
+                "tool_call_id": kwargs.get("tool_call_id"),
+                "replayed": replayed,
+            }
             self._emit(run, "langchain.tool.started", run_id, parent_run_id, fields)
 
     def on_tool_end(
@@ -145,7 +155,9 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
     ) -> None:
         run = current_run()
         if run is not None:
-            self._emit(run, "langchain.tool.completed", run_id, parent_run_id, {})
+            fields = {"replayed": run_id in self._replayed_tools}
+            self._replayed_tools.discard(run_id)
+            self._emit(run, "langchain.tool.completed", run_id, parent_run_id, fields)
 
     def on_tool_error(
         self,
@@ -157,7 +169,9 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
     ) -> None:
         run = current_run()
         if run is not None:
-            self._emit(run, "langchain.tool.failed", run_id, parent_run_id, _error(error))
+            fields = {**_error(error), "replayed": run_id in self._replayed_tools}
+            self._replayed_tools.discard(run_id)
+            self._emit(run, "langchain.tool.failed", run_id, parent_run_id, fields)
 
     # -- chains (and LangGraph nodes) ---------------------------------------------------------
 
@@ -219,7 +233,7 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
             **fields,
         }
         # Part of this attempt's work, not a workflow-body operation: callbacks fire
-        # differently on replay (a replayed tool fires none), so they are never skipped.
+        # differently on replay (a replayed call is marked replayed), so they are never skipped.
         emit_event_sync(run, type, payload)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "CHECKPOINTED",
     "MARK",
     "REPLAYED",
+    "REPLAYED_TOOL",
     "dump_result",
     "dump_value",
     "load_result",
@@ -44,6 +45,8 @@ __all__ = [
 MARK = "tidebase"
 REPLAYED = "replayed"
 CHECKPOINTED = "checkpointed"
+# Metadata key marking the tool run a replayed tool call fires (its tracers and handlers see it).
+REPLAYED_TOOL = "tidebase_replayed"
 
 MESSAGE_CLASSES: tuple[type[BaseMessage], ...] = (
     AIMessage,

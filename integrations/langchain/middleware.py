@@ -4,8 +4,9 @@
 
 Inside a run, each model call of the agent is one ``durable_call``: replayed from its
 checkpoint (firing the chat-model callbacks as replayed, so ``astream_events`` and tracers
-see every call) or executed and checkpointed with its usage; each tool call likewise (a tool
-made with ``durable_tool`` keeps its own declarations and checkpoints itself). Put it last in
+see every call) or executed and checkpointed with its usage; each tool call likewise (a
+replayed one fires the tool callbacks the ToolNode's ``tool.invoke`` would; a tool made with
+``durable_tool`` keeps its own declarations and checkpoints itself). Put it last in
 ``middleware=[...]``, the innermost layer, so it records what the model and the tools
 returned and the other middleware run around it as usual. Needs the ``langchain`` package.
 """
@@ -40,7 +41,7 @@ from .models import (
     content_keyed,
     owning,
 )
-from .tools import PLAIN, DurableTool, call_async, call_sync
+from .tools import PLAIN, DurableTool, ReplayedCall, call_async, call_sync, replayed_tool_call
 from .usage import usage_rows
 
 __all__ = ["TidebaseMiddleware"]
@@ -100,8 +101,12 @@ class TidebaseMiddleware(AgentMiddleware):
         if run is None or isinstance(request.tool, DurableTool):
             return handler(request)
         call = request.tool_call
+
+        def replay() -> ReplayedCall | None:  # fires what the ToolNode's tool.invoke would
+            return replayed_tool_call(request.tool, call, _tool_config(request))
+
         return call_sync(
-            run, call["name"], call["args"], call["id"], PLAIN, lambda: handler(request)
+            run, call["name"], call["args"], call["id"], PLAIN, lambda: handler(request), replay
         )
 
     async def awrap_tool_call(
@@ -115,7 +120,16 @@ class TidebaseMiddleware(AgentMiddleware):
         async def body() -> Any:
             return await handler(request)
 
-        return await call_async(run, call["name"], call["args"], call["id"], PLAIN, body)
+        def replay() -> ReplayedCall | None:
+            return replayed_tool_call(request.tool, call, _tool_config(request))
+
+        return await call_async(run, call["name"], call["args"], call["id"], PLAIN, body, replay)
+
+
+def _tool_config(request: Any) -> Any:
+    """The config the ToolNode invokes the tool with (its runtime's; else the node's own)."""
+    config = getattr(getattr(request, "runtime", None), "config", None)
+    return config if config is not None else ensure_config()
 
 
 class _ModelCall:

@@ -3,9 +3,9 @@
 ``install()`` wraps ``BaseChatModel._generate_with_cache``/``_agenerate_with_cache``, the one
 place every ``invoke``/``batch``/``generate`` (and a chain's or LangGraph node's call) goes
 through, as ``durable_call_sync``/``durable_call``; and ``stream``/``astream``, which bypass
-it: ``astream`` as the core's ``durable_stream``, ``stream`` with the same steps written out
-(the core's stream is async only). Inside a run a call that completed in an earlier attempt
-returns its recorded result from inside LangChain's generate path, so LangChain fires its
+it, as the core's ``durable_stream_sync``/``durable_stream``. Inside a run a call that
+completed in an earlier attempt returns its recorded result from inside LangChain's generate
+path (a replayed stream: through ``invoke``/``ainvoke``), so LangChain fires its
 callbacks (``on_chat_model_start``/``on_llm_end``) and builds its output as for a live call;
 a new call runs and is checkpointed with its usage. Outside a run, and for a model built with
 ``cache=False``, everything is LangChain's own.
@@ -30,7 +30,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from contextvars import Context, ContextVar
 from typing import Any
 
@@ -47,18 +47,16 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import base
 from langchain_core.runnables.config import ContextThreadPoolExecutor, ensure_config
 
-from tidebase_core.errors import LeaseLost, RunCancelled, TidebaseError
+from tidebase_core.errors import TidebaseError
 from tidebase_core.keys import current_strand
 from tidebase_core.operations import (
-    MISSING,
     ErrorCodec,
     Operation,
     Usage,
-    blocking_run,
     durable_call,
     durable_call_sync,
     durable_stream,
-    replayed,
+    durable_stream_sync,
 )
 from tidebase_core.plugin import AnyRunContext, current_run
 
@@ -277,12 +275,62 @@ def _stream(
     run = current_run()
     if run is None or model.cache is False or _owned.get():
         return wrapped(*args, **kwargs)
-    # The key is taken now, in program order, not when the consumer first pulls.
-    op, key, digest = _stream_call(run, model, args, kwargs)
-    value = replayed(run, op, key, digest)
-    if value is not MISSING:
-        return _replayed(model, value, args, kwargs)
-    return _durable_stream(run, op, key, digest, wrapped, args, kwargs)
+    op, digest, identity = _stream_operation(model, args, kwargs)
+    seen = _Seen(op)
+
+    def live() -> Iterator[BaseMessageChunk | _Done]:
+        chunks = wrapped(*args, **kwargs)
+        try:
+            while True:
+                with owning():  # the stream's callbacks fire inside next()
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                seen.add(chunk)
+                yield chunk
+        finally:
+            with owning():
+                chunks.close()
+        if seen.merged is not None:
+            yield _Done(_result(seen.merged))
+
+    with content_keyed(identity):  # the sync stream takes its key now, in program order
+        events = durable_stream_sync(
+            op,
+            live,
+            digest=digest,
+            result_of=_done,
+            replay=lambda result: [_Replay(result)],
+            spent=seen.spent,
+            identity=identity,
+            run=run,
+        )
+    return _chunks(model, events, args, kwargs)
+
+
+def _chunks(
+    model: BaseChatModel,
+    events: Iterator[BaseMessageChunk | _Done | _Replay],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Generator[BaseMessageChunk, None, None]:
+    try:
+        for event in events:
+            if isinstance(event, _Replay):
+                token = _answer.set(
+                    event.result
+                )  # invoke answers: callbacks fire as for a live call
+                try:
+                    message = model.invoke(*args, **kwargs)
+                finally:
+                    _answer.reset(token)
+                yield _chunk(message)
+            elif not isinstance(event, _Done):
+                yield event
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # abandoned: the core writes what the stream had spent, and closes it
 
 
 def _astream(
@@ -310,63 +358,23 @@ def _stream_operation(
     return _call_of(model, messages, stop, rest, config.get("metadata"))
 
 
-def _stream_call(
-    run: AnyRunContext, model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[Operation[ChatResult], str, str]:
-    op, digest, identity = _stream_operation(model, args, kwargs)
-    with content_keyed(identity):
-        return op, run.next_key(op.key_name(identity)), digest
+class _Seen:
+    """A live stream's chunks so far, merged: its result when it ends, and, if it fails or is
+    stopped first, the usage they reported (paid for all the same)."""
 
+    __slots__ = ("merged", "op")
 
-def _replayed(
-    model: BaseChatModel, value: ChatResult, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Generator[BaseMessageChunk, None, None]:
-    token = _answer.set(value)  # invoke answers with it: callbacks fire as for a live call
-    try:
-        message = model.invoke(*args, **kwargs)
-    finally:
-        _answer.reset(token)
-    yield _chunk(message)
+    def __init__(self, op: Operation[ChatResult]) -> None:
+        self.op = op
+        self.merged: BaseMessageChunk | None = None
 
+    def add(self, chunk: BaseMessageChunk) -> None:
+        self.merged = chunk if self.merged is None else self.merged + chunk
 
-def _durable_stream(
-    run: AnyRunContext,
-    op: Operation[ChatResult],
-    key: str,
-    digest: str,
-    wrapped: Callable[..., Generator[BaseMessageChunk, None, None]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Generator[BaseMessageChunk, None, None]:
-    # The core's `durable_stream` is async only: a sync stream does what it does.
-    run._execution.check_live()  # a cancel or takeover stops the call before it is paid for
-    if op.step_policy.spends:
-        with blocking_run(run) as sync_run:
-            sync_run.check_budget(key)
-    chunks = wrapped(*args, **kwargs)
-    merged: BaseMessageChunk | None = None
-    try:
-        while True:
-            with owning():  # the stream's callbacks fire inside next()
-                chunk = next(chunks, None)
-            if chunk is None:
-                break
-            merged = chunk if merged is None else merged + chunk
-            yield chunk
-    finally:
-        with owning():
-            chunks.close()
-    if merged is not None:
-        result = _result(merged)
-        rows = [u.fields() for u in (op.usage(result) if op.usage else ())]
-        with blocking_run(run) as sync_run:
-            try:
-                sync_run.save_checkpoint(
-                    key, digest, op.dump(result), policy=op.step_policy, usage=rows
-                )
-            except (RunCancelled, LeaseLost):
-                _ledger_anyway(sync_run, key, rows)
-                raise
+    def spent(self) -> list[Usage]:
+        if self.merged is None or self.op.usage is None:
+            return []
+        return list(self.op.usage(_result(self.merged)))
 
 
 class _Done:
@@ -379,12 +387,16 @@ class _Done:
 
 
 class _Replay:
-    """A replayed stream's one event: answered by ``ainvoke`` so callbacks fire."""
+    """A replayed stream's one event: answered by ``invoke``/``ainvoke`` so callbacks fire."""
 
     __slots__ = ("result",)
 
     def __init__(self, result: ChatResult) -> None:
         self.result = result
+
+
+def _done(event: BaseMessageChunk | _Done | _Replay) -> ChatResult | None:
+    return event.result if isinstance(event, _Done) else None
 
 
 async def _durable_astream(
@@ -397,9 +409,10 @@ async def _durable_astream(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> AsyncGenerator[BaseMessageChunk, None]:
-    async def events() -> AsyncIterator[BaseMessageChunk | _Done]:
+    seen = _Seen(op)
+
+    async def live() -> AsyncIterator[BaseMessageChunk | _Done]:
         chunks = wrapped(*args, **kwargs)
-        merged: BaseMessageChunk | None = None
         try:
             while True:
                 with owning():  # the stream's callbacks fire inside anext()
@@ -407,41 +420,38 @@ async def _durable_astream(
                         chunk = await anext(chunks)
                     except StopAsyncIteration:
                         break
-                merged = chunk if merged is None else merged + chunk
+                seen.add(chunk)
                 yield chunk
         finally:
             with owning():
                 await chunks.aclose()
-        if merged is not None:
-            yield _Done(_result(merged))
+        if seen.merged is not None:
+            yield _Done(_result(seen.merged))
 
     stream = durable_stream(
         op,
-        events,
+        live,
         digest=digest,
-        result_of=lambda event: event.result if isinstance(event, _Done) else None,
+        result_of=_done,
         replay=lambda result: [_Replay(result)],
+        spent=seen.spent,
         identity=identity,
         run=run,
-    ).__aiter__()
-    with content_keyed(identity):  # the key is taken in the first step
-        event: Any = await anext(stream, None)
-    while event is not None:
-        if isinstance(event, _Replay):
-            token = _answer.set(event.result)  # set and reset within one step: no yield
-            try:
-                message = await model.ainvoke(*args, **kwargs)
-            finally:
-                _answer.reset(token)
-            yield _chunk(message)
-        elif not isinstance(event, _Done):
-            yield event
-        event = await anext(stream, None)
-
-
-def _ledger_anyway(run: Any, key: str, rows: list[dict[str, Any]]) -> None:
-    for fields in rows:
-        run._db.record_usage(run._usage_row(key, fields))
+    )
+    async with aclosing(stream):  # abandoned: the core writes what it had spent, and closes it
+        with content_keyed(identity):  # the key is taken in the first step
+            event: Any = await anext(stream, None)
+        while event is not None:
+            if isinstance(event, _Replay):
+                token = _answer.set(event.result)  # set and reset within one step: no yield
+                try:
+                    message = await model.ainvoke(*args, **kwargs)
+                finally:
+                    _answer.reset(token)
+                yield _chunk(message)
+            elif not isinstance(event, _Done):
+                yield event
+            event = await anext(stream, None)
 
 
 def _result(merged: BaseMessageChunk) -> ChatResult:

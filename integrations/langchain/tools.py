@@ -5,28 +5,42 @@ its name, schema, description, injected arguments and ``response_format`` are th
 and it works wherever a tool does (``invoke``, ``ainvoke``, LangGraph's ``ToolNode``,
 ``create_agent``). Only ``run``/``arun`` change: inside a run, a call that completed in an
 earlier attempt returns its recorded output (a ``ToolMessage`` keeps its ``tool_call_id``)
-without running or firing callbacks; a new call runs as a step (``durable_call``). A call
+without running, and fires the callbacks ``BaseTool.run`` fires (``on_tool_start``, then
+``on_tool_end`` with that output), its run's metadata marked ``tidebase_replayed``; a new call
+runs as a step (``durable_call``), LangChain's own ``run`` firing its callbacks. A call
 that raises raises its own exception; only a ``ToolException`` is checkpointed as an outcome.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool, ToolException
 
+from tidebase_core.errors import TidebaseError
 from tidebase_core.operations import ErrorCodec, Operation, durable_call, durable_call_sync
 from tidebase_core.plugin import AnyRunContext, StepPolicy, current_run, input_hash
 from tidebase_core.replay import ReplayMode
 from tidebase_core.retry import RetryPolicy
 
-from .codec import dump_value, load_value
+from .codec import REPLAYED_TOOL, dump_value, load_value
 
-__all__ = ["DurableTool", "ToolPolicy", "call_async", "call_sync", "durable_tool", "durable_tools"]
+__all__ = [
+    "DurableTool",
+    "ReplayedCall",
+    "ToolPolicy",
+    "call_async",
+    "call_sync",
+    "durable_tool",
+    "durable_tools",
+    "replayed_tool_call",
+]
 
 IdempotencyKey = str | Callable[[Any, str | None], str]
 """A string, or a function of the call's arguments and ``tool_call_id`` returning one."""
@@ -83,8 +97,11 @@ class DurableTool:
                 tool_input, *args, config=config_with_run, tool_call_id=tool_call_id, **kwargs
             )
 
+        def replay() -> ReplayedCall:
+            return self._run_arguments(tool_input, args, config, tool_call_id, kwargs)
+
         name, args_for_key = self._call_of(tool_input)
-        return call_sync(run, name, args_for_key, tool_call_id, self.tidebase_policy, body)
+        return call_sync(run, name, args_for_key, tool_call_id, self.tidebase_policy, body, replay)
 
     async def arun(
         self,
@@ -107,8 +124,30 @@ class DurableTool:
                 tool_input, *args, config=config_with_run, tool_call_id=tool_call_id, **kwargs
             )
 
+        def replay() -> ReplayedCall:
+            return self._run_arguments(tool_input, args, config, tool_call_id, kwargs)
+
         name, args_for_key = self._call_of(tool_input)
-        return await call_async(run, name, args_for_key, tool_call_id, self.tidebase_policy, body)
+        return await call_async(
+            run, name, args_for_key, tool_call_id, self.tidebase_policy, body, replay
+        )
+
+    def _run_arguments(
+        self,
+        tool_input: str | dict[str, Any],
+        args: tuple[Any, ...],
+        config: RunnableConfig | None,
+        tool_call_id: str | None,
+        kwargs: dict[str, Any],
+    ) -> ReplayedCall:
+        """The call as LangChain's ``BaseTool.run`` received it (verbose, colors, callbacks,
+        tags, metadata, run name and id, extra callback arguments)."""
+        assert isinstance(self, BaseTool)
+        bound = _RUN.bind(
+            self, tool_input, *args, config=config, tool_call_id=tool_call_id, **kwargs
+        )
+        bound.apply_defaults()
+        return ReplayedCall(self, bound.arguments)
 
     def _call_of(self, tool_input: str | dict[str, Any]) -> tuple[str, Any]:
         """The tool's name and the arguments that identify a call: those the model gives
@@ -123,6 +162,76 @@ class DurableTool:
             else getattr(schema, "model_fields", {})
         )
         return self.name, {k: v for k, v in tool_input.items() if k in given}
+
+
+_RUN = inspect.signature(BaseTool.run)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedCall:
+    """A replayed tool call, with the arguments ``BaseTool.run`` takes (``_RUN``'s names)."""
+
+    tool: BaseTool
+    arguments: Mapping[str, Any]
+
+    def start(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``CallbackManager.configure`` and ``on_tool_start`` arguments, as ``BaseTool.run``
+        gives them, the run's metadata marking it replayed."""
+        tool, a = self.tool, self.arguments
+        tool_input = a["tool_input"]
+        # Injected arguments (a ToolRuntime, the call id) are left out, as LangChain does.
+        filter_injected = getattr(tool, "_filter_injected_args", None)
+        shown = (
+            filter_injected(tool_input)
+            if filter_injected and isinstance(tool_input, dict)
+            else None
+        )
+        configure = {
+            "inheritable_callbacks": a["callbacks"],
+            "local_callbacks": tool.callbacks,
+            "verbose": tool.verbose or bool(a["verbose"]),
+            "inheritable_tags": a["tags"],
+            "local_tags": tool.tags,
+            "inheritable_metadata": a["metadata"],
+            "local_metadata": {**(tool.metadata or {}), REPLAYED_TOOL: True},
+        }
+        start = {
+            "serialized": {"name": tool.name, "description": tool.description},
+            "input_str": tool_input
+            if isinstance(tool_input, str)
+            else str(shown if shown is not None else tool_input),
+            "color": a["start_color"],
+            "name": a["run_name"],
+            "run_id": a["run_id"],
+            "inputs": shown,
+            "tool_call_id": a["tool_call_id"],
+            **a["kwargs"],
+        }
+        return configure, start
+
+
+def fire_replayed(call: ReplayedCall, outcome: Any) -> None:
+    """Fire the callbacks LangChain fires for a live call (``on_tool_start``, then
+    ``on_tool_end`` with the recorded output, or ``on_tool_error`` with the recorded
+    exception), so tracers see a replayed call as they saw it run."""
+    configure, start = call.start()
+    run_manager = CallbackManager.configure(**configure).on_tool_start(**start)
+    if isinstance(outcome, BaseException):
+        run_manager.on_tool_error(outcome, tool_call_id=start["tool_call_id"])
+    else:
+        color, extra = call.arguments["color"], call.arguments["kwargs"]
+        run_manager.on_tool_end(outcome, color=color, name=call.tool.name, **extra)
+
+
+async def afire_replayed(call: ReplayedCall, outcome: Any) -> None:
+    """``fire_replayed`` on LangChain's async callback manager."""
+    configure, start = call.start()
+    run_manager = await AsyncCallbackManager.configure(**configure).on_tool_start(**start)
+    if isinstance(outcome, BaseException):
+        await run_manager.on_tool_error(outcome, tool_call_id=start["tool_call_id"])
+    else:
+        color, extra = call.arguments["color"], call.arguments["kwargs"]
+        await run_manager.on_tool_end(outcome, color=color, name=call.tool.name, **extra)
 
 
 TOOL_ERRORS = ErrorCodec(ToolException)
@@ -160,15 +269,35 @@ def call_sync(
     tool_call_id: str | None,
     policy: ToolPolicy,
     body: Callable[[], Any],
+    replay: Callable[[], ReplayedCall | None],
 ) -> Any:
     """Replay a tool call's checkpoint, or run ``body`` as a step (the rule for tools, sync).
 
-    A tool that raises raises its own exception (LangChain and LangGraph handle tool errors
-    by type); the failure is recorded on the step, and a retry (or the resumed run) runs it.
+    A replayed call fires the callbacks of ``replay()`` (the call as LangChain's ``run`` got
+    it; None: none), since ``body``, which fires them live, does not run. A tool that raises
+    raises its own exception (LangChain and LangGraph handle tool errors by type); the failure
+    is recorded on the step, and a retry (or the resumed run) runs it.
     """
     digest, identity = tool_key(name, args, tool_call_id)
     op = tool_operation(name, policy.for_call(name, args, tool_call_id))
-    return durable_call_sync(op, body, digest=digest, identity=identity, run=run)
+    ran = False
+
+    def running() -> Any:
+        nonlocal ran
+        ran = True
+        return body()
+
+    try:
+        output = durable_call_sync(op, running, digest=digest, identity=identity, run=run)
+    except Exception as exc:
+        call = None if ran or isinstance(exc, TidebaseError) else replay()
+        if call is not None:  # a recorded ToolException, raised again
+            fire_replayed(call, exc)
+        raise
+    call = None if ran else replay()
+    if call is not None:
+        fire_replayed(call, output)
+    return output
 
 
 async def call_async(
@@ -178,11 +307,52 @@ async def call_async(
     tool_call_id: str | None,
     policy: ToolPolicy,
     body: Callable[[], Awaitable[Any]],
+    replay: Callable[[], ReplayedCall | None],
 ) -> Any:
     """``call_sync`` for an async tool body."""
     digest, identity = tool_key(name, args, tool_call_id)
     op = tool_operation(name, policy.for_call(name, args, tool_call_id))
-    return await durable_call(op, body, digest=digest, identity=identity, run=run)
+    ran = False
+
+    async def running() -> Any:
+        nonlocal ran
+        ran = True
+        return await body()
+
+    try:
+        output = await durable_call(op, running, digest=digest, identity=identity, run=run)
+    except Exception as exc:
+        call = None if ran or isinstance(exc, TidebaseError) else replay()
+        if call is not None:  # a recorded ToolException, raised again
+            await afire_replayed(call, exc)
+        raise
+    call = None if ran else replay()
+    if call is not None:
+        await afire_replayed(call, output)
+    return output
+
+
+def replayed_tool_call(
+    tool: BaseTool | None, tool_call: Mapping[str, Any], config: RunnableConfig | None
+) -> ReplayedCall | None:
+    """A tool call LangGraph's ``ToolNode`` makes with ``tool.invoke(call, config)``, as
+    ``BaseTool.invoke`` hands it to ``run`` (None for a tool the node does not have)."""
+    if tool is None:
+        return None
+    config = ensure_config(config)
+    bound = _RUN.bind(
+        tool,
+        dict(tool_call.get("args") or {}),
+        callbacks=config.get("callbacks"),
+        tags=config.get("tags"),
+        metadata=config.get("metadata"),
+        run_name=config.get("run_name"),
+        run_id=config.get("run_id"),
+        config=config,
+        tool_call_id=tool_call.get("id"),
+    )
+    bound.apply_defaults()
+    return ReplayedCall(tool, bound.arguments)
 
 
 def _with_run(config: RunnableConfig | None, run: AnyRunContext) -> RunnableConfig:

@@ -1,9 +1,9 @@
 """Input hashes of model requests: the divergence check of a replayed model call.
 
-The hash covers what the response depends on (instructions, input items, settings, the tools
-and handoffs offered, the output type), normalized so that equal requests hash equally across
-processes: item ids and ``None`` fields are dropped, callables count by name, and the prompt
-cache key the SDK generates for each ``Runner.run`` is left out.
+The hash covers what the response depends on (the model asked, instructions, input items,
+settings, the tools and handoffs offered, the output type), normalized so that equal requests
+hash equally across processes: item ids and ``None`` fields are dropped, callables count by
+name, and the prompt cache key the SDK generates for each ``Runner.run`` is left out.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ _VOLATILE_SETTINGS = ("retry", "prompt_cache_key")
 
 
 def model_request_digest(
+    model: str,
     system_instructions: str | None,
     input: str | Sequence[Any],
     model_settings: Any,
@@ -31,6 +32,8 @@ def model_request_digest(
 ) -> str:
     return input_hash(
         {
+            # A recorded answer replayed for another model would be silently wrong.
+            "model": model,
             "instructions": system_instructions,
             "input": input if isinstance(input, str) else [_item(i) for i in input],
             "settings": _settings(model_settings),

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from agents import Agent, FunctionTool, Handoff, Model
 
 from .guardrails import durable_guardrail
-from .models import durable_model
+from .models import AgentModelName, durable_model
 from .tools import durable_tool
 
 __all__ = ["durable_agent", "is_durable_agent"]
@@ -56,6 +56,8 @@ class _Copier:
         self._copies[id(agent)] = (agent, durable)
         if isinstance(agent.model, Model):
             durable.model = durable_model(agent.model, agent=agent.name)
+        elif isinstance(agent.model, str):
+            durable.model = AgentModelName(agent.model, agent.name)
         durable.tools = [self.tool(tool) for tool in agent.tools]
         durable.handoffs = [self.handoff(target) for target in agent.handoffs]
         durable.input_guardrails = [durable_guardrail(g) for g in agent.input_guardrails]

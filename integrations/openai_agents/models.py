@@ -2,7 +2,8 @@
 ``DurableModelProvider`` any ``ModelProvider``.
 
 Each ``get_response`` / ``stream_response`` is the operation ``model.request`` (``#2``, ``#3`` …)
-in the order the run makes them, with the request's hash as the divergence check. A fresh call
+in the order the run makes them, with the request's hash (the model asked included) as the
+divergence check. A fresh call
 stores its response and its usage in one write; a replayed call returns the stored response and
 records nothing. A call that failed with a provider error (``openai.APIError``, a timeout, a
 dropped connection: what the SDK's retries and a workflow's fallback act on) is recorded too,
@@ -10,12 +11,15 @@ and raised again on replay when the run went on past it; the SDK's retry of it i
 ``model.request``, on the first attempt and on every resume alike.
 
 A stream is checkpointed when its ``response.completed`` event arrives (a partial stream is
-never a checkpoint, and its key is not reused); a replayed stream yields that one event.
+never a checkpoint, and its key is not reused); a replayed stream yields that one event. A
+stream that fails after its provider reported usage (``response.failed`` carries it) has that
+usage in the ledger, once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import agents.exceptions
@@ -24,9 +28,9 @@ from agents import Model, ModelProvider, ModelResponse, ModelSettings
 from agents.models.interface import ModelTracing
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
-from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent
+from openai.types.responses import Response, ResponseCompletedEvent, ResponseOutputItemDoneEvent
 
-from tidebase_core.operations import ErrorCodec, Operation, durable_call, durable_stream
+from tidebase_core.operations import ErrorCodec, Operation, Usage, durable_call, durable_stream
 from tidebase_core.plugin import current_run
 
 from .digests import model_request_digest
@@ -38,7 +42,7 @@ from .responses import (
     usage_rows,
 )
 
-__all__ = ["MODEL_ERRORS", "DurableModel", "DurableModelProvider"]
+__all__ = ["MODEL_ERRORS", "AgentModelName", "DurableModel", "DurableModelProvider"]
 
 _STEP = "model.request"
 
@@ -71,14 +75,12 @@ class DurableModel(Model):
             )
         self.inner = inner
         provider, model = _ledger_names(inner, name)
+        self._identity = _identity(inner, name)
+        self._usage: Callable[[ModelResponse], list[Usage]] = lambda response: usage_rows(
+            response, provider=provider, model=model, agent=agent
+        )
         self._op: Operation[ModelResponse] = Operation(
-            _STEP,
-            dump=dump_response,
-            load=load_response,
-            usage=lambda response: usage_rows(
-                response, provider=provider, model=model, agent=agent
-            ),
-            errors=MODEL_ERRORS,
+            _STEP, dump=dump_response, load=load_response, usage=self._usage, errors=MODEL_ERRORS
         )
 
     def __getattr__(self, name: str) -> Any:
@@ -119,7 +121,7 @@ class DurableModel(Model):
 
         # ``op.dump`` runs as the call returns: before the SDK's retry adds to response.usage.
         return await durable_call(
-            self._op, call, digest=model_request_digest(*request, options), run=run
+            self._op, call, digest=model_request_digest(self._identity, *request, options), run=run
         )
 
     async def stream_response(
@@ -147,25 +149,39 @@ class DurableModel(Model):
                 yield event
             return
         done_items: list[Any] = []
+        # The last response the stream reported usage for before completing (a
+        # ``response.failed`` carries what the call used): in the ledger if it fails.
+        reported: list[Response] = []
 
         def result_of(event: Any) -> ModelResponse | None:
             if isinstance(event, ResponseOutputItemDoneEvent):
                 done_items.append(event.item)
             elif isinstance(event, ResponseCompletedEvent):
                 return response_of_stream(event.response, done_items)
+            else:
+                response = getattr(event, "response", None)
+                if isinstance(response, Response) and response.usage is not None:
+                    reported[:] = [response]
             return None
 
+        def spent() -> list[Usage]:
+            return [row for r in reported for row in self._usage(response_of_stream(r, done_items))]
+
         # Every stream takes a key of its own: one cancelled before ``response.completed`` leaves
-        # its key unwritten, and the next stream never reuses it.
-        async for event in durable_stream(
+        # its key unwritten, and the next stream never reuses it. Closed with this generator
+        # (the SDK closes it at a ``response.failed`` event), so that its usage is written then.
+        events = durable_stream(
             self._op,
             lambda: self.inner.stream_response(*request, tracing, **options),
-            digest=model_request_digest(*request, options),
+            digest=model_request_digest(self._identity, *request, options),
             result_of=result_of,
             replay=lambda response: [completed_event(response)],
+            spent=spent,
             run=run,
-        ):
-            yield event
+        )
+        async with aclosing(events):
+            async for event in events:
+                yield event
 
     def get_retry_advice(self, request: Any) -> Any:
         return self.inner.get_retry_advice(request)
@@ -190,8 +206,12 @@ class DurableModelProvider(ModelProvider):
         self.inner = inner
 
     def get_model(self, model_name: str | None) -> Model:
-        model = self.inner.get_model(model_name)
-        return model if isinstance(model, DurableModel) else DurableModel(model, name=model_name)
+        agent = model_name.agent if isinstance(model_name, AgentModelName) else None
+        name = None if model_name is None else str(model_name)
+        model = self.inner.get_model(name)
+        if isinstance(model, DurableModel):
+            return model
+        return DurableModel(model, name=name, agent=agent)
 
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
@@ -199,9 +219,33 @@ class DurableModelProvider(ModelProvider):
             await close()
 
 
+class AgentModelName(str):
+    """A model name given as ``Agent(model="gpt-4o-mini")``, as the agent's durable copy holds
+    it: still the name (the SDK resolves it and its default settings as before), carrying the
+    agent it belongs to, which the SDK does not tell the provider, for the ledger's
+    ``by_agent``."""
+
+    agent: str
+
+    def __new__(cls, name: str, agent: str) -> AgentModelName:
+        made = super().__new__(cls, name)
+        made.agent = agent
+        return made
+
+
 def durable_model(model: Model, agent: str | None = None) -> DurableModel:
     """``model`` wrapped once (an already durable model is returned as it is)."""
     return model if isinstance(model, DurableModel) else DurableModel(model, agent=agent)
+
+
+def _identity(inner: Model, name: str | None) -> str:
+    """The model a request is sent to, for the request hash: the model's own name
+    (``OpenAIResponsesModel(model=...)``, a LiteLLM model), else the name the provider was
+    asked for, else the model's class."""
+    own = getattr(inner, "model", None)
+    if isinstance(own, str):
+        return own
+    return name if name is not None else f"{type(inner).__module__}.{type(inner).__qualname__}"
 
 
 def _ledger_names(inner: Model, name: str | None) -> tuple[str | None, str | None]:

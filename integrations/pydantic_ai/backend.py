@@ -8,9 +8,11 @@ order of occurrence (``triage__model.request#2``); tool calls are keyed by the c
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from pydantic_ai.durable_exec import (
     DurableOperationId,
@@ -20,8 +22,9 @@ from pydantic_ai.durable_exec import (
     ToolsetCallToolId,
 )
 from pydantic_ai.exceptions import AgentRunError
+from pydantic_ai.messages import ModelResponse
 from tidebase_core.keys import current_scope
-from tidebase_core.operations import ErrorCodec, Operation, durable_call
+from tidebase_core.operations import ErrorCodec, Operation, Usage, durable_call
 from tidebase_core.plugin import AnyRunContext, current_run
 
 from .digests import operation_digest
@@ -29,9 +32,56 @@ from .usage import usage_rows
 
 __all__ = ["TidebaseOperationBackend"]
 
-# A model request that failed (a provider's 503, a refusal) is an outcome the agent's caller
-# may act on (fall back to another agent): recorded, and raised again on replay.
-MODEL_ERRORS = ErrorCodec(AgentRunError)
+try:  # Pydantic AI >= 2.6x: a streamed request's failure carries what the stream produced
+    from pydantic_ai.durable_exec._utils import (
+        mark_streamed_before_failing,
+        streamed_before_failing,
+    )
+except ImportError:  # pragma: no cover - older releases mark nothing
+
+    def streamed_before_failing(error: BaseException) -> ModelResponse | None:
+        return None
+
+    def mark_streamed_before_failing(error: BaseException, response: ModelResponse) -> None:
+        return None
+
+
+_RESPONSE: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
+
+
+class ModelErrors(ErrorCodec):
+    """A model request that failed (a provider's 503, a refusal) is an outcome the agent's
+    caller may act on (fall back to another agent): recorded, and raised again on replay.
+
+    A streamed request that failed after it produced output carries that output on its
+    exception (Pydantic AI's mark: the run then treats it as a stream that had started, not
+    one to retry or fall back from as if never sent); it is stored with the exception and put
+    back on the replayed one, so the run takes the same path again."""
+
+    def dump(self, exc: BaseException) -> dict[str, Any]:
+        stored = super().dump(exc)
+        response = streamed_before_failing(exc)
+        if response is not None:
+            stored["streamed"] = _RESPONSE.dump_python(response, mode="json")
+        return stored
+
+    def load(self, stored: Mapping[str, Any]) -> BaseException:
+        exc = super().load(stored)
+        if stored.get("streamed") is not None:
+            mark_streamed_before_failing(exc, _RESPONSE.validate_python(stored["streamed"]))
+        return exc
+
+
+MODEL_ERRORS = ModelErrors(AgentRunError)
+
+
+def spent(error: BaseException, agent: str | None) -> list[Usage]:
+    """What a streamed request that failed mid-way had used (its partial response's usage)."""
+    response = streamed_before_failing(error)
+    if response is None:
+        return []
+    return usage_rows(_RESPONSE.dump_python(response, mode="json"), agent=agent)
+
 
 _MODEL_CALLS = (ModelRequestId, ModelCompactMessagesId)
 _operations: dict[tuple[str, str | None], Operation[Any]] = {}
@@ -44,7 +94,12 @@ def _operation(name: str, agent: str | None) -> Operation[Any]:
     if op is None:
         op = _operations.setdefault(
             (name, agent),
-            Operation(name, usage=partial(usage_rows, agent=agent), errors=MODEL_ERRORS)
+            Operation(
+                name,
+                usage=partial(usage_rows, agent=agent),
+                errors=MODEL_ERRORS,
+                spent=partial(spent, agent=agent),
+            )
             if agent is not None
             else Operation(name),
         )

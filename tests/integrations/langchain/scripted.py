@@ -136,6 +136,26 @@ def run_agent_loop(model: Any, tools: Sequence[BaseTool], question: str) -> list
     raise AssertionError("the agent loop did not finish")
 
 
+def stream_agent_loop(model: Any, tools: Sequence[BaseTool], question: str) -> list[BaseMessage]:
+    """``run_agent_loop`` with each answer streamed (``stream()``) and merged."""
+    from langchain_core.messages import HumanMessage, message_chunk_to_message
+
+    by_name = {t.name: t for t in tools}
+    bound = model.bind_tools(tools)
+    messages: list[BaseMessage] = [HumanMessage(question)]
+    for _ in range(5):
+        chunks = list(bound.stream(messages))
+        merged = chunks[0]
+        for chunk in chunks[1:]:
+            merged += chunk
+        answer = message_chunk_to_message(merged)
+        messages.append(answer)
+        if not answer.tool_calls:
+            return messages
+        messages.extend(by_name[call["name"]].invoke(call) for call in answer.tool_calls)
+    raise AssertionError("the agent loop did not finish")
+
+
 async def arun_agent_loop(
     model: Any, tools: Sequence[BaseTool], question: str
 ) -> list[BaseMessage]:

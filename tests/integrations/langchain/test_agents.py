@@ -205,3 +205,38 @@ def test_usage_by_agent_names_each_create_agent(
     assert tide.run("agents", two_agents, run_id=run_id) == ANSWER
     by_agent = {a.agent: a.calls for a in tide.usage.summary(run_id).by_agent}
     assert by_agent == {"researcher": 3, "writer": 3}
+
+
+async def test_astream_events_of_a_resumed_agent_show_its_replayed_tool_calls(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    agent = create_agent(
+        ScriptedChatModel(record=executions.record),
+        research_tools(executions.record),
+        middleware=[TidebaseMiddleware()],
+    )
+    seen: list[list[tuple[str, str]]] = []
+
+    async def ask(run: AsyncRunContext, _: None) -> None:
+        seen.append([])
+        async for event in agent.astream_events(QUESTION, version="v2"):
+            if event["event"] in ("on_tool_start", "on_tool_end", "on_chat_model_end"):
+                seen[-1].append((event["event"], event["name"]))
+        interrupt_first_attempt(run)
+
+    with pytest.raises(Interrupted):
+        await atide.run("agent", ask, run_id="g-events")
+    await atide.run("agent", ask, run_id="g-events")
+
+    live, replayed = seen
+    assert live == [
+        ("on_chat_model_end", "ScriptedChatModel"),
+        ("on_tool_start", "search"),
+        ("on_tool_end", "search"),
+        ("on_chat_model_end", "ScriptedChatModel"),
+        ("on_tool_start", "save"),
+        ("on_tool_end", "save"),
+        ("on_chat_model_end", "ScriptedChatModel"),
+    ]
+    assert replayed == live, "a replayed agent's tool calls are traced as its model calls are"
+    assert executions == {"model": 3, "search": 1, "save": 1}

@@ -2,15 +2,19 @@
 
 A completed stream replays as one chunk, whether it was a direct ``stream``/``astream`` on a
 model or a chain, or LangGraph streaming the tokens of a model called inside a node. A
-replayed call has no tokens to stream to callbacks.
+replayed call has no tokens to stream to callbacks. A stream that fails mid-way has the usage
+it reported in the ledger, once, and its failure replays like a failed ``invoke``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import pytest
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.messages import AIMessageChunk, BaseMessage, UsageMetadata
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from tidebase import RunContext, Tidebase
@@ -148,3 +152,75 @@ def test_langgraph_message_streaming_inside_invoke_replays(
     assert executions == {"model": 1}
     assert streamed[0] == ["echo:", " why", " tides?"]  # tokens, live
     assert "".join(streamed[1]) == "echo: why tides?"  # replayed whole
+
+
+class Overloaded(Exception):
+    """The provider failing mid-stream."""
+
+
+class BreaksMidStream(ScriptedChatModel):
+    """Reports its input tokens with the first chunk (as Anthropic's ``message_start`` does),
+    then the provider fails."""
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        if self.record is not None:
+            self.record("broken model")
+        usage = UsageMetadata(input_tokens=12, output_tokens=1, total_tokens=13)
+        yield ChatGenerationChunk(message=AIMessageChunk(content="The", usage_metadata=usage))
+        raise Overloaded("503 mid-stream")
+
+
+SPENT_BEFORE_THE_FAILURE = [(12, 1)]
+
+
+def test_a_stream_failing_midway_is_ledgered_once_and_its_fallback_replays(
+    tide: Tidebase, executions: Executions
+) -> None:
+    broken = BreaksMidStream(record=executions.record)
+    backup = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    def stream(run: RunContext, _: None) -> str:
+        try:
+            answer = "".join(str(c.content) for c in broken.stream("why tides?"))
+        except Overloaded:
+            answer = "".join(str(c.content) for c in backup.stream("why tides?"))
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        tide.run("broken", stream, run_id="s6")
+    assert [(r.input_tokens, r.output_tokens) for r in tide.usage.records("s6")][:1] == (
+        SPENT_BEFORE_THE_FAILURE
+    )
+    assert tide.run("broken", stream, run_id="s6") == "echo: why tides?"
+    assert executions == {"broken model": 1, "model": 1}, "the failed stream was not sent again"
+    assert len(tide.usage.records("s6")) == 2, "one row for each stream, once"
+
+
+async def test_an_astream_failing_midway_is_ledgered_once_and_its_fallback_replays(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    broken = BreaksMidStream(record=executions.record)
+    backup = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    async def stream(run: AsyncRunContext, _: None) -> str:
+        try:
+            answer = "".join([str(c.content) async for c in broken.astream("why tides?")])
+        except Overloaded:
+            answer = "".join([str(c.content) async for c in backup.astream("why tides?")])
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        await atide.run("broken", stream, run_id="s7")
+    rows = await atide.usage.records("s7")
+    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
+    assert await atide.run("broken", stream, run_id="s7") == "echo: why tides?"
+    assert executions == {"broken model": 1, "model": 1}, "the failed stream was not sent again"
+    assert len(await atide.usage.records("s7")) == 2, "one row for each stream, once"

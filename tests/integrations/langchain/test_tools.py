@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import InjectedToolCallId, ToolException, tool
@@ -39,7 +40,7 @@ def test_a_replayed_tool_call_returns_its_tool_message_without_running(
 
     assert result == {"id": "call_1", "content": "3 sources on 'tides'", "name": "search"}
     assert executions == {"search": 1}
-    assert started == ["search"], "a replayed tool call fired tool callbacks"
+    assert started == ["search", "search"], "the replayed call is seen by callbacks too"
     (step,) = tide.runs.steps("t1")
     assert step.name == "langchain.tool.search.call_1"  # keyed by its tool_call_id
 
@@ -192,6 +193,86 @@ def test_langgraph_tool_node_runs_parallel_calls_as_steps(
         "c3=saved 'n'",
     ]
     assert executions == {"search": 2, "save": 1}
+
+
+class ToolTrace(BaseCallbackHandler):
+    """A user's tracer: the tool runs it saw start (marked replayed or not) and end."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
+        replayed = bool((metadata or {}).get("tidebase_replayed"))
+        self.seen.append(("start", serialized["name"], kw.get("tool_call_id"), replayed))
+
+    def on_tool_end(self, output: Any, **kw: Any) -> None:
+        self.seen.append(("end", getattr(output, "content", output)))
+
+    def on_tool_error(self, error: BaseException, **kw: Any) -> None:
+        self.seen.append(("error", str(error)))
+
+
+def test_a_replayed_tool_call_fires_langchains_tool_callbacks_with_its_recorded_output(
+    tide: Tidebase, executions: Executions
+) -> None:
+    search = durable_tool(research_tools(executions.record)[0])
+    traces: list[ToolTrace] = []
+
+    def lookup(run: RunContext, _: None) -> None:
+        traces.append(ToolTrace())
+        search.invoke(CALL, config={"callbacks": [traces[-1]]})
+        interrupt_first_attempt(run)
+
+    with pytest.raises(Interrupted):
+        tide.run("lookup", lookup, run_id="t-traced")
+    tide.run("lookup", lookup, run_id="t-traced")
+
+    live, replayed = (trace.seen for trace in traces)
+    assert live == [("start", "search", "call_1", False), ("end", "3 sources on 'tides'")]
+    assert replayed == [("start", "search", "call_1", True), ("end", "3 sources on 'tides'")]
+    assert executions == {"search": 1}, "replayed without running the tool"
+
+
+async def test_a_replayed_tool_error_fires_on_tool_error_as_the_live_call_did(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    @tool
+    async def flaky(query: str) -> str:
+        """Fails as a tool does: a ToolException the workflow handles."""
+        executions.record("flaky")
+        raise ToolException(f"no results for {query}")
+
+    durable = durable_tool(flaky)
+    traces: list[ToolTrace] = []
+
+    async def lookup(run: AsyncRunContext, _: None) -> str:
+        traces.append(ToolTrace())
+        try:
+            await durable.ainvoke({"query": "tides"}, config={"callbacks": [traces[-1]]})
+        except ToolException as exc:
+            # The run goes on past the failure: it is the tool's answer, replayed as such.
+            fallback = f"fell back: {exc}"
+            answer = await run.step("fall back", lambda: fallback)
+        interrupt_first_attempt(run)
+        return str(answer)
+
+    with pytest.raises(Interrupted):
+        await atide.run("lookup", lookup, run_id="t-traced-error")
+    assert await atide.run("lookup", lookup, run_id="t-traced-error") == (
+        "fell back: no results for tides"
+    )
+
+    live, replayed = (trace.seen for trace in traces)
+    assert live == [("start", "flaky", None, False), ("error", "no results for tides")]
+    assert replayed == [("start", "flaky", None, True), ("error", "no results for tides")]
+    assert executions == {"flaky": 1}
 
 
 class ToolStarts:

@@ -6,8 +6,9 @@ Runs the research agent (model → search → model → save → model) as a wor
 database the TIDEBASE_* variables name, with ``tidebase_langchain`` installed. Every model
 call and tool body appends "<what> <pid>" to the log file when it really executes.
 
-- SCENARIO: "loop" (a hand-written tool loop over durable tools, default) or "agent"
-  (``create_agent`` with ``TidebaseMiddleware``);
+- SCENARIO: "loop" (a hand-written tool loop over durable tools, default), "agent"
+  (``create_agent`` with ``TidebaseMiddleware``) or "stream" (the loop with the model's sync
+  ``stream()``; a stream that has more chunks to come logs "mid-stream" after its first);
 - BLOCK_AT=<what>: print "IN <what>" when that body starts, then block until a line arrives
   on stdin (the test kills the process there).
 
@@ -19,15 +20,17 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import tidebase_langchain
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
 
 from tidebase import RunContext, Tidebase
 from tidebase.errors import TidebaseError
 
-from .scripted import ScriptedChatModel, research_tools, run_agent_loop
+from .scripted import ScriptedChatModel, research_tools, run_agent_loop, stream_agent_loop
 
 LOG = sys.argv[2] if len(sys.argv) > 2 else os.devnull
 
@@ -59,6 +62,21 @@ def loop(run: RunContext, question: str) -> list[Any]:
     return transcript(run_agent_loop(model, tools, question))
 
 
+class MidStream(ScriptedChatModel):
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        chunks = list(super()._stream(*args, **kwargs))
+        for n, chunk in enumerate(chunks):
+            yield chunk
+            if n == 0 and len(chunks) > 1:
+                record("mid-stream")
+
+
+def stream(run: RunContext, question: str) -> list[Any]:
+    model = MidStream(record=record)
+    tools = tidebase_langchain.durable_tools(research_tools(record))
+    return transcript(stream_agent_loop(model, tools, question))
+
+
 def agent(run: RunContext, question: str) -> list[Any]:
     from langchain.agents import create_agent
 
@@ -75,7 +93,7 @@ def agent(run: RunContext, question: str) -> list[Any]:
 def main() -> int:
     tidebase_langchain.install()
     scenario = os.environ.get("SCENARIO", "loop")
-    workflow = {"loop": loop, "agent": agent}[scenario]
+    workflow = {"loop": loop, "agent": agent, "stream": stream}[scenario]
     with Tidebase() as tide:
         try:
             result = tide.run(scenario, workflow, run_id=sys.argv[1], input="tides")

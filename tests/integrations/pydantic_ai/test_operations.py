@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic_ai import Agent
+from pydantic_ai.durable_exec._utils import streamed_before_failing
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -243,3 +245,44 @@ async def test_bytes_a_tool_returns_reach_the_model_as_they_do_outside_a_run(
 
         await atide.run("wf", workflow, run_id=f"pai-bytes-{len(capabilities)}")
     assert seen == ["aGVsbG8=", "aGVsbG8="]
+
+
+async def test_a_stream_failing_midway_is_ledgered_once_and_replays_as_a_started_stream(
+    atide: AsyncTidebase,
+) -> None:
+    """The primary's stream fails after its first words (a 503 mid-stream): what it had used is
+    in the ledger once, with the recorded failure; the backup answers; crash; resume: the
+    failure is raised again, as a stream that had started, without streaming again."""
+    ran: Counter[str] = Counter()
+
+    async def breaks(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        ran["primary"] += 1
+        yield "The tides "
+        raise ModelHTTPError(503, "primary-model", body={"error": "overloaded mid-stream"})
+
+    primary = Agent(
+        FunctionModel(stream_function=breaks, model_name="primary-model"),
+        name="primary",
+        capabilities=[TidebaseDurability()],
+    )
+    backup = Agent(
+        answering("from backup", ran, "backup"), name="backup", capabilities=[TidebaseDurability()]
+    )
+    caught: list[tuple[int, bool]] = []
+
+    async def workflow(run: AsyncRunContext, input: None) -> str:
+        try:
+            async with primary.run_stream("summarize") as streamed:
+                output = await streamed.get_output()
+        except ModelHTTPError as exc:
+            caught.append((exc.status_code, streamed_before_failing(exc) is not None))
+            output = (await backup.run("summarize")).output
+        return crash_once(run, output)
+
+    first, resumed = await first_and_resumed(atide, "pai-stream-fails", workflow)
+    assert first == resumed == "from backup"
+    assert ran == {"primary": 1, "backup": 1}, "the failed stream was sent again"
+    assert caught == [(503, True), (503, True)], "replayed as the failure of a started stream"
+    rows = await atide.usage.records("pai-stream-fails")
+    primary_rows = [(r.model, r.output_tokens) for r in rows if r.agent == "primary"]
+    assert primary_rows == [("primary-model", 2)], "the two words streamed before the 503, once"
