@@ -92,7 +92,7 @@ def test_enqueue_claim_complete_lifecycle(http: httpx.Client, tide: Tidebase) ->
     assert done.json()["run"]["status"] == "completed"
     assert tide.runs.get(run["id"]).status == "completed"
     types = [e["type"] for e in http.get(f"/runs/{run['id']}").json()["events"]]
-    assert types == ["run.queued", "run.started", "run.completed"]
+    assert types == ["run.enqueued", "run.claimed", "run.completed"]
 
 
 def test_dedupe_is_exact_under_concurrent_enqueues(http: httpx.Client) -> None:
@@ -183,8 +183,30 @@ def test_failed_attempt_requeues_with_backoff_then_max_retries(
     assert fail2["run"]["failureClass"] == "max_retries"
     assert fail2["run"]["attempt"] == 2
     types = [e["type"] for e in http.get(f"/runs/{run_id}").json()["events"]]
-    assert types.count("run.retrying") == 1
-    assert types[-1] == "run.failed"
+    assert types == ["run.enqueued", "run.claimed", "run.requeued", "run.claimed", "run.failed"]
+
+
+def test_queue_events_carry_upstreams_names(http: httpx.Client, tide: Tidebase) -> None:
+    """run.enqueued, run.claimed, run.requeued (a failed attempt put back), as upstream's log
+    (and its tests) name them; the usage summary still tells the failed attempt from a crash."""
+    queue = _q()
+    run_id = _enqueue(http, queue, maxAttempts=2)["run"]["id"]
+    assert len(_claim(http, queue)["runs"]) == 1
+    usage = {"kind": "llm", "model": "m", "inputTokens": 1, "outputTokens": 1}
+    assert http.post(f"/runs/{run_id}/usage", json=usage).status_code == 200
+    assert http.post(f"/runs/{run_id}/fail", json={"error": {"message": "boom"}}).json()["requeued"]
+    events = http.get(f"/runs/{run_id}").json()["events"]
+    assert [e["type"] for e in events] == [
+        "run.enqueued",
+        "run.claimed",
+        "usage.recorded",
+        "run.requeued",
+    ]
+    assert events[1]["payload"]["queue"] == queue
+    assert events[3]["payload"]["error"] == {"message": "boom"}
+    assert [(a.attempt, a.outcome) for a in tide.usage.summary(run_id).by_attempt] == [
+        (1, "failed")
+    ]
 
 
 def test_a_plain_run_fail_is_not_requeued(http: httpx.Client) -> None:

@@ -37,7 +37,7 @@ WITH r AS (
     RETURNING r.run_id
 ), ev AS (
     INSERT INTO {s}.events (run_id, seq, type, payload)
-    SELECT r.run_id, 1, 'run.queued', %(payload)s FROM r
+    SELECT r.run_id, 1, 'run.enqueued', %(payload)s FROM r
 )
 SELECT run_id FROM r
 """
@@ -60,7 +60,8 @@ FROM {s}.claim_queued(
 
 # A queued run's attempt failed (fenced on the worker's token, in one statement, so the run is
 # never seen 'failed' while attempts remain): back to 'queued' after the backoff, or 'failed'
-# with failure_class 'max_retries' once its attempts are spent.
+# with failure_class 'max_retries' once its attempts are spent. The requeue's event is
+# upstream's run.requeued; its payload's "error" tells it from a requeue after a crash.
 FAIL_QUEUED = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET
@@ -78,7 +79,7 @@ WITH r AS (
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT r.run_id, r.last_seq,
-           CASE WHEN r.status = 'queued' THEN 'run.retrying' ELSE 'run.failed' END,
+           CASE WHEN r.status = 'queued' THEN 'run.requeued' ELSE 'run.failed' END,
            %(payload)s::jsonb || jsonb_build_object(
                'attempt', r.attempt,
                'failure_class', CASE WHEN r.status = 'failed' THEN 'max_retries' END,
