@@ -217,28 +217,29 @@ def test_a_plain_run_fail_is_not_requeued(http: httpx.Client) -> None:
 
 
 def test_reconciler_requeues_a_dead_workers_run_then_gives_up(
-    reconciling: httpx.Client, tide: Tidebase
+    reconciling: httpx.Client,
 ) -> None:
     """A claimed run whose worker stops heartbeating goes back to its queue when the lease
-    lapses; a run that kills its worker every time ends as max_retries (after max_attempts + 3
-    claims: a crash is not the workflow's failure)."""
+    lapses; each claim over HTTP is an attempt (upstream's rule), so once maxAttempts claims
+    lapsed the run fails as max_retries."""
     http = reconciling
     queue = _q()
-    run_id = _enqueue(http, queue, maxAttempts=1)["run"]["id"]
-    for attempt in range(1, 5):
+    run_id = _enqueue(http, queue, maxAttempts=2)["run"]["id"]
+    for attempt in (1, 2):
         owner = f"dead-{attempt}"
         _wait(lambda owner=owner: len(_claim(http, queue, leaseOwner=owner)["runs"]) == 1)
         run = http.get(f"/runs/{run_id}").json()["run"]
         assert (run["attempt"], run["leaseOwner"]) == (attempt, f"dead-{attempt}")
         _wait(lambda: _status(http, run_id) != "running")
-        if attempt < 4:
+        if attempt == 1:
             assert _status(http, run_id) == "queued"
     run = http.get(f"/runs/{run_id}").json()["run"]
-    assert (run["status"], run["failureClass"]) == ("failed", "max_retries")
+    assert (run["status"], run["failureClass"], run["attempt"]) == ("failed", "max_retries", 2)
     events = http.get(f"/runs/{run_id}").json()["events"]
     assert [e["payload"]["reason"] for e in events if e["type"] == "run.requeued"] == [
         "lease_expired"
-    ] * 3
+    ]
+    assert events[-1]["type"] == "run.failed"
 
 
 def test_heartbeats_keep_a_claimed_run(reconciling: httpx.Client) -> None:

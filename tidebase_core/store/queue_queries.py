@@ -145,17 +145,19 @@ ORDER BY updated_at
 LIMIT %(limit)s
 """
 
-# A queued run whose worker is gone: fenced on the dead owner's token, back to 'queued' at once
-# (a crash is not the workflow's failure). A run that kills its worker every time still ends:
-# past max_attempts + 3 claims it fails as max_retries.
+# A queued run whose worker is gone: fenced on the dead owner's token, back to 'queued' at once.
+# In process a crash is not the workflow's failure: a run that kills its worker every time still
+# ends, past max_attempts + 3 claims, as max_retries. A run claimed over the HTTP protocol
+# (protocol_owner) spends an attempt per claim, as the protocol's reconciler does: once they are
+# spent, its lapsed lease fails it.
+_CLAIMS_ALLOWED = "coalesce(max_attempts, 1) + CASE WHEN protocol_owner IS NULL THEN 3 ELSE 0 END"
 REQUEUE_STALLED = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET
-        status = CASE WHEN attempt < coalesce(max_attempts, 1) + 3 THEN 'queued' ELSE 'failed' END,
-        failure_class = CASE WHEN attempt < coalesce(max_attempts, 1) + 3 THEN NULL
-                             ELSE 'max_retries' END,
-        completed_at = CASE WHEN attempt < coalesce(max_attempts, 1) + 3 THEN NULL ELSE now() END,
-        owner_token = NULL, lease_expires_at = NULL, run_at = now(),
+        status = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN 'queued' ELSE 'failed' END,
+        failure_class = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN NULL ELSE 'max_retries' END,
+        completed_at = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN NULL ELSE now() END,
+        owner_token = NULL, protocol_owner = NULL, lease_expires_at = NULL, run_at = now(),
         last_seq = last_seq + 1, updated_at = now()
     WHERE run_id = %(run_id)s AND owner_token = %(token)s AND status = 'running'
       AND queue_name IS NOT NULL
