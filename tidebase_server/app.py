@@ -89,7 +89,7 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     queues.put_schedule: [200, 400],
     queues.list_schedules: [200],
     queues.delete_schedule: [200, 400, 404],
-    queues.recover_run: [200, 400, 404, 409],
+    queues.recover_run: [200, 400, 404, 409, 422],
     broker.not_implemented: [501],
     openapi.openapi: [200],
 }

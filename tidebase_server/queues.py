@@ -283,8 +283,9 @@ async def delete_schedule(request: Request) -> JSONResponse:
 
 async def recover_run(request: Request) -> JSONResponse:
     """Put a failed or stalled run back where something re-invokes it: a queued run on its
-    queue, a plain run ``pending`` (and its ``recoveryWebhook`` POSTed, signed, if it has one):
-    ``{run, recoveryAttempt}``. 409 while a live worker holds the run, or once it finished."""
+    queue, a plain run ``pending`` with its ``recoveryWebhook`` POSTed, signed:
+    ``{run, recoveryAttempt}``. 409 while a live worker holds the run, or once it finished;
+    422 for a plain run without a webhook (as upstream: nothing would re-invoke it)."""
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, Recover)
@@ -293,6 +294,10 @@ async def recover_run(request: Request) -> JSONResponse:
     if before.status in ("completed", "cancelled"):
         code = "run_completed" if before.status == "completed" else "run_cancelled"
         raise ProtocolError(409, f"run already {before.status}", code=code, run=run_json(before))
+    if before.queue is None and not before.recovery_webhook:
+        raise ProtocolError(
+            422, "run has no recoveryWebhook configured", code="no_recovery_webhook"
+        )
     sent_before = len(await srv.tide.runs.webhooks(run_id))
     try:
         await srv.tide.runs.recover(run_id, reason=reason)

@@ -220,19 +220,23 @@ def test_recover_puts_a_failed_run_back_and_fires_its_webhook(
     assert tide.run("recoverable", lambda run, data: "again", run_id=run_id) == "again"
 
 
-def test_recover_without_a_webhook_leaves_it_pending(http: httpx.Client) -> None:
+def test_recover_without_a_webhook_is_422_and_changes_nothing(http: httpx.Client) -> None:
+    """As upstream: a plain run without a recoveryWebhook has nothing to re-invoke it."""
     run_id = _failed_plain_run(http)
-    answer = http.post(f"/runs/{run_id}/recover", json={}).json()
-    assert (answer["run"]["status"], answer["recoveryAttempt"]) == ("pending", None)
-    assert [e["payload"] for e in http.get(f"/runs/{run_id}").json()["events"]][-1] == {
-        "reason": "manual"
-    }
+    before = http.get(f"/runs/{run_id}").json()
+    res = http.post(f"/runs/{run_id}/recover", json={})
+    assert (res.status_code, res.json()["code"]) == (422, "no_recovery_webhook")
+    assert res.json()["error"] == "run has no recoveryWebhook configured"
+    after = http.get(f"/runs/{run_id}").json()
+    assert after["run"]["status"] == "failed"
+    assert after["events"] == before["events"]
 
 
 def test_recover_refusals(http: httpx.Client) -> None:
     missing = http.post("/runs/run_nope/recover", json={})
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
-    leased = http.post("/runs/wf", json={}).json()["run"]["id"]
+    hook = {"recoveryWebhook": "http://127.0.0.1:9/hook"}
+    leased = http.post("/runs/wf", json=hook).json()["run"]["id"]
     http.post(f"/runs/{leased}/begin", headers={"x-tidebase-worker": "alive"})
     res = http.post(f"/runs/{leased}/recover", json={})
     assert (res.status_code, res.json()["code"], res.json()["leaseOwner"]) == (
