@@ -86,7 +86,7 @@ _STATUSES: dict[Callable[..., Any], list[int]] = {
     queues.claim: [200, 400],
     queues.list_queues: [200],
     queues.configure_queue: [200, 400],
-    queues.put_schedule: [200, 400],
+    queues.put_schedule: [200, 400, 500],
     queues.list_schedules: [200],
     queues.delete_schedule: [200, 400, 404],
     queues.recover_run: [200, 400, 404, 409, 422],
