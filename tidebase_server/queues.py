@@ -195,7 +195,8 @@ async def list_queues(request: Request) -> JSONResponse:
 
 async def configure_queue(request: Request) -> JSONResponse:
     """Set the queue's caps (``concurrency``, ``ratePerMinute``) and push URL (``invokeUrl``);
-    a field left out keeps its value, ``null`` lifts it. Caps hold across every worker."""
+    a field left out or ``null`` keeps its value (upstream's coalesce). Caps hold across every
+    worker."""
     srv = server(request)
     queue = request.path_params["queue"]
     try:
@@ -206,6 +207,7 @@ async def configure_queue(request: Request) -> JSONResponse:
     given = {
         {"concurrency": "concurrency", "ratePerMinute": "rate", "invokeUrl": "invoke_url"}[f]
         for f in body.model_fields_set
+        if getattr(body, f) is not None
     }
     row = await srv.store.configure_queue(
         queue,

@@ -293,16 +293,18 @@ def test_queue_stats_and_config(http: httpx.Client) -> None:
     assert conf.json() == {
         "config": {"name": queue, "concurrency": 2, "ratePerMinute": 10, "invokeUrl": None}
     }
-    # A field left out keeps its value; null lifts it.
-    conf = http.put(f"/queues/{queue}/config", json={"ratePerMinute": None})
+    # A field left out keeps its value, and so does null (upstream coalesces it).
+    conf = http.put(f"/queues/{queue}/config", json={"ratePerMinute": None, "concurrency": 3})
     assert conf.json()["config"] == {
         "name": queue,
-        "concurrency": 2,
-        "ratePerMinute": None,
+        "concurrency": 3,
+        "ratePerMinute": 10,
         "invokeUrl": None,
     }
+    conf = http.put(f"/queues/{queue}/config", json={"concurrency": None})
+    assert conf.json()["config"]["concurrency"] == 3
     mine = next(q for q in http.get("/queues").json()["queues"] if q["name"] == queue)
-    assert mine["config"]["concurrency"] == 2
+    assert mine["config"]["concurrency"] == 3
     empty = _q()
     http.put(f"/queues/{empty}/config", json={"concurrency": 1})
     listed = next(q for q in http.get("/queues").json()["queues"] if q["name"] == empty)
