@@ -1,6 +1,6 @@
 // Stands in for upstream's `../src/cron`: our parser (tidebase_core.queue_models, on cronsim),
 // called synchronously as upstream's functions are. Our messages are mapped onto upstream's
-// error categories by what they say: a wrong field count, else a bad value.
+// error categories by what they say: a wrong field count, a zero step, else a bad value.
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
@@ -13,6 +13,7 @@ function ours(args: string[]): string {
   if (done.status === 0) return done.stdout.trim()
   const message = done.stderr.trim()
   if (/has \d+ fields/.test(message)) throw new Error(`expected 5 fields: ${message}`)
+  if (/has a step of 0/.test(message)) throw new Error(`invalid cron step: ${message}`)
   throw new Error(`invalid cron value: ${message}`)
 }
 
