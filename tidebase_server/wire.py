@@ -13,7 +13,7 @@ from typing import Any
 from tidebase_core.models import Event, GateInfo, StateVersion, StepInfo, UsageRecord
 from tidebase_core.queue_models import WebhookAttempt
 
-from .store import EdgeRow, RunRow, StepRow
+from .store import EdgeRow, RunRow, SnapshotRow, StepRow
 
 __all__ = [
     "decode_id",
@@ -170,6 +170,26 @@ def state_version_json(run_id: str, version: StateVersion) -> dict[str, Any]:
         "metadata": {},
         "createdBy": None,
         "createdAt": iso(version.created_at),
+    }
+
+
+def snapshot_json(run_id: str, snapshot: SnapshotRow) -> dict[str, Any]:
+    """A snapshot as upstream's state version of its stream (always a milestone)."""
+    return {
+        "id": f"{run_id}:{snapshot.stream}:{snapshot.version}",
+        "streamId": f"{run_id}:{snapshot.stream}",
+        "runId": run_id,
+        "stepId": None,
+        "version": snapshot.version,
+        "value": snapshot.value,
+        "patch": None,
+        "label": snapshot.label,
+        "labels": [snapshot.label],
+        "reason": snapshot.reason,
+        "importance": "milestone",
+        "metadata": snapshot.metadata if snapshot.metadata is not None else {},
+        "createdBy": snapshot.created_by,
+        "createdAt": iso(snapshot.created_at),
     }
 
 
