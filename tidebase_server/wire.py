@@ -270,7 +270,10 @@ def webhook_json(
     return {
         "id": f"{attempt.run_id}:webhook:{index}",
         "runId": attempt.run_id,
-        "reason": reason if reason is not None else attempt.kind,
+        # A push's reason is upstream's queue_dispatch; a recovery's is not stored (its kind).
+        "reason": reason
+        if reason is not None
+        else ("queue_dispatch" if attempt.kind == "run.invoke" else attempt.kind),
         "kind": attempt.kind,
         "webhookUrl": attempt.url,
         "status": "delivered" if delivered else "failed",

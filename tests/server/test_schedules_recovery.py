@@ -186,6 +186,7 @@ def test_push_queue_posts_a_signed_invoke_once_per_window(
             "delivered",
             200,
         )
+        assert attempt["reason"] == "queue_dispatch"  # upstream's reason for a push
 
 
 def _failed_plain_run(http: httpx.Client, **body: Any) -> str:
