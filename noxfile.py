@@ -11,6 +11,8 @@
 - chaos          guarantee 10 at scale (nightly): restarts of the real embedded Postgres under
                  1,000 runs (TIDEBASE_CHAOS_RUNS=N nox -s chaos for another count)
 - server-load    tidebase serve with 200 SSE subscribers and 50 protocol workers for 60 s
+- upstream-server  the original server's own vitest suite against tidebase serve
+                 (nox -s upstream-server -- /path/to/upstream; needs node and npm)
 """
 
 from __future__ import annotations
@@ -158,3 +160,13 @@ def server_load(session: nox.Session) -> None:
     sizes = {"SUBSCRIBERS": "200", "WORKERS": "50", "SECONDS": "60"}
     env = {f"TIDEBASE_LOAD_{k}": os.environ.get(f"TIDEBASE_LOAD_{k}", v) for k, v in sizes.items()}
     session.run("pytest", "tests/server/test_load.py", "-n", "0", "-s", *session.posargs, env=env)
+
+
+@nox.session(name="upstream-server", python=PYTHON)
+def upstream_server(session: nox.Session) -> None:
+    """The original Tidebase server's own tests (BlueprintLabIO/tidebase, vitest), unchanged,
+    against tidebase serve: ``nox -s upstream-server -- /path/to/upstream [FILE ...]`` (a
+    checkout, or a git repository from which ``--ref``, default v0.7.0, is extracted; default
+    ``$TIDEBASE_UPSTREAM_DIR``). Needs node and npm (packages from the npm registry only)."""
+    session.install("-e", ".[server]")
+    session.run("python", "tools/upstream_server_tests/run.py", *session.posargs)

@@ -93,12 +93,12 @@ def test_eight_claimers_over_500_runs(
         w.expect("STOPPED")
         w.proc.wait(30)
 
-    # every run claimed exactly once (one run.started, attempt 1), by one of the 8 slots
+    # every run claimed exactly once (one run.claimed, attempt 1), by one of the 8 slots
     started_events = dict(
         _rows(
             tidebase_database_url,
             tidebase_schema,
-            "SELECT run_id, count(*) FROM events WHERE type = 'run.started' GROUP BY run_id",
+            "SELECT run_id, count(*) FROM events WHERE type = 'run.claimed' GROUP BY run_id",
         )
     )
     assert all(started_events.get(r) == 1 for r in runs + free)

@@ -61,7 +61,7 @@ def test_enqueue_returns_a_queued_run(tide: Tidebase) -> None:
     assert e.run.input == {"x": 1}
     [q] = tide.queues.list()
     assert (q.name, q.depth, q.running) == ("default", 1, 0)
-    assert [ev.type for ev in tide.runs.events(e.run.run_id)] == ["run.queued"]
+    assert [ev.type for ev in tide.runs.events(e.run.run_id)] == ["run.enqueued"]
 
 
 def test_a_worker_runs_a_registered_workflow(tide: Tidebase) -> None:
@@ -75,7 +75,7 @@ def test_a_worker_runs_a_registered_workflow(tide: Tidebase) -> None:
     run = tide.runs.get(e.run.run_id)
     assert run.result == 5 and run.attempt == 1
     types = [ev.type for ev in tide.runs.events(e.run.run_id)]
-    assert types == ["run.queued", "run.started", "step.completed", "run.completed"]
+    assert types == ["run.enqueued", "run.claimed", "step.completed", "run.completed"]
 
 
 def test_decorated_workflow_shapes_register_by_name(tide: Tidebase) -> None:
@@ -186,7 +186,7 @@ def test_failures_retry_with_backoff_up_to_max_attempts(
     # 0.2 s then 0.4 s of backoff between the attempts
     assert starts[1] - starts[0] >= 0.2 and starts[2] - starts[1] >= 0.4
     types = [ev.type for ev in tide.runs.events(e.run.run_id)]
-    assert types.count("run.retrying") == 2 and types[-1] == "run.failed"
+    assert types.count("run.requeued") == 2 and types[-1] == "run.failed"
 
 
 def test_backoff_schedule_is_5s_doubling_capped_at_5_minutes() -> None:

@@ -43,6 +43,8 @@ def test_set_list_delete(tide: Tidebase) -> None:
         ("* * * * * *", "has 6 fields"),
         ("61 * * * *", "is not a valid cron expression"),
         ("every day", "has 2 fields"),
+        ("*/0 * * * *", "has a step of 0 in its minute field"),
+        ("0 9 * * 1-5/0", "has a step of 0 in its day-of-week field"),
     ],
 )
 def test_invalid_cron_is_a_clear_error(tide: Tidebase, cron: str, message: str) -> None:

@@ -75,6 +75,15 @@ def check_cron(cron: object) -> str:
             f"cron {cron!r} has {len(fields)} fields; Tidebase takes 5 (minute hour "
             "day-of-month month day-of-week, in UTC), e.g. '0 3 * * *' for 03:00 every day"
         )
+    names = ("minute", "hour", "day-of-month", "month", "day-of-week")
+    for name, value in zip(names, fields, strict=True):
+        # cronsim calls a zero step only a bad value: say which mistake it is.
+        steps = [part.partition("/")[2] for part in value.split(",")]
+        if any(step.isdigit() and int(step) == 0 for step in steps):
+            raise ValueError(
+                f"cron {cron!r} has a step of 0 in its {name} field; a step is at least 1, "
+                "e.g. '*/15 * * * *' for every 15 minutes"
+            )
     try:
         CronSim(cron, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:

@@ -195,7 +195,8 @@ async def list_queues(request: Request) -> JSONResponse:
 
 async def configure_queue(request: Request) -> JSONResponse:
     """Set the queue's caps (``concurrency``, ``ratePerMinute``) and push URL (``invokeUrl``);
-    a field left out keeps its value, ``null`` lifts it. Caps hold across every worker."""
+    a field left out or ``null`` keeps its value (upstream's coalesce). Caps hold across every
+    worker."""
     srv = server(request)
     queue = request.path_params["queue"]
     try:
@@ -206,6 +207,7 @@ async def configure_queue(request: Request) -> JSONResponse:
     given = {
         {"concurrency": "concurrency", "ratePerMinute": "rate", "invokeUrl": "invoke_url"}[f]
         for f in body.model_fields_set
+        if getattr(body, f) is not None
     }
     row = await srv.store.configure_queue(
         queue,
@@ -238,7 +240,8 @@ def _schedule_json(
 
 async def put_schedule(request: Request) -> JSONResponse:
     """Create or replace a cron schedule (5 fields, UTC): each fire enqueues ``workflowName``
-    on ``queue`` (default ``default``) once, however many servers and workers tick."""
+    on ``queue`` (default ``default``) once, however many servers and workers tick. A bad
+    cron is 500 ``invalid_cron`` before anything is stored."""
     srv = server(request)
     name = request.path_params["name"]
     body = await parse_body(request, PutSchedule)
@@ -254,7 +257,8 @@ async def put_schedule(request: Request) -> JSONResponse:
         )
     except (ValueError, TypeError) as exc:
         if "cron" in str(exc):
-            raise invalid_field("cron", str(exc)) from None
+            # 500, as upstream (its tests assert it: its parser's error is unhandled there).
+            raise ProtocolError(500, str(exc), code="invalid_cron", field="cron") from None
         raise _bad(exc) from None
     times = await srv.store.schedule_times()
     return JSONResponse({"schedule": _schedule_json(schedule, times)})
@@ -283,8 +287,9 @@ async def delete_schedule(request: Request) -> JSONResponse:
 
 async def recover_run(request: Request) -> JSONResponse:
     """Put a failed or stalled run back where something re-invokes it: a queued run on its
-    queue, a plain run ``pending`` (and its ``recoveryWebhook`` POSTed, signed, if it has one):
-    ``{run, recoveryAttempt}``. 409 while a live worker holds the run, or once it finished."""
+    queue, a plain run ``pending`` with its ``recoveryWebhook`` POSTed, signed:
+    ``{run, recoveryAttempt}``. 409 while a live worker holds the run, or once it finished;
+    422 for a plain run without a webhook (as upstream: nothing would re-invoke it)."""
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, Recover)
@@ -293,6 +298,10 @@ async def recover_run(request: Request) -> JSONResponse:
     if before.status in ("completed", "cancelled"):
         code = "run_completed" if before.status == "completed" else "run_cancelled"
         raise ProtocolError(409, f"run already {before.status}", code=code, run=run_json(before))
+    if before.queue is None and not before.recovery_webhook:
+        raise ProtocolError(
+            422, "run has no recoveryWebhook configured", code="no_recovery_webhook"
+        )
     sent_before = len(await srv.tide.runs.webhooks(run_id))
     try:
         await srv.tide.runs.recover(run_id, reason=reason)

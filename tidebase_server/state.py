@@ -2,7 +2,9 @@
 and its usage ledger (record, read).
 
 This project keeps one state stream per run: upstream's default stream, ``run``. State writes
-name no worker (as upstream) but a finished run's state is final (409).
+name no worker (as upstream) but a finished run's state is final (409). Snapshots are labeled
+values in streams of their own (``run:<runId>`` by default), as upstream's; they never change
+the run's state.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .channels import delivers
 from .deps import server
 from .errors import ProtocolError, not_found, parse_body
 from .routing import RawRoute as Route
-from .wire import decode_id, encode_id, iso, state_version_json, usage_json
+from .wire import decode_id, encode_id, iso, snapshot_json, state_version_json, usage_json
 
 __all__ = ["routes"]
 
@@ -49,6 +51,20 @@ class SaveState(_Body):
     label: str = Field(min_length=1)
     reason: str | None = None
     importance: Literal["transient", "normal", "checkpoint", "milestone"] | None = None
+    metadata: dict[str, Any] | None = None
+    createdBy: str | None = None
+
+
+class SnapshotTarget(_Body):
+    type: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+
+
+class CreateSnapshot(_Body):
+    label: str = Field(min_length=1)
+    target: SnapshotTarget | None = None
+    state: Any = None
+    reason: str | None = None
     metadata: dict[str, Any] | None = None
     createdBy: str | None = None
 
@@ -216,14 +232,33 @@ async def record_usage(request: Request) -> JSONResponse:
 
 
 async def create_snapshot(request: Request) -> JSONResponse:
-    """Not yet: upstream snapshots hold any value under a stream of their own; this project
-    keeps one state stream per run (label its current value with ``state/save``)."""
-    raise ProtocolError(
-        501,
-        "POST /runs/{runId}/snapshots is not supported yet: label the run's current state with "
-        "POST /runs/{runId}/state/save",
-        code="not_implemented",
-    )
+    """Record ``state`` under ``label`` as the next version of the stream
+    ``<target.type>:<target.id>`` (default ``run:<runId>``), logged ``snapshot.created``:
+    ``{snapshot}``. The run's own state is left as it is."""
+    srv = server(request)
+    run_id = request.path_params["runId"]
+    body = await parse_body(request, CreateSnapshot)
+    target = body.target or SnapshotTarget(type="run", id=run_id)
+    async with srv.store.transaction() as tx:
+        if await tx.lock_run(run_id) is None:
+            raise not_found("run")
+        snapshot = await tx.insert_snapshot(
+            run_id,
+            stream=f"{target.type}:{target.id}",
+            label=body.label,
+            value=encode({} if body.state is None else body.state, what="snapshot state"),
+            reason=body.reason,
+            metadata=None if body.metadata is None else encode(body.metadata, what="metadata"),
+            created_by=body.createdBy,
+        )
+        public = snapshot_json(run_id, snapshot)
+        keys = ("id", "streamId", "runId", "version", "label", "reason", "importance", "createdAt")
+        await tx.append_event(
+            run_id,
+            "snapshot.created",
+            encode({"stateVersion": {k: public[k] for k in keys}}, what="event"),
+        )
+    return JSONResponse({"snapshot": public})
 
 
 async def get_state(request: Request) -> JSONResponse:
@@ -249,27 +284,44 @@ async def get_state(request: Request) -> JSONResponse:
 
 
 async def state_versions(request: Request) -> JSONResponse:
-    """Every version in order (``?labeled=true``: only labeled ones; ``?stream=``: ``main``)."""
+    """Every version in order, by stream (``?labeled=true``: only labeled ones; ``?stream=``:
+    ``run`` for the run's state, or a snapshot stream)."""
+    srv = server(request)
     run_id = request.path_params["runId"]
     stream = request.query_params.get("stream")
     labeled = request.query_params.get("labeled") == "true"
     try:
-        versions = await server(request).tide.runs.state_versions(run_id, labeled=labeled)
+        versions = await srv.tide.runs.state_versions(run_id, labeled=labeled)
     except RunNotFound:
         raise not_found("run") from None
-    if stream is not None and stream != MAIN_STREAM:
-        versions = []
-    return JSONResponse({"stateVersions": [state_version_json(run_id, v) for v in versions]})
+    listed = (
+        []
+        if stream not in (None, MAIN_STREAM)
+        else [state_version_json(run_id, v) for v in versions]
+    )
+    if stream != MAIN_STREAM:
+        listed += [
+            snapshot_json(run_id, snap)
+            for snap in await srv.store.list_snapshots(run_id)
+            if stream is None or snap.stream == stream
+        ]
+    return JSONResponse({"stateVersions": listed})
 
 
 async def snapshots(request: Request) -> JSONResponse:
-    """The labeled versions, newest first."""
+    """The labeled versions of the run's state and its snapshots, newest first."""
+    srv = server(request)
     run_id = request.path_params["runId"]
     try:
-        versions = await server(request).tide.runs.state_versions(run_id, labeled=True)
+        versions = await srv.tide.runs.state_versions(run_id, labeled=True)
     except RunNotFound:
         raise not_found("run") from None
-    return JSONResponse({"snapshots": [state_version_json(run_id, v) for v in reversed(versions)]})
+    dated = [(v.created_at, state_version_json(run_id, v)) for v in versions]
+    dated += [
+        (x.created_at, snapshot_json(run_id, x)) for x in await srv.store.list_snapshots(run_id)
+    ]
+    dated.sort(key=lambda pair: pair[0], reverse=True)
+    return JSONResponse({"snapshots": [json for _, json in dated]})
 
 
 async def usage(request: Request) -> JSONResponse:

@@ -220,6 +220,26 @@ def _edge(r: tuple[Any, ...]) -> EdgeRow:
     return EdgeRow(r[0], r[1], r[2], r[3], decode_json(r[4]), r[5])
 
 
+@dataclass(frozen=True)
+class SnapshotRow:
+    """A snapshot: a labeled value in a stream of its own (not the run's state)."""
+
+    stream: str
+    version: int
+    label: str
+    value: Any
+    reason: str | None
+    metadata: Any
+    created_by: str | None
+    created_at: datetime
+
+
+def _snapshot(r: tuple[Any, ...]) -> SnapshotRow:
+    return SnapshotRow(
+        r[0], int(r[1]), r[2], decode_json(r[3]), r[4], decode_json(r[5]), r[6], r[7]
+    )
+
+
 class ProtocolTx:
     """The protocol's writes inside one transaction (``ProtocolStore.transaction``). Start with
     ``lock_run``: the run row's lock orders everything else."""
@@ -385,6 +405,31 @@ class ProtocolTx:
         return StateVersion(
             version=r[0], value=decode_json(r[1]), labels=list(r[2]), created_at=r[3]
         )
+
+    async def insert_snapshot(
+        self,
+        run_id: str,
+        *,
+        stream: str,
+        label: str,
+        value: str,
+        reason: str | None,
+        metadata: str | None,
+        created_by: str | None,
+    ) -> SnapshotRow:
+        rows = await self._run(
+            self.q.insert_snapshot,
+            {
+                "run_id": run_id,
+                "stream": stream,
+                "label": label,
+                "value": JsonText(value),
+                "reason": reason,
+                "metadata": None if metadata is None else JsonText(metadata),
+                "created_by": created_by,
+            },
+        )
+        return _snapshot(rows[0])
 
     async def record_usage(self, usage: UsageInput) -> bool:
         return await self._db.record_usage(usage)
@@ -576,6 +621,11 @@ class ProtocolStore:
         async with self._tide._store.connection() as db:
             rows = await db._read(self.q.get_run_row, {"run_id": run_id})
         return _row(rows[0]) if rows else None
+
+    async def list_snapshots(self, run_id: str) -> list[SnapshotRow]:
+        async with self._tide._store.connection() as db:
+            rows = await db._read(self.q.list_snapshots, {"run_id": run_id})
+        return [_snapshot(r) for r in rows]
 
     async def list_edges(self, run_id: str) -> list[EdgeRow]:
         async with self._tide._store.connection() as db:

@@ -13,7 +13,7 @@ from typing import Any
 from tidebase_core.models import Event, GateInfo, StateVersion, StepInfo, UsageRecord
 from tidebase_core.queue_models import WebhookAttempt
 
-from .store import EdgeRow, RunRow, StepRow
+from .store import EdgeRow, RunRow, SnapshotRow, StepRow
 
 __all__ = [
     "decode_id",
@@ -173,6 +173,26 @@ def state_version_json(run_id: str, version: StateVersion) -> dict[str, Any]:
     }
 
 
+def snapshot_json(run_id: str, snapshot: SnapshotRow) -> dict[str, Any]:
+    """A snapshot as upstream's state version of its stream (always a milestone)."""
+    return {
+        "id": f"{run_id}:{snapshot.stream}:{snapshot.version}",
+        "streamId": f"{run_id}:{snapshot.stream}",
+        "runId": run_id,
+        "stepId": None,
+        "version": snapshot.version,
+        "value": snapshot.value,
+        "patch": None,
+        "label": snapshot.label,
+        "labels": [snapshot.label],
+        "reason": snapshot.reason,
+        "importance": "milestone",
+        "metadata": snapshot.metadata if snapshot.metadata is not None else {},
+        "createdBy": snapshot.created_by,
+        "createdAt": iso(snapshot.created_at),
+    }
+
+
 def _number(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -250,7 +270,10 @@ def webhook_json(
     return {
         "id": f"{attempt.run_id}:webhook:{index}",
         "runId": attempt.run_id,
-        "reason": reason if reason is not None else attempt.kind,
+        # A push's reason is upstream's queue_dispatch; a recovery's is not stored (its kind).
+        "reason": reason
+        if reason is not None
+        else ("queue_dispatch" if attempt.kind == "run.invoke" else attempt.kind),
         "kind": attempt.kind,
         "webhookUrl": attempt.url,
         "status": "delivered" if delivered else "failed",

@@ -84,7 +84,6 @@ def test_unsupported_fields_are_refused_not_ignored(http: httpx.Client) -> None:
         ("GET", "/audit"),
         ("POST", "/runs/run_x/grants"),
         ("POST", "/runs/run_x/grants/g1/use"),
-        ("POST", "/runs/run_x/snapshots"),
     ],
 )
 def test_credential_broker_is_501(http: httpx.Client, method: str, path: str) -> None:

@@ -173,17 +173,17 @@ def test_enqueue_and_work(
     out = _drive(sdk_python, server.url, "enqueue_work", "sdk-q1")
     assert out["enqueued"] == "queued"
     assert out["result"] == 42
-    assert out["events"][0] == "run.queued"
+    assert out["events"][0] == "run.enqueued"
     assert out["events"][-1] == "run.completed"
     assert out["retried"] == {
         "result": "ok",
         "attempt": 2,
         "calls": 2,
         "events": [
-            "run.queued",
-            "run.started",
-            "run.retrying",
-            "run.started",
+            "run.enqueued",
+            "run.claimed",
+            "run.requeued",
+            "run.claimed",
             "step.started",
             "step.completed",
             "run.completed",

@@ -92,7 +92,7 @@ def test_enqueue_claim_complete_lifecycle(http: httpx.Client, tide: Tidebase) ->
     assert done.json()["run"]["status"] == "completed"
     assert tide.runs.get(run["id"]).status == "completed"
     types = [e["type"] for e in http.get(f"/runs/{run['id']}").json()["events"]]
-    assert types == ["run.queued", "run.started", "run.completed"]
+    assert types == ["run.enqueued", "run.claimed", "run.completed"]
 
 
 def test_dedupe_is_exact_under_concurrent_enqueues(http: httpx.Client) -> None:
@@ -183,8 +183,30 @@ def test_failed_attempt_requeues_with_backoff_then_max_retries(
     assert fail2["run"]["failureClass"] == "max_retries"
     assert fail2["run"]["attempt"] == 2
     types = [e["type"] for e in http.get(f"/runs/{run_id}").json()["events"]]
-    assert types.count("run.retrying") == 1
-    assert types[-1] == "run.failed"
+    assert types == ["run.enqueued", "run.claimed", "run.requeued", "run.claimed", "run.failed"]
+
+
+def test_queue_events_carry_upstreams_names(http: httpx.Client, tide: Tidebase) -> None:
+    """run.enqueued, run.claimed, run.requeued (a failed attempt put back), as upstream's log
+    (and its tests) name them; the usage summary still tells the failed attempt from a crash."""
+    queue = _q()
+    run_id = _enqueue(http, queue, maxAttempts=2)["run"]["id"]
+    assert len(_claim(http, queue)["runs"]) == 1
+    usage = {"kind": "llm", "model": "m", "inputTokens": 1, "outputTokens": 1}
+    assert http.post(f"/runs/{run_id}/usage", json=usage).status_code == 200
+    assert http.post(f"/runs/{run_id}/fail", json={"error": {"message": "boom"}}).json()["requeued"]
+    events = http.get(f"/runs/{run_id}").json()["events"]
+    assert [e["type"] for e in events] == [
+        "run.enqueued",
+        "run.claimed",
+        "usage.recorded",
+        "run.requeued",
+    ]
+    assert events[1]["payload"]["queue"] == queue
+    assert events[3]["payload"]["error"] == {"message": "boom"}
+    assert [(a.attempt, a.outcome) for a in tide.usage.summary(run_id).by_attempt] == [
+        (1, "failed")
+    ]
 
 
 def test_a_plain_run_fail_is_not_requeued(http: httpx.Client) -> None:
@@ -195,28 +217,29 @@ def test_a_plain_run_fail_is_not_requeued(http: httpx.Client) -> None:
 
 
 def test_reconciler_requeues_a_dead_workers_run_then_gives_up(
-    reconciling: httpx.Client, tide: Tidebase
+    reconciling: httpx.Client,
 ) -> None:
     """A claimed run whose worker stops heartbeating goes back to its queue when the lease
-    lapses; a run that kills its worker every time ends as max_retries (after max_attempts + 3
-    claims: a crash is not the workflow's failure)."""
+    lapses; each claim over HTTP is an attempt (upstream's rule), so once maxAttempts claims
+    lapsed the run fails as max_retries."""
     http = reconciling
     queue = _q()
-    run_id = _enqueue(http, queue, maxAttempts=1)["run"]["id"]
-    for attempt in range(1, 5):
+    run_id = _enqueue(http, queue, maxAttempts=2)["run"]["id"]
+    for attempt in (1, 2):
         owner = f"dead-{attempt}"
         _wait(lambda owner=owner: len(_claim(http, queue, leaseOwner=owner)["runs"]) == 1)
         run = http.get(f"/runs/{run_id}").json()["run"]
         assert (run["attempt"], run["leaseOwner"]) == (attempt, f"dead-{attempt}")
         _wait(lambda: _status(http, run_id) != "running")
-        if attempt < 4:
+        if attempt == 1:
             assert _status(http, run_id) == "queued"
     run = http.get(f"/runs/{run_id}").json()["run"]
-    assert (run["status"], run["failureClass"]) == ("failed", "max_retries")
+    assert (run["status"], run["failureClass"], run["attempt"]) == ("failed", "max_retries", 2)
     events = http.get(f"/runs/{run_id}").json()["events"]
     assert [e["payload"]["reason"] for e in events if e["type"] == "run.requeued"] == [
         "lease_expired"
-    ] * 3
+    ]
+    assert events[-1]["type"] == "run.failed"
 
 
 def test_heartbeats_keep_a_claimed_run(reconciling: httpx.Client) -> None:
@@ -270,16 +293,18 @@ def test_queue_stats_and_config(http: httpx.Client) -> None:
     assert conf.json() == {
         "config": {"name": queue, "concurrency": 2, "ratePerMinute": 10, "invokeUrl": None}
     }
-    # A field left out keeps its value; null lifts it.
-    conf = http.put(f"/queues/{queue}/config", json={"ratePerMinute": None})
+    # A field left out keeps its value, and so does null (upstream coalesces it).
+    conf = http.put(f"/queues/{queue}/config", json={"ratePerMinute": None, "concurrency": 3})
     assert conf.json()["config"] == {
         "name": queue,
-        "concurrency": 2,
-        "ratePerMinute": None,
+        "concurrency": 3,
+        "ratePerMinute": 10,
         "invokeUrl": None,
     }
+    conf = http.put(f"/queues/{queue}/config", json={"concurrency": None})
+    assert conf.json()["config"]["concurrency"] == 3
     mine = next(q for q in http.get("/queues").json()["queues"] if q["name"] == queue)
-    assert mine["config"]["concurrency"] == 2
+    assert mine["config"]["concurrency"] == 3
     empty = _q()
     http.put(f"/queues/{empty}/config", json={"concurrency": 1})
     listed = next(q for q in http.get("/queues").json()["queues"] if q["name"] == empty)

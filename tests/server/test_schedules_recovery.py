@@ -113,15 +113,18 @@ def test_schedule_round_trip(http: httpx.Client, tide: Tidebase) -> None:
 def test_bad_schedules_are_refused_before_anything_is_stored(http: httpx.Client) -> None:
     name = f"s-{uuid.uuid4().hex[:8]}"
     for body, field in [
-        ({"cron": "not a cron", "workflowName": "wf"}, "cron"),
-        ({"cron": "* * * *", "workflowName": "wf"}, "cron"),
-        ({"cron": "61 * * * *", "workflowName": "wf"}, "cron"),
         ({"cron": "0 9 * * *"}, "workflowName"),
         ({"cron": "0 9 * * *", "workflowName": "wf", "maxAttempts": 0}, "maxAttempts"),
     ]:
         res = http.put(f"/schedules/{name}", json=body)
         assert (res.status_code, res.json()["code"]) == (400, "invalid_request"), res.text
         assert field in res.text
+    # A cron our parser refuses is 500, as upstream answers (and its schedules test asserts).
+    for cron in ("not a cron", "* * * *", "61 * * * *"):
+        res = http.put(f"/schedules/{name}", json={"cron": cron, "workflowName": "wf"})
+        assert (res.status_code, res.json()["code"]) == (500, "invalid_cron"), res.text
+        assert res.json()["field"] == "cron"
+        assert cron in res.json()["error"]
     assert name not in [s["name"] for s in http.get("/schedules").json()["schedules"]]
 
 
@@ -183,6 +186,7 @@ def test_push_queue_posts_a_signed_invoke_once_per_window(
             "delivered",
             200,
         )
+        assert attempt["reason"] == "queue_dispatch"  # upstream's reason for a push
 
 
 def _failed_plain_run(http: httpx.Client, **body: Any) -> str:
@@ -220,19 +224,23 @@ def test_recover_puts_a_failed_run_back_and_fires_its_webhook(
     assert tide.run("recoverable", lambda run, data: "again", run_id=run_id) == "again"
 
 
-def test_recover_without_a_webhook_leaves_it_pending(http: httpx.Client) -> None:
+def test_recover_without_a_webhook_is_422_and_changes_nothing(http: httpx.Client) -> None:
+    """As upstream: a plain run without a recoveryWebhook has nothing to re-invoke it."""
     run_id = _failed_plain_run(http)
-    answer = http.post(f"/runs/{run_id}/recover", json={}).json()
-    assert (answer["run"]["status"], answer["recoveryAttempt"]) == ("pending", None)
-    assert [e["payload"] for e in http.get(f"/runs/{run_id}").json()["events"]][-1] == {
-        "reason": "manual"
-    }
+    before = http.get(f"/runs/{run_id}").json()
+    res = http.post(f"/runs/{run_id}/recover", json={})
+    assert (res.status_code, res.json()["code"]) == (422, "no_recovery_webhook")
+    assert res.json()["error"] == "run has no recoveryWebhook configured"
+    after = http.get(f"/runs/{run_id}").json()
+    assert after["run"]["status"] == "failed"
+    assert after["events"] == before["events"]
 
 
 def test_recover_refusals(http: httpx.Client) -> None:
     missing = http.post("/runs/run_nope/recover", json={})
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
-    leased = http.post("/runs/wf", json={}).json()["run"]["id"]
+    hook = {"recoveryWebhook": "http://127.0.0.1:9/hook"}
+    leased = http.post("/runs/wf", json=hook).json()["run"]["id"]
     http.post(f"/runs/{leased}/begin", headers={"x-tidebase-worker": "alive"})
     res = http.post(f"/runs/{leased}/recover", json={})
     assert (res.status_code, res.json()["code"], res.json()["leaseOwner"]) == (

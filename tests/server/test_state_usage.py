@@ -51,6 +51,56 @@ def test_state_and_versions(tide: Tidebase, http: httpx.Client) -> None:
     assert len(detail["stateVersions"]) == 3
 
 
+def test_snapshots_are_labeled_values_of_their_own_stream(
+    tide: Tidebase, http: httpx.Client
+) -> None:
+    """Upstream's snapshots: a value under a label in a stream of its own (``run:<id>`` by
+    default, or the target's), listed with the labeled state versions; the state is unchanged."""
+    _run(tide)
+    snap = http.post("/runs/s1/snapshots", json={"label": "reviewed", "state": {"doc": "v1"}})
+    assert snap.status_code == 200, snap.text
+    snapshot = snap.json()["snapshot"]
+    assert {k: snapshot[k] for k in ("streamId", "version", "label", "value", "importance")} == {
+        "streamId": "s1:run:s1",
+        "version": 1,
+        "label": "reviewed",
+        "value": {"doc": "v1"},
+        "importance": "milestone",
+    }
+    other = http.post(
+        "/runs/s1/snapshots",
+        json={
+            "label": "draft",
+            "state": [1, 2],
+            "target": {"type": "doc", "id": "d9"},
+            "reason": "r",
+            "metadata": {"k": 1},
+            "createdBy": "ana",
+        },
+    ).json()["snapshot"]
+    assert (other["streamId"], other["version"], other["reason"], other["createdBy"]) == (
+        "s1:doc:d9",
+        1,
+        "r",
+        "ana",
+    )
+    again = http.post("/runs/s1/snapshots", json={"label": "final", "state": {"doc": "v2"}})
+    assert again.json()["snapshot"]["version"] == 2
+    assert http.get("/runs/s1/state").json()["state"]["value"] == {"phase": "done", "progress": 1}
+    listed = http.get("/runs/s1/snapshots").json()["snapshots"]
+    assert [s["label"] for s in listed] == ["final", "draft", "reviewed", "halfway"]
+    stream = http.get("/runs/s1/state/versions?stream=run:s1").json()["stateVersions"]
+    assert [(v["version"], v["value"]) for v in stream] == [(1, {"doc": "v1"}), (2, {"doc": "v2"})]
+    main = http.get("/runs/s1/state/versions?stream=run").json()["stateVersions"]
+    assert [v["version"] for v in main] == [1, 2, 3]
+    events = [e for e in tide.runs.events("s1") if e.type == "snapshot.created"]
+    assert [e.payload["stateVersion"]["label"] for e in events] == ["reviewed", "draft", "final"]
+    missing = http.post("/runs/nope/snapshots", json={"label": "x", "state": 1})
+    assert missing.status_code == 404
+    unlabeled = http.post("/runs/s1/snapshots", json={"state": 1})
+    assert (unlabeled.status_code, unlabeled.json()["code"]) == (400, "invalid_request")
+
+
 def test_state_of_a_run_without_state(http: httpx.Client) -> None:
     run = http.post("/runs/wf", json={}).json()["run"]
     assert http.get(f"/runs/{run['id']}/state").json() == {"state": None}

@@ -1113,6 +1113,8 @@ def _stored_budget(text: bytes | str) -> Budget:
 _ATTEMPT_ENDS: dict[str, AttemptOutcome] = {
     "run.completed": "completed",
     "run.failed": "failed",
+    # A failed attempt put back on its queue: a run.requeued with an error, which
+    # ATTEMPT_OUTCOMES reports under the name earlier releases logged it with.
     "run.retrying": "failed",
     "run.parked": "parked",
     "run.cancelled": "cancelled",

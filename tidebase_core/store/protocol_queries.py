@@ -334,6 +334,22 @@ LIMIT %(limit)s
 """
 
 
+# A snapshot (migration 0010): the next version of its stream. Run after LOCK_RUN, whose lock
+# orders concurrent snapshots of the run.
+INSERT_SNAPSHOT = """
+INSERT INTO {s}.snapshots (run_id, stream, version, label, value, reason, metadata, created_by)
+SELECT %(run_id)s, %(stream)s, coalesce(max(version), 0) + 1, %(label)s, %(value)s, %(reason)s,
+       %(metadata)s, %(created_by)s
+FROM {s}.snapshots WHERE run_id = %(run_id)s AND stream = %(stream)s
+RETURNING stream, version, label, value, reason, metadata, created_by, created_at
+"""
+
+LIST_SNAPSHOTS = """
+SELECT stream, version, label, value, reason, metadata, created_by, created_at
+FROM {s}.snapshots WHERE run_id = %(run_id)s ORDER BY stream, version
+"""
+
+
 @dataclass(frozen=True)
 class ProtocolQueries:
     create_run: str = CREATE_RUN
@@ -374,6 +390,8 @@ class ProtocolQueries:
     finish_delivery: str = FINISH_DELIVERY
     list_deliveries: str = LIST_DELIVERIES
     channel_backlog: str = CHANNEL_BACKLOG
+    insert_snapshot: str = INSERT_SNAPSHOT
+    list_snapshots: str = LIST_SNAPSHOTS
 
     @classmethod
     def for_schema(cls, schema: str) -> ProtocolQueries:

@@ -564,19 +564,23 @@ ORDER BY 1, u.provider NULLS LAST, u.model NULLS LAST, u.agent NULLS LAST, u.run
 )
 
 # How each attempt of the run (and its descendants) ended: the first end-of-attempt entry in
-# the log after its run.started and before the next one. None: it is running, or it crashed.
+# the log after its run.started (run.claimed off a queue) and before the next one. None: it is
+# running, or it crashed. A run.requeued with an "error" ended a failed attempt (earlier
+# releases logged run.retrying), without one a crashed attempt.
 ATTEMPT_OUTCOMES = (
     _TREE
     + """, starts AS (
     SELECT e.run_id, (e.payload->>'attempt')::int AS attempt, e.seq,
            lead(e.seq) OVER (PARTITION BY e.run_id ORDER BY e.seq) AS next_seq
     FROM {s}.events e
-    WHERE e.type = 'run.started'
+    WHERE e.type IN ('run.started', 'run.claimed')
       AND (CASE WHEN %(include_children)s THEN e.run_id IN (SELECT run_id FROM tree)
                 ELSE e.run_id = %(run_id)s END)
 )
 SELECT st.run_id, st.attempt, (
-           SELECT x.type FROM {s}.events x
+           SELECT CASE WHEN x.type = 'run.requeued' AND x.payload ? 'error'
+                       THEN 'run.retrying' ELSE x.type END
+           FROM {s}.events x
            WHERE x.run_id = st.run_id AND x.seq > st.seq
              AND (st.next_seq IS NULL OR x.seq < st.next_seq)
              AND x.type IN ('run.completed', 'run.failed', 'run.parked', 'run.retrying',

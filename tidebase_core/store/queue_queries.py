@@ -37,7 +37,7 @@ WITH r AS (
     RETURNING r.run_id
 ), ev AS (
     INSERT INTO {s}.events (run_id, seq, type, payload)
-    SELECT r.run_id, 1, 'run.queued', %(payload)s FROM r
+    SELECT r.run_id, 1, 'run.enqueued', %(payload)s FROM r
 )
 SELECT run_id FROM r
 """
@@ -60,7 +60,8 @@ FROM {s}.claim_queued(
 
 # A queued run's attempt failed (fenced on the worker's token, in one statement, so the run is
 # never seen 'failed' while attempts remain): back to 'queued' after the backoff, or 'failed'
-# with failure_class 'max_retries' once its attempts are spent.
+# with failure_class 'max_retries' once its attempts are spent. The requeue's event is
+# upstream's run.requeued; its payload's "error" tells it from a requeue after a crash.
 FAIL_QUEUED = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET
@@ -78,7 +79,7 @@ WITH r AS (
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT r.run_id, r.last_seq,
-           CASE WHEN r.status = 'queued' THEN 'run.retrying' ELSE 'run.failed' END,
+           CASE WHEN r.status = 'queued' THEN 'run.requeued' ELSE 'run.failed' END,
            %(payload)s::jsonb || jsonb_build_object(
                'attempt', r.attempt,
                'failure_class', CASE WHEN r.status = 'failed' THEN 'max_retries' END,
@@ -144,17 +145,19 @@ ORDER BY updated_at
 LIMIT %(limit)s
 """
 
-# A queued run whose worker is gone: fenced on the dead owner's token, back to 'queued' at once
-# (a crash is not the workflow's failure). A run that kills its worker every time still ends:
-# past max_attempts + 3 claims it fails as max_retries.
+# A queued run whose worker is gone: fenced on the dead owner's token, back to 'queued' at once.
+# In process a crash is not the workflow's failure: a run that kills its worker every time still
+# ends, past max_attempts + 3 claims, as max_retries. A run claimed over the HTTP protocol
+# (protocol_owner) spends an attempt per claim, as the protocol's reconciler does: once they are
+# spent, its lapsed lease fails it.
+_CLAIMS_ALLOWED = "coalesce(max_attempts, 1) + CASE WHEN protocol_owner IS NULL THEN 3 ELSE 0 END"
 REQUEUE_STALLED = f"""
 WITH r AS (
     UPDATE {{s}}.runs SET
-        status = CASE WHEN attempt < coalesce(max_attempts, 1) + 3 THEN 'queued' ELSE 'failed' END,
-        failure_class = CASE WHEN attempt < coalesce(max_attempts, 1) + 3 THEN NULL
-                             ELSE 'max_retries' END,
-        completed_at = CASE WHEN attempt < coalesce(max_attempts, 1) + 3 THEN NULL ELSE now() END,
-        owner_token = NULL, lease_expires_at = NULL, run_at = now(),
+        status = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN 'queued' ELSE 'failed' END,
+        failure_class = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN NULL ELSE 'max_retries' END,
+        completed_at = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN NULL ELSE now() END,
+        owner_token = NULL, protocol_owner = NULL, lease_expires_at = NULL, run_at = now(),
         last_seq = last_seq + 1, updated_at = now()
     WHERE run_id = %(run_id)s AND owner_token = %(token)s AND status = 'running'
       AND queue_name IS NOT NULL
