@@ -202,8 +202,15 @@ def test_queue_events_carry_upstreams_names(http: httpx.Client, tide: Tidebase) 
         "usage.recorded",
         "run.requeued",
     ]
+    assert events[0]["payload"]["queue"] == queue
+    assert "runAt" in events[0]["payload"]
     assert events[1]["payload"]["queue"] == queue
-    assert events[3]["payload"]["error"] == {"message": "boom"}
+    requeued = events[3]["payload"]
+    assert requeued["error"] == {"message": "boom"}
+    assert (requeued["attempt"], requeued["maxAttempts"]) == (1, 2)
+    run_at = http.get(f"/runs/{run_id}").json()["run"]["runAt"]
+    assert requeued["nextRunAt"] == run_at  # the backoff's end, written as the protocol does
+    assert events[0]["payload"]["runAt"].endswith("Z")
     assert [(a.attempt, a.outcome) for a in tide.usage.summary(run_id).by_attempt] == [
         (1, "failed")
     ]
@@ -236,8 +243,9 @@ def test_reconciler_requeues_a_dead_workers_run_then_gives_up(
     run = http.get(f"/runs/{run_id}").json()["run"]
     assert (run["status"], run["failureClass"], run["attempt"]) == ("failed", "max_retries", 2)
     events = http.get(f"/runs/{run_id}").json()["events"]
-    assert [e["payload"]["reason"] for e in events if e["type"] == "run.requeued"] == [
-        "lease_expired"
+    requeues = [e["payload"] for e in events if e["type"] == "run.requeued"]
+    assert [(p["reason"], p["attempt"], p["maxAttempts"]) for p in requeues] == [
+        ("lease_expired", 1, 2)
     ]
     assert events[-1]["type"] == "run.failed"
 

@@ -34,10 +34,12 @@ WITH r AS (
              ELSE now() + make_interval(secs => %(deadline)s) END,
         %(recovery_webhook)s, 1, %(budget)s, %(holders)s::text[])
     ON CONFLICT DO NOTHING
-    RETURNING r.run_id
+    RETURNING r.run_id, r.run_at
 ), ev AS (
     INSERT INTO {s}.events (run_id, seq, type, payload)
-    SELECT r.run_id, 1, 'run.enqueued', %(payload)s FROM r
+    SELECT r.run_id, 1, 'run.enqueued', %(payload)s::jsonb || jsonb_build_object(
+        'runAt', to_char(r.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+    FROM r
 )
 SELECT run_id FROM r
 """
@@ -75,15 +77,18 @@ WITH r AS (
         last_seq = last_seq + 1, updated_at = now()
     WHERE run_id = %(run_id)s AND owner_token = %(token)s AND status IN ('running', 'waiting')
       AND queue_name IS NOT NULL
-    RETURNING run_id, status, attempt, last_seq, {_WATCHED}
+    RETURNING run_id, status, attempt, max_attempts, run_at, last_seq, {_WATCHED}
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT r.run_id, r.last_seq,
            CASE WHEN r.status = 'queued' THEN 'run.requeued' ELSE 'run.failed' END,
            %(payload)s::jsonb || jsonb_build_object(
-               'attempt', r.attempt,
+               'attempt', r.attempt, 'maxAttempts', coalesce(r.max_attempts, 1),
                'failure_class', CASE WHEN r.status = 'failed' THEN 'max_retries' END,
-               'delay_s', CASE WHEN r.status = 'queued' THEN %(delay)s::float8 END),
+               'delay_s', CASE WHEN r.status = 'queued' THEN %(delay)s::float8 END,
+               'nextRunAt', CASE WHEN r.status = 'queued'  -- as the protocol writes times: ms, UTC
+                    THEN to_char(r.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+               END),
            %(write_id)s
     FROM r
 )
@@ -161,12 +166,13 @@ WITH r AS (
         last_seq = last_seq + 1, updated_at = now()
     WHERE run_id = %(run_id)s AND owner_token = %(token)s AND status = 'running'
       AND queue_name IS NOT NULL
-    RETURNING run_id, status, last_seq, {_WATCHED}
+    RETURNING run_id, status, attempt, max_attempts, last_seq, {_WATCHED}
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, write_id)
     SELECT r.run_id, r.last_seq,
            CASE WHEN r.status = 'queued' THEN 'run.requeued' ELSE 'run.failed' END,
-           jsonb_build_object('reason', %(reason)s::text), %(write_id)s
+           jsonb_build_object('reason', %(reason)s::text, 'attempt', r.attempt,
+                              'maxAttempts', coalesce(r.max_attempts, 1)), %(write_id)s
     FROM r
 )
 SELECT r.status, {_NOTIFY_R} FROM r

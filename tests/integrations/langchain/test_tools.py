@@ -235,7 +235,11 @@ def test_a_replayed_tool_call_fires_langchains_tool_callbacks_with_its_recorded_
     tide.run("lookup", lookup, run_id="t-traced")
 
     live, replayed = (trace.seen for trace in traces)
-    assert live == [("start", "search", "call_1", False), ("end", "3 sources on 'tides'")]
+    # langchain-core 1.0 gives on_tool_start no tool_call_id; later releases do; a replay does.
+    assert live in (
+        [("start", "search", "call_1", False), ("end", "3 sources on 'tides'")],
+        [("start", "search", None, False), ("end", "3 sources on 'tides'")],
+    )
     assert replayed == [("start", "search", "call_1", True), ("end", "3 sources on 'tides'")]
     assert executions == {"search": 1}, "replayed without running the tool"
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from pydantic_ai import Agent
-from pydantic_ai.durable_exec._utils import streamed_before_failing
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -23,6 +22,11 @@ from tidebase.errors import InputMismatch, RunCancelled
 
 from .scripted import Deps, counting, triage_agent
 from .test_replay import Crash, crash_once, first_and_resumed
+
+try:  # Pydantic AI 2.6x+ marks a stream's failure with the response it had streamed
+    from pydantic_ai.durable_exec._utils import streamed_before_failing
+except ImportError:  # older releases mark nothing: the stream-failure test has nothing to read
+    streamed_before_failing = None
 
 
 def answering(text: str, ran: Counter[str], name: str, **usage: Any) -> FunctionModel:
@@ -253,6 +257,8 @@ async def test_a_stream_failing_midway_is_ledgered_once_and_replays_as_a_started
     """The primary's stream fails after its first words (a 503 mid-stream): what it had used is
     in the ledger once, with the recorded failure; the backup answers; crash; resume: the
     failure is raised again, as a stream that had started, without streaming again."""
+    if streamed_before_failing is None:
+        pytest.skip("this Pydantic AI release does not tell what a failed stream produced")
     ran: Counter[str] = Counter()
 
     async def breaks(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
