@@ -48,7 +48,9 @@ def test_killed_worker_run_is_requeued_at_once_and_completed(
     assert run.attempt == 2
     assert _counts(log, run_id) == {"a": 1, "b": 2, "c": 1}  # b never completed the first time
     requeued = [ev for ev in tide.runs.events(run_id) if ev.type == "run.requeued"]
-    assert [ev.payload for ev in requeued] == [{"reason": "owner_died"}]
+    assert [ev.payload for ev in requeued] == [
+        {"reason": "owner_died", "attempt": 1, "maxAttempts": 1}
+    ]
 
 
 def test_across_hosts_the_run_is_requeued_after_lease_expiry(
@@ -76,7 +78,9 @@ def test_across_hosts_the_run_is_requeued_after_lease_expiry(
     _stop(second)
     assert _counts(log, run_id) == {"a": 1, "b": 2, "c": 1}
     requeued = [ev for ev in tide.runs.events(run_id) if ev.type == "run.requeued"]
-    assert [ev.payload for ev in requeued] == [{"reason": "lease_expired"}]
+    assert [ev.payload for ev in requeued] == [
+        {"reason": "lease_expired", "attempt": 1, "maxAttempts": 1}
+    ]
 
 
 def test_a_worker_recovers_a_plain_run_whose_process_died(
