@@ -349,8 +349,14 @@ class Spans:
 SPANS = Spans()
 
 
+_instrumented: set[str] = set()
+
+
 def _instrument(framework: str) -> None:
-    """Spans around each framework's own entry points (see ``Spans``)."""
+    """Spans around each framework's own entry points (see ``Spans``), once."""
+    if framework in _instrumented:
+        return
+    _instrumented.add(framework)
     if framework == "pydantic_ai":
         from pydantic_ai import _agent_graph, _tool_execution, tool_manager
 
@@ -361,7 +367,8 @@ def _instrument(framework: str) -> None:
         from agents.run_internal import run_loop, tool_execution
 
         SPANS.wrap(run_loop, "get_new_response", "model")
-        SPANS.wrap(tool_execution, "_invoke_function_tool_with_metadata", "tool")
+        # The whole call: the run hooks around it (Tidebase logs tool.started / tool.ended).
+        SPANS.wrap(tool_execution._FunctionToolBatchExecutor, "_run_single_tool", "tool")
     # LangChain: the benchmark's own loop makes the calls (``langchain_once``).
 
 

@@ -76,9 +76,12 @@ def _item_digest(item: Any) -> str:
         _item_digests[raw] = digest
         _cached_bytes += len(raw)
         while _cached_bytes > _CACHE_BYTES and _item_digests:
-            oldest = next(iter(_item_digests))
-            _cached_bytes -= len(oldest)
-            _item_digests.pop(oldest, None)
+            try:
+                oldest = next(iter(_item_digests))
+            except RuntimeError:  # another thread's insert: evict on its call instead
+                break
+            if _item_digests.pop(oldest, None) is not None:
+                _cached_bytes -= len(oldest)
     return digest
 
 
