@@ -30,3 +30,7 @@ def test_a_history_is_hashed_once_per_message_object(monkeypatch: pytest.MonkeyP
     assert request_digest("gpt-4o", _history(), None) == first  # equal messages, new objects
     history[1].parts.append(TextPart("more"))
     assert request_digest("gpt-4o", history, None) != first
+    history = _history()
+    assert request_digest("gpt-4o", history, None) == first  # hashed, and kept
+    history[0].parts[0].content = "another question"
+    assert request_digest("gpt-4o", history, None) != first
