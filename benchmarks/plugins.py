@@ -1,21 +1,32 @@
-"""python -m benchmarks.plugins: what durability costs an agent, per framework operation.
+"""python -m benchmarks.plugins: what durability costs an agent, per model call and per tool call.
 
 For each installed framework: one agent run of 21 model requests and 20 tool calls with a
 scripted model (no network), plain (no Tidebase) and durable (inside a run, every operation
-checkpointed), with no history and with a 200-message conversation before it. The overhead per
-operation is what Tidebase adds over its database round trips (DESIGN §6: ≤ 1 ms per model
-call, ≤ 0.5 ms per tool call over the checkpoint write, flat in conversation length):
-``(durable - plain - time waiting on the database) / operations`` in wall time, every statement
-timed where it is sent; and ``(durable - plain) / operations`` in CPU time of this process,
-which no other load on the machine moves (the database's own work is in another process).
-Then a resume in a fresh process: the time of ``tide.run`` replaying all 41 operations, after
-the imports.
+checkpointed), with no history and with a 200-message conversation before it. DESIGN §6 asks
+≤ 1 ms per model call and ≤ 0.5 ms per tool call over the checkpoint write, flat in
+conversation length. Per call of each kind (``Spans``: the framework's own entry point for a
+model request and for a tool call, timed in both runs), durable minus plain:
+
+- wall time less the time waiting on the database (every statement timed where it is sent);
+- CPU time of this process (the database's own work is in another process);
+- each net of the floor (``checkpoint_write``): a no-op ``run.step`` in the same harness, which
+  is the checkpoint write's client side and the core's step bookkeeping. What is left is the
+  plugin's own overhead (hashing, pricing, usage rows, the result's round trip through JSON,
+  the framework's durable path, statements of its own).
+
+What the spans do not cover is reported per agent run: the workflow run's start and end, an
+agent run's own hooks. The machine is shared, so each figure is the minimum of ``REPEATS``
+samples by default (``--estimator median`` for the median). Then a resume in a fresh
+process: the time of ``tide.run`` replaying all 41 operations, after the imports.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
+import gc
 import json
 import os
 import statistics
@@ -24,19 +35,42 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOL_CALLS = 20
-MODEL_CALLS = TOOL_CALLS + 1
-REPEATS = 7
+TURNS = 20
+"""Model responses that call tools; one more model request ends the agent run."""
+REPEATS = 15
+ESTIMATORS: dict[str, Callable[[list[float]], float]] = {"min": min, "median": statistics.median}
+ESTIMATOR = "min"
+FLOOR_STEPS = 41
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An agent run: ``turns`` model responses each calling ``width`` tools, then a last one."""
+
+    turns: int
+    width: int
+
+    @property
+    def model_calls(self) -> int:
+        return self.turns + 1
+
+    @property
+    def tool_calls(self) -> int:
+        return self.turns * self.width
+
+
+SERIAL = Shape(TURNS, 1)  # 21 model requests, 20 tool calls
 
 
 # -- Pydantic AI ----------------------------------------------------------------------------
 
 
-def pydantic_ai_agent(durable: bool) -> Any:
+def pydantic_ai_agent(durable: bool, shape: Shape) -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
     from pydantic_ai.models.function import FunctionModel
@@ -44,15 +78,19 @@ def pydantic_ai_agent(durable: bool) -> Any:
     from tidebase_pydantic_ai import TidebaseDurability
 
     def respond(messages: list[Any], info: Any) -> ModelResponse:
-        turn = sum(  # the tool results so far in this run (the history has none)
+        returns = sum(  # the tool results so far in this run (the history has none)
             getattr(part, "tool_name", None) == "lookup" and part.part_kind == "tool-return"
             for message in messages
             for part in message.parts
         )
+        turn = returns // shape.width
         usage = RequestUsage(input_tokens=100 + turn, output_tokens=10)
-        if turn < TOOL_CALLS:
-            part = ToolCallPart("lookup", {"n": turn}, tool_call_id=f"call_{turn}")
-            return ModelResponse(parts=[part], usage=usage, model_name="gpt-4o")
+        if turn < shape.turns:
+            parts: list[Any] = [
+                ToolCallPart("lookup", {"n": returns + i}, tool_call_id=f"call_{returns + i}")
+                for i in range(shape.width)
+            ]
+            return ModelResponse(parts=parts, usage=usage, model_name="gpt-4o")
         return ModelResponse(parts=[TextPart("done")], usage=usage, model_name="gpt-4o")
 
     agent = Agent(
@@ -85,7 +123,7 @@ async def pydantic_ai_once(agent: Any, history: list[Any]) -> None:
 # -- OpenAI Agents SDK -------------------------------------------------------------------------
 
 
-def openai_agents_agent(durable: bool) -> Any:
+def openai_agents_agent(durable: bool, shape: Shape) -> Any:
     import json
 
     from agents import Agent, Model, ModelResponse, Usage, function_tool
@@ -99,21 +137,25 @@ def openai_agents_agent(durable: bool) -> Any:
         async def get_response(
             self, system_instructions: Any, input: Any, *args: Any, **kw: Any
         ) -> Any:
-            turn = sum(
+            returns = sum(
                 isinstance(item, dict) and item.get("type") == "function_call_output"
                 for item in (input if isinstance(input, list) else [])
             )
+            turn = returns // shape.width
             usage = Usage(requests=1, input_tokens=100 + turn, output_tokens=10, total_tokens=110)
-            if turn < TOOL_CALLS:
-                call = ResponseFunctionToolCall(
-                    id=f"fc_{turn}",
-                    call_id=f"call_{turn}",
-                    type="function_call",
-                    name="lookup",
-                    arguments=json.dumps({"n": turn}),
-                    status="completed",
-                )
-                return ModelResponse(output=[call], usage=usage, response_id=f"r{turn}")
+            if turn < shape.turns:
+                calls = [
+                    ResponseFunctionToolCall(
+                        id=f"fc_{returns + i}",
+                        call_id=f"call_{returns + i}",
+                        type="function_call",
+                        name="lookup",
+                        arguments=json.dumps({"n": returns + i}),
+                        status="completed",
+                    )
+                    for i in range(shape.width)
+                ]
+                return ModelResponse(output=calls, usage=usage, response_id=f"r{turn}")
             text = ResponseOutputText(type="output_text", text="done", annotations=[], logprobs=[])
             message = ResponseOutputMessage(
                 id="m", type="message", role="assistant", status="completed", content=[text]
@@ -128,7 +170,7 @@ def openai_agents_agent(durable: bool) -> Any:
         return f"result {n}"
 
     agent = Agent(name="bench", model=ScriptedModel(), tools=[lookup])
-    return agent, durable
+    return agent, durable, shape
 
 
 def openai_agents_history(messages: int) -> list[Any]:
@@ -143,18 +185,18 @@ async def openai_agents_once(agent: Any, history: list[Any]) -> None:
     from agents import Runner
     from tidebase_openai_agents import run_agent
 
-    bot, durable = agent
+    bot, durable, shape = agent
     prompt = [*history, {"role": "user", "content": "go"}]
     if durable:
-        await run_agent(bot, prompt, max_turns=MODEL_CALLS + 1)
+        await run_agent(bot, prompt, max_turns=shape.model_calls + 1)
     else:
-        await Runner.run(bot, prompt, max_turns=MODEL_CALLS + 1)
+        await Runner.run(bot, prompt, max_turns=shape.model_calls + 1)
 
 
 # -- LangChain ---------------------------------------------------------------------------------
 
 
-def langchain_agent(durable: bool) -> Any:
+def langchain_agent(durable: bool, shape: Shape) -> Any:
     import tidebase_langchain
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage, BaseMessage
@@ -163,11 +205,15 @@ def langchain_agent(durable: bool) -> Any:
 
     class Scripted(GenericFakeChatModel):
         def _generate(self, messages: list[BaseMessage], *args: Any, **kw: Any) -> ChatResult:
-            turn = sum(m.type == "tool" for m in messages)
+            returns = sum(m.type == "tool" for m in messages)
+            turn = returns // shape.width
             usage = {"input_tokens": 100 + turn, "output_tokens": 10, "total_tokens": 110 + turn}
-            if turn < TOOL_CALLS:
-                call = {"name": "lookup", "args": {"n": turn}, "id": f"call_{turn}"}
-                reply = AIMessage("", tool_calls=[call], usage_metadata=usage)  # type: ignore[arg-type]
+            if turn < shape.turns:
+                calls = [
+                    {"name": "lookup", "args": {"n": returns + i}, "id": f"call_{returns + i}"}
+                    for i in range(shape.width)
+                ]
+                reply = AIMessage("", tool_calls=calls, usage_metadata=usage)  # type: ignore[arg-type]
             else:
                 reply = AIMessage("done", usage_metadata=usage)  # type: ignore[arg-type]
             return ChatResult(generations=[ChatGeneration(message=reply)])
@@ -194,26 +240,28 @@ def langchain_history(messages: int) -> list[Any]:
 
 
 async def langchain_once(agent: Any, history: list[Any]) -> None:
-    """The loop a LangChain agent runs: model, its tool call, model again … 21 model calls."""
+    """The loop a LangChain agent runs: model, its tool calls, model again … until no call."""
     from langchain_core.messages import HumanMessage, ToolMessage
 
     model, lookup = agent
     messages = [*history, HumanMessage("go")]
     while True:
-        reply = await model.ainvoke(messages)
+        async with SPANS.span("model"):
+            reply = await model.ainvoke(messages)
         messages.append(reply)
         if not reply.tool_calls:
             return
-        call = reply.tool_calls[0]
-        result = await lookup.ainvoke({**call, "type": "tool_call"})
-        messages.append(
-            result
-            if isinstance(result, ToolMessage)
-            else ToolMessage(result, tool_call_id=call["id"])
-        )
+        for call in reply.tool_calls:
+            async with SPANS.span("tool"):
+                result = await lookup.ainvoke({**call, "type": "tool_call"})
+            messages.append(
+                result
+                if isinstance(result, ToolMessage)
+                else ToolMessage(result, tool_call_id=call["id"])
+            )
 
 
-FRAMEWORKS: dict[str, tuple[str, Callable[[bool], Any], Callable[[int], list[Any]], Any]] = {
+FRAMEWORKS: dict[str, tuple[str, Callable[[bool, Shape], Any], Callable[[int], list[Any]], Any]] = {
     "pydantic_ai": ("pydantic_ai", pydantic_ai_agent, pydantic_ai_history, pydantic_ai_once),
     "openai_agents": ("agents", openai_agents_agent, openai_agents_history, openai_agents_once),
     "langchain": ("langchain_core", langchain_agent, langchain_history, langchain_once),
@@ -249,6 +297,91 @@ class DatabaseClock:
         self._cls._execute = self._execute  # type: ignore[method-assign]
 
 
+class Spans:
+    """Time spent inside a framework's own model-call and tool-call entry points, by kind.
+
+    The same entry points run with and without Tidebase (the framework's request-making
+    function and its tool dispatcher), so a kind's durable sum minus its plain sum is the
+    overhead of that kind of operation, whatever layer adds it; what the spans do not cover
+    (the workflow run's start and end, an agent run's own hooks) is left to ``agent run``.
+    Operations do not overlap here (one tool call per model response), so a span is one call.
+    """
+
+    KINDS = ("model", "tool")
+
+    def __init__(self) -> None:
+        self.clock: DatabaseClock | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = {kind: [0.0, 0.0, 0.0] for kind in self.KINDS}  # wall, cpu, db
+        self.counts = dict.fromkeys(self.KINDS, 0)
+        self._depth = dict.fromkeys(self.KINDS, 0)
+
+    def _now(self) -> tuple[float, float, float]:
+        return (
+            time.perf_counter(),
+            time.process_time(),
+            self.clock.seconds if self.clock is not None else 0.0,
+        )
+
+    @contextlib.asynccontextmanager
+    async def span(self, kind: str, *, counted: bool = True) -> Any:
+        """``counted=False``: a part of a call timed in a span of its own (a tool's argument
+        validation, before the call)."""
+        self._depth[kind] += 1
+        outermost = self._depth[kind] == 1
+        start = self._now()
+        try:
+            yield
+        finally:
+            self._depth[kind] -= 1
+            if outermost:
+                end = self._now()
+                sums = self.sums[kind]
+                for i in range(3):
+                    sums[i] += end[i] - start[i]
+                self.counts[kind] += counted
+
+    def wrap(self, owner: Any, name: str, kind: str, *, counted: bool = True) -> None:
+        """Time ``owner.name`` (an async function or method) as a span of ``kind``."""
+        original = getattr(owner, name)
+        spans = self
+
+        @functools.wraps(original)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            async with spans.span(kind, counted=counted):
+                return await original(*args, **kwargs)
+
+        setattr(owner, name, timed)
+
+
+SPANS = Spans()
+
+
+_instrumented: set[str] = set()
+
+
+def _instrument(framework: str) -> None:
+    """Spans around each framework's own entry points (see ``Spans``), once."""
+    if framework in _instrumented:
+        return
+    _instrumented.add(framework)
+    if framework == "pydantic_ai":
+        from pydantic_ai import _agent_graph, _tool_execution, tool_manager
+
+        SPANS.wrap(_agent_graph.ModelRequestNode, "_make_request", "model")
+        SPANS.wrap(tool_manager.ToolManager, "validate_tool_call", "tool", counted=False)
+        SPANS.wrap(_tool_execution._ToolCallProcessor, "_call_tool", "tool")
+    elif framework == "openai_agents":
+        from agents.run_internal import run_loop, tool_execution
+
+        SPANS.wrap(run_loop, "get_new_response", "model")
+        # The whole call: the run hooks around it (Tidebase logs tool.started / tool.ended).
+        SPANS.wrap(tool_execution._FunctionToolBatchExecutor, "_run_single_tool", "tool")
+    # LangChain: the benchmark's own loop makes the calls (``langchain_once``).
+
+
 async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     """(wall seconds, this process's CPU seconds): the CPU figure is what the library adds
     in-process whatever else the machine does; the wall figure includes the round trips."""
@@ -257,17 +390,102 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+@dataclass(frozen=True)
+class Cost:
+    """Durable minus plain, in ms: wall time less the database wait, and CPU time."""
+
+    wall: float
+    cpu: float
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(self.wall - other.wall, self.cpu - other.cpu)
+
+    def __mul__(self, n: float) -> Cost:
+        return Cost(self.wall * n, self.cpu * n)
+
+    def __truediv__(self, n: float) -> Cost:
+        return Cost(self.wall / n, self.cpu / n)
+
+
+Sample = dict[str, tuple[float, float]]  # "total" / a kind → (wall less db, cpu) seconds
+
+
+async def _sample(fn: Callable[[], Awaitable[Any]], clock: DatabaseClock | None) -> Sample:
+    """One run of ``fn``: its totals, and per call of each kind (the mean of its spans)."""
+    SPANS.reset()
+    SPANS.clock = clock
+    gc.collect()  # an earlier sample's garbage is not collected during this one
+    before = clock.seconds if clock is not None else 0.0
+    wall, cpu = await _timed(fn)
+    sample = {"total": (wall - ((clock.seconds - before) if clock else 0.0), cpu)}
+    for kind in Spans.KINDS:
+        count = SPANS.counts[kind] or 1
+        span_wall, span_cpu, span_db = SPANS.sums[kind]
+        sample[kind] = ((span_wall - span_db) / count, span_cpu / count)
+    SPANS.clock = None
+    return sample
+
+
+async def _overhead(
+    plain: Callable[[], Awaitable[Any]], durable: Callable[[], Awaitable[Any]]
+) -> dict[str, Cost]:
+    """Durable minus plain, for the whole run and per call of each kind, from ``REPEATS``
+    samples of each (after two to warm up), interleaved: each side's ``ESTIMATOR`` (the minimum
+    by default: the sample least disturbed by the rest of the machine's load)."""
+    plains: list[Sample] = []
+    durables: list[Sample] = []
+    for repeat in range(REPEATS + 2):
+        p = await _sample(plain, None)
+        with DatabaseClock() as clock:
+            d = await _sample(durable, clock)
+        if repeat >= 2:
+            plains.append(p)
+            durables.append(d)
+    pick = ESTIMATORS[ESTIMATOR]
+    return {
+        what: Cost(
+            (pick([s[what][0] for s in durables]) - pick([s[what][0] for s in plains])) * 1e3,
+            (pick([s[what][1] for s in durables]) - pick([s[what][1] for s in plains])) * 1e3,
+        )
+        for what in ("total", *Spans.KINDS)
+    }
+
+
+async def checkpoint_write(tide: Any) -> Cost:
+    """The floor: one ``run.step`` of a no-op (its checkpoint write and the core's step
+    machinery, psycopg's client side included), from a run of ``FLOOR_STEPS`` of them against
+    a run of none."""
+
+    async def noop() -> int:
+        return 1
+
+    async def steps(count: int) -> None:
+        async def workflow(run: Any, _: None) -> None:
+            for _ in range(count):
+                await run.step("noop", noop)
+
+        await tide.run("floor", workflow, run_id=uuid.uuid4().hex)
+
+    empty = await _overhead(lambda: steps(0), lambda: steps(0))
+    full = await _overhead(lambda: steps(0), lambda: steps(FLOOR_STEPS))
+    return (full["total"] - empty["total"]) / FLOOR_STEPS
+
+
 async def measure(framework: str, url: str) -> dict[str, float]:
+    """Per model call and per tool call (``Spans``), each also net of the floor
+    (``checkpoint_write``), per agent run (the rest), and the old figure: the whole overhead
+    spread over the 41 operations."""
     from tidebase.aio import AsyncTidebase
 
     _, make_agent, make_history, once = FRAMEWORKS[framework]
-    plain_agent, durable_agent = make_agent(False), make_agent(True)
     figures: dict[str, float] = {}
+    _instrument(framework)
+    plain_agent, durable_agent = make_agent(False, SERIAL), make_agent(True, SERIAL)
     async with AsyncTidebase(url, schema=f"bench_{uuid.uuid4().hex[:6]}") as tide:
+        floor = await checkpoint_write(tide)
+        figures["floor_wall_ms"], figures["floor_cpu_ms"] = floor.wall, floor.cpu
         for messages in (0, 200):
             history = make_history(messages)
-            plain: list[tuple[float, float]] = []
-            durable: list[tuple[float, float, float]] = []
 
             async def in_run(history: list[Any] = history) -> None:
                 async def workflow(run: Any, _: None) -> None:
@@ -275,29 +493,19 @@ async def measure(framework: str, url: str) -> dict[str, float]:
 
                 await tide.run("bench", workflow, run_id=uuid.uuid4().hex)
 
-            for repeat in range(REPEATS + 2):  # the first two warm up
-                p = await _timed(lambda history=history: once(plain_agent, history))
-                with DatabaseClock() as clock:
-                    d = await _timed(in_run)
-                if repeat >= 2:
-                    plain.append(p)
-                    durable.append((*d, clock.seconds))
-            operations = MODEL_CALLS + TOOL_CALLS
-            wall = [
-                statistics.median(t[0] for t in plain),
-                statistics.median(t[0] for t in durable),
-            ]
-            cpu = [statistics.median(t[1] for t in plain), statistics.median(t[1] for t in durable)]
-            database = statistics.median(t[2] for t in durable)
-            figures[f"plain_ms_{messages}"] = wall[0] * 1e3
-            figures[f"durable_ms_{messages}"] = wall[1] * 1e3
-            figures[f"database_ms_{messages}"] = database * 1e3
-            figures[f"wall_overhead_per_operation_ms_{messages}"] = (
-                (wall[1] - wall[0] - database) / operations * 1e3
-            )
-            figures[f"cpu_overhead_per_operation_ms_{messages}"] = (
-                (cpu[1] - cpu[0]) / operations * 1e3
-            )
+            costs = await _overhead(lambda history=history: once(plain_agent, history), in_run)
+            model, tool = costs["model"], costs["tool"]
+            rest = costs["total"] - model * SERIAL.model_calls - tool * SERIAL.tool_calls
+            for name, cost in (
+                ("model", model),
+                ("model_net", model - floor),
+                ("tool", tool),
+                ("tool_net", tool - floor),
+                ("agent_run", rest),
+                ("per_operation", costs["total"] / (SERIAL.model_calls + SERIAL.tool_calls)),
+            ):
+                figures[f"{name}_wall_ms_{messages}"] = cost.wall
+                figures[f"{name}_cpu_ms_{messages}"] = cost.cpu
     return figures
 
 
@@ -328,7 +536,7 @@ async def _resume_child(framework: str, url: str) -> None:
     from tidebase.aio import AsyncTidebase
 
     _, make_agent, _, once = FRAMEWORKS[framework]
-    agent = make_agent(True)
+    agent = make_agent(True, SERIAL)
 
     async def workflow(run: Any, _: None) -> str:
         await once(agent, [])
@@ -342,11 +550,48 @@ async def _resume_child(framework: str, url: str) -> None:
         print(time.perf_counter() - start)
 
 
+def table(results: dict[str, dict[str, float]]) -> str:
+    """The figures as the README's table: ms, 0 / 200 messages of history."""
+
+    def pair(figures: dict[str, float], name: str) -> str:
+        return f"{figures[f'{name}_0']:.2f} / {figures[f'{name}_200']:.2f}"
+
+    lines = [
+        "| framework | per | wall over db | CPU | net of the write: wall | net: CPU |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for framework, f in results.items():
+        for what in ("model", "tool"):
+            lines.append(
+                f"| {framework} | {what} call | {pair(f, f'{what}_wall_ms')} | "
+                f"{pair(f, f'{what}_cpu_ms')} | {pair(f, f'{what}_net_wall_ms')} | "
+                f"{pair(f, f'{what}_net_cpu_ms')} |"
+            )
+        lines.append(
+            f"| {framework} | agent run | {pair(f, 'agent_run_wall_ms')} | "
+            f"{pair(f, 'agent_run_cpu_ms')} | | |"
+        )
+    floor = next(iter(results.values()))
+    lines.append(
+        f"\nthe floor, one no-op run.step: wall over db {floor['floor_wall_ms']:.3f} ms, "
+        f"CPU {floor['floor_cpu_ms']:.3f} ms"
+    )
+    return "\n".join(lines)
+
+
 def main() -> int:
+    global ESTIMATOR
     parser = argparse.ArgumentParser(prog="python -m benchmarks.plugins", description=__doc__)
     parser.add_argument("--url", help="a Postgres server URL (default: the embedded server)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat, report the medians")
+    parser.add_argument(
+        "--estimator", choices=sorted(ESTIMATORS), default=ESTIMATOR, help="of the samples"
+    )
+    parser.add_argument("--only", nargs="*", choices=sorted(FRAMEWORKS), help="these frameworks")
+    parser.add_argument("--no-resume", action="store_true", help="skip the fresh-process resume")
     parser.add_argument("--resume-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    ESTIMATOR = args.estimator
     if args.resume_child:
         asyncio.run(_resume_child(*args.resume_child))
         return 0
@@ -354,15 +599,22 @@ def main() -> int:
 
     url = args.url or _embedded()
     results: dict[str, dict[str, float]] = {}
+    load = os.getloadavg()
     for framework, (module, *_) in FRAMEWORKS.items():
+        if args.only and framework not in args.only:
+            continue
         try:
             __import__(module)
         except ImportError:
             continue
-        figures = asyncio.run(measure(framework, url))
-        figures["resume_fresh_process_s"] = resume_seconds(framework, url)
+        rounds = [asyncio.run(measure(framework, url)) for _ in range(args.rounds)]
+        figures = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+        if not args.no_resume:
+            figures["resume_fresh_process_s"] = resume_seconds(framework, url)
         results[framework] = figures
-        print(framework, json.dumps({k: round(v, 3) for k, v in figures.items()}))
+        print(framework, json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
+    print(table(results))
+    print("load average before / after:", load, os.getloadavg())
     return 0
 
 

@@ -41,9 +41,10 @@ _VOLATILE = frozenset(
 
 # Per agent run (its key scope): how many messages its last request sent, and their digest.
 _chains: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
-# A message of a history passed in (``message_history=``) → its digest and its part count: the
-# same history given to the next agent run is not hashed again.
-_known: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
+# id(message) of a history passed in (``message_history=``) → (a weak reference to it, its
+# digest, its parts' marks): the same history given to the next agent run is not hashed again.
+# By identity: messages are dataclasses that compare by value, so they are unhashable.
+_known: dict[int, tuple[weakref.ref[Any], str, tuple[int, ...]]] = {}
 
 
 def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
@@ -63,15 +64,35 @@ def _stable(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _digest_of(message: ModelMessage) -> str:
-    parts = len(message.parts)
+    marks = _marks(message)
+    known = _known.get(id(message))
+    if known is not None and known[0]() is message and known[2] == marks:
+        return known[1]
+    digest = input_hash(normalized_messages([message])[0], what="model request message")
     try:
-        known = _known.get(message)
+        ref = weakref.ref(message, _forget(id(message)))
     except TypeError:  # not weak-referenceable: hashed every time
-        return input_hash(normalized_messages([message])[0], what="model request message")
-    if known is None or known[1] != parts:
-        known = (input_hash(normalized_messages([message])[0], what="model request message"), parts)
-        _known[message] = known
-    return known[0]
+        return digest
+    _known[id(message)] = (ref, digest, marks)
+    return digest
+
+
+def _marks(message: ModelMessage) -> tuple[int, ...]:
+    """Its parts and their contents, by identity: a part added, replaced or given new content
+    (``part.content = ...``) makes the message hashed again."""
+    marks: list[int] = []
+    for part in message.parts:
+        marks += (id(part), id(getattr(part, "content", None)), id(getattr(part, "args", None)))
+    return tuple(marks)
+
+
+def _forget(key: int) -> Any:
+    def forget(ref: weakref.ref[Any]) -> None:
+        known = _known.get(key)
+        if known is not None and known[0] is ref:  # not a newer message at the same address
+            _known.pop(key, None)
+
+    return forget
 
 
 def request_digest(
