@@ -10,7 +10,7 @@ from tidebase_openai_agents.digests import model_request_digest
 
 
 def _digest(items: list[Any]) -> str:
-    return model_request_digest(None, items, ModelSettings(), [], None, [], {})
+    return model_request_digest("gpt-4.1", None, items, ModelSettings(), [], None, [], {})
 
 
 def test_a_request_digest_sees_every_item_whatever_was_hashed_before() -> None:
