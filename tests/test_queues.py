@@ -15,7 +15,8 @@ from tidebase import RunContext, Tidebase
 from tidebase_core import registry
 from tidebase_core._sync.queue_store import QueueStore
 from tidebase_core._sync.reconciler import Reconciler
-from tidebase_core._sync.worker import Worker, backoff_seconds
+from tidebase_core._sync.worker import Worker
+from tidebase_core.retry import backoff_seconds
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

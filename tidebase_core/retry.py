@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
-__all__ = ["NO_RETRIES", "RetryPolicy"]
+__all__ = [
+    "MAX_BACKOFF_SECONDS",
+    "NO_RETRIES",
+    "RetryPolicy",
+    "backoff_seconds",
+    "retry_base_seconds",
+]
+
+# A queued run's next attempt after a failed one (and, over the HTTP protocol, after a lapsed
+# lease): base·2^(attempt−1), capped.
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def retry_base_seconds() -> float:
+    """5 s, or ``TIDEBASE_RETRY_BASE_SECONDS`` (tests use a fraction of a second)."""
+    raw = os.environ.get("TIDEBASE_RETRY_BASE_SECONDS")
+    if not raw:
+        return 5.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"TIDEBASE_RETRY_BASE_SECONDS must be a number of seconds, got {raw!r}"
+        ) from None
+    return max(value, 0.0)
+
+
+def backoff_seconds(attempt: int, base: float | None = None) -> float:
+    """Delay before retry after failed attempt ``attempt``: base·2^(attempt−1), capped at 5 min."""
+    base = retry_base_seconds() if base is None else base
+    return float(min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse
 
 from tidebase_core._async.queue_store import AsyncQueueStore
 from tidebase_core._async.reconciler import AsyncReconciler
-from tidebase_core._async.worker import backoff_seconds
 from tidebase_core.replay import ResumeDecision
+from tidebase_core.retry import backoff_seconds
 from tidebase_core.serialization import encode
 
 from .channels import delivers

@@ -224,11 +224,12 @@ def test_a_plain_run_fail_is_not_requeued(http: httpx.Client) -> None:
 
 
 def test_reconciler_requeues_a_dead_workers_run_then_gives_up(
-    reconciling: httpx.Client,
+    reconciling: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A claimed run whose worker stops heartbeating goes back to its queue when the lease
-    lapses; each claim over HTTP is an attempt (upstream's rule), so once maxAttempts claims
-    lapsed the run fails as max_retries."""
+    lapses, after the retry backoff; each claim over HTTP is an attempt (upstream's rules), so
+    once maxAttempts claims lapsed the run fails as max_retries."""
+    monkeypatch.setenv("TIDEBASE_RETRY_BASE_SECONDS", "1")
     http = reconciling
     queue = _q()
     run_id = _enqueue(http, queue, maxAttempts=2)["run"]["id"]
@@ -240,6 +241,11 @@ def test_reconciler_requeues_a_dead_workers_run_then_gives_up(
         _wait(lambda: _status(http, run_id) != "running")
         if attempt == 1:
             assert _status(http, run_id) == "queued"
+            assert _claim(http, queue, leaseOwner="eager")["runs"] == [], "claimed in backoff"
+            detail = http.get(f"/runs/{run_id}").json()
+            requeued_at = datetime.fromisoformat(detail["events"][-1]["createdAt"])
+            backoff = datetime.fromisoformat(detail["run"]["runAt"]) - requeued_at
+            assert 0.9 <= backoff.total_seconds() <= 1.5, backoff
     run = http.get(f"/runs/{run_id}").json()["run"]
     assert (run["status"], run["failureClass"], run["attempt"]) == ("failed", "max_retries", 2)
     events = http.get(f"/runs/{run_id}").json()["events"]

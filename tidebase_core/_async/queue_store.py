@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from ..retry import MAX_BACKOFF_SECONDS, retry_base_seconds
 from ..store.adapters import ExactJson, JsonText
 from ..store.queue_queries import QueueQueries
 from .store import AsyncStoreConnection, Row, _ConnectionLost
@@ -210,7 +211,13 @@ class AsyncQueueStore:
     async def requeue_stalled(self, *, run_id: str, token: uuid.UUID, reason: str) -> str | None:
         rows = await self.db._write(
             self.q.requeue_stalled,
-            {"run_id": run_id, "token": token, "reason": reason},
+            {
+                "run_id": run_id,
+                "token": token,
+                "reason": reason,
+                "base": retry_base_seconds(),
+                "cap": MAX_BACKOFF_SECONDS,
+            },
             recover=_applied,
         )
         return await self._status(run_id, rows)

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from ..retry import MAX_BACKOFF_SECONDS, retry_base_seconds
 from ..store.adapters import ExactJson, JsonText
 from ..store.queue_queries import QueueQueries
 from .store import Row, StoreConnection, _ConnectionLost
@@ -208,7 +209,13 @@ class QueueStore:
     def requeue_stalled(self, *, run_id: str, token: uuid.UUID, reason: str) -> str | None:
         rows = self.db._write(
             self.q.requeue_stalled,
-            {"run_id": run_id, "token": token, "reason": reason},
+            {
+                "run_id": run_id,
+                "token": token,
+                "reason": reason,
+                "base": retry_base_seconds(),
+                "cap": MAX_BACKOFF_SECONDS,
+            },
             recover=_applied,
         )
         return self._status(run_id, rows)

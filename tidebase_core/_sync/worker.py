@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..owner import Owner, let_go, process_is_gone, this_host
 from ..registry import UnknownWorkflow, lookup, registered_names
+from ..retry import backoff_seconds
 from ..serialization import decode_json, encode
 from ..store.records import Claim
 from .queue_store import QueuedClaim, QueueStore
@@ -40,31 +41,9 @@ from .reconciler import Reconciler
 if TYPE_CHECKING:
     from .client import Tidebase
 
-__all__ = ["Worker", "backoff_seconds"]
+__all__ = ["Worker"]
 
 log = logging.getLogger("tidebase.worker")
-
-MAX_BACKOFF_SECONDS = 300.0
-
-
-def retry_base_seconds() -> float:
-    """5 s, or ``TIDEBASE_RETRY_BASE_SECONDS`` (tests use a fraction of a second)."""
-    raw = os.environ.get("TIDEBASE_RETRY_BASE_SECONDS")
-    if not raw:
-        return 5.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(
-            f"TIDEBASE_RETRY_BASE_SECONDS must be a number of seconds, got {raw!r}"
-        ) from None
-    return max(value, 0.0)
-
-
-def backoff_seconds(attempt: int, base: float | None = None) -> float:
-    """Delay before retry after failed attempt ``attempt``: base·2^(attempt−1), capped at 5 min."""
-    base = retry_base_seconds() if base is None else base
-    return float(min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS))
 
 
 def _stopped(stop: Any) -> bool:

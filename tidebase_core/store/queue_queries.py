@@ -162,7 +162,10 @@ WITH r AS (
         status = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN 'queued' ELSE 'failed' END,
         failure_class = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN NULL ELSE 'max_retries' END,
         completed_at = CASE WHEN attempt < {_CLAIMS_ALLOWED} THEN NULL ELSE now() END,
-        owner_token = NULL, protocol_owner = NULL, lease_expires_at = NULL, run_at = now(),
+        owner_token = NULL, protocol_owner = NULL, lease_expires_at = NULL,
+        -- in process at once (the worker died, not the attempt); over HTTP after the backoff
+        run_at = CASE WHEN protocol_owner IS NULL THEN now() ELSE now() + make_interval(
+            secs => least(%(base)s * 2 ^ greatest(attempt - 1, 0), %(cap)s)) END,
         last_seq = last_seq + 1, updated_at = now()
     WHERE run_id = %(run_id)s AND owner_token = %(token)s AND status = 'running'
       AND queue_name IS NOT NULL
