@@ -480,8 +480,8 @@ class ProtocolTx:
 
     async def claim(self, queue: str, owner: str) -> str | None:
         """Lease the best ready run of ``queue`` (within its caps) to the protocol worker
-        ``owner``: the core's claim statement, then the worker's name on the row. None when
-        nothing is ready or a cap is reached."""
+        ``owner``: the core's claim statement, which names the worker on the row and in the
+        ``run.claimed`` entry. None when nothing is ready or a cap is reached."""
         token = owner_token(owner)
         rows = await self._run(
             self.qq.claim_queued,
@@ -493,15 +493,10 @@ class ProtocolTx:
                 "pid": None,
                 "started": None,
                 "lease": self.lease,
+                "protocol_owner": owner,
             },
         )
-        if not rows:
-            return None
-        run_id = str(rows[0][0])
-        await self._run(
-            self.q.name_protocol_owner, {"run_id": run_id, "owner": owner, "token": token}
-        )
-        return run_id
+        return str(rows[0][0]) if rows else None
 
     async def fail_queued(
         self, run_id: str, token: uuid.UUID, error: str, payload: str, delay: float

@@ -191,7 +191,7 @@ def test_queue_events_carry_upstreams_names(http: httpx.Client, tide: Tidebase) 
     (and its tests) name them; the usage summary still tells the failed attempt from a crash."""
     queue = _q()
     run_id = _enqueue(http, queue, maxAttempts=2)["run"]["id"]
-    assert len(_claim(http, queue)["runs"]) == 1
+    assert len(_claim(http, queue, leaseOwner="w-7")["runs"]) == 1
     usage = {"kind": "llm", "model": "m", "inputTokens": 1, "outputTokens": 1}
     assert http.post(f"/runs/{run_id}/usage", json=usage).status_code == 200
     assert http.post(f"/runs/{run_id}/fail", json={"error": {"message": "boom"}}).json()["requeued"]
@@ -204,7 +204,7 @@ def test_queue_events_carry_upstreams_names(http: httpx.Client, tide: Tidebase) 
     ]
     assert events[0]["payload"]["queue"] == queue
     assert "runAt" in events[0]["payload"]
-    assert events[1]["payload"]["queue"] == queue
+    assert (events[1]["payload"]["queue"], events[1]["payload"]["leaseOwner"]) == (queue, "w-7")
     requeued = events[3]["payload"]
     assert requeued["error"] == {"message": "boom"}
     assert (requeued["attempt"], requeued["maxAttempts"]) == (1, 2)

@@ -100,8 +100,12 @@ class QueueStore:
         pid: int,
         started: str,
         lease: float,
+        protocol_owner: str | None = None,
     ) -> QueuedClaim | None:
         """Claim the best ready run of ``queue`` within its caps (one round trip).
+
+        ``protocol_owner``: the name of the HTTP protocol's worker taking it (``tidebase
+        serve``), kept on the run and logged with its ``run.claimed`` entry.
 
         A queue with caps is claimed under its transaction-scoped advisory lock, and the caps
         are counted after the lock is granted, so they hold across workers.
@@ -114,6 +118,7 @@ class QueueStore:
             "pid": pid,
             "started": started,
             "lease": lease,
+            "protocol_owner": protocol_owner,
         }
         while True:
             try:

@@ -230,13 +230,6 @@ RETURNING {_EDGE}
 """
 
 
-# queues/claim: the core's claim (queue_queries.CLAIM_QUEUED) leases the run to the protocol
-# worker's owner token; this names the worker on the same row, in the same transaction.
-NAME_PROTOCOL_OWNER = """
-UPDATE {s}.runs SET protocol_owner = %(owner)s
-WHERE run_id = %(run_id)s AND owner_token = %(token)s
-"""
-
 # GET /queues: every queue that has runs or a config, with a count per lifecycle state.
 QUEUE_STATS = """
 SELECT n.name, q.name IS NOT NULL, q.concurrency, q.rate_per_minute, q.invoke_url,
@@ -374,7 +367,6 @@ class ProtocolQueries:
     get_edge: str = GET_EDGE
     list_edges: str = LIST_EDGES
     insert_edge: str = INSERT_EDGE
-    name_protocol_owner: str = NAME_PROTOCOL_OWNER
     queue_stats: str = QUEUE_STATS
     configure_queue: str = CONFIGURE_QUEUE
     schedule_times: str = SCHEDULE_TIMES

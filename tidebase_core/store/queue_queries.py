@@ -57,7 +57,8 @@ SELECT c.run_id, c.workflow_name, c.attempt, c.input, c.last_seq, c.max_attempts
        (SELECT r.budget_holders FROM {s}.runs r WHERE r.run_id = c.run_id),
        CASE WHEN c.watched THEN pg_notify({c} || md5(c.run_id), c.last_seq::text) END
 FROM {s}.claim_queued(
-    %(queue)s, %(key)s, %(token)s, %(host)s, %(pid)s, %(started)s, %(lease)s) AS c
+    %(queue)s, %(key)s, %(token)s, %(host)s, %(pid)s, %(started)s, %(lease)s,
+    %(protocol_owner)s) AS c
 """
 
 # A queued run's attempt failed (fenced on the worker's token, in one statement, so the run is
