@@ -15,8 +15,10 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,6 +211,50 @@ def test_starts_after_the_postmaster_was_killed_with_clients_connected(home: Pat
         assert conn.execute("SELECT 1").fetchone() == (1,)
     for c in clients:
         c.close()
+
+
+def test_an_initdb_killed_with_its_process_leaves_nothing_behind(home: Path) -> None:
+    """What an initdb killed with its Tidebase process left is cleared by the next start, also
+    a start that needs no initdb of its own (the data directory exists by then)."""
+    embedded.start(home)
+    data = embedded.server_status(home).data_dir
+    stale = data.parent / f".pgdata-initdb-{uuid.uuid4().hex}"
+    (stale / "base").mkdir(parents=True)
+    embedded._started.clear()
+    embedded.start(home)
+    assert not stale.exists()
+
+
+def test_a_binary_run_with_die_with_us_dies_with_the_process() -> None:
+    """initdb is killed with the process that ran it, so it does not write on into a directory
+    the next start is clearing."""
+    # As root the binary runs as the system user: it writes its pid where that user can.
+    shared = Path(tempfile.mkdtemp(prefix="tidebase-pdeathsig-"))
+    shared.chmod(0o777)
+    marker = shared / "child.pid"
+    script = textwrap.dedent(
+        f"""
+        import os, threading
+        from tidebase_core import embedded
+        threading.Thread(
+            target=embedded._run, args=("/bin/sh", "-c", "echo $$ > {marker}; exec sleep 60"),
+            kwargs={{"die_with_us": True}}, daemon=True).start()
+        threading.Event().wait()
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the binary never started"
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the binary outlived the process that ran it"
+        time.sleep(0.05)
+    shutil.rmtree(shared)
 
 
 def test_starts_when_a_stale_pid_file_names_a_live_process(home: Path) -> None:

@@ -25,18 +25,21 @@ so that it survives a process killed at any instant:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -405,12 +408,18 @@ def _postmaster_alive(data: Path) -> bool:
     return info is not None and _is_postgres(info.pid)
 
 
-def _run(*args: str, timeout: float = 120.0) -> str:
-    """Run a Postgres binary (as the system user when root); its output, or _CommandFailed."""
+def _run(*args: str, timeout: float = 120.0, die_with_us: bool = False) -> str:
+    """Run a Postgres binary (as the system user when root); its output, or _CommandFailed.
+
+    ``die_with_us``: the binary is killed if this process dies (initdb: one that outlived a
+    killed process would go on writing a directory the next start is clearing).
+    """
     kwargs: dict[str, object] = {}
     if _is_root():
         uid, gids = _system_ids()
         kwargs = {"user": uid, "group": min(gids), "extra_groups": []}
+    if die_with_us and sys.platform == "linux":
+        kwargs["preexec_fn"] = _parent_death_signal(os.getpid())
     # Files, not pipes: the postmaster started by pg_ctl would inherit a pipe and hold it open.
     with tempfile.TemporaryFile("w+") as out:
         result = subprocess.run(  # type: ignore[call-overload]
@@ -431,6 +440,19 @@ def _run(*args: str, timeout: float = 120.0) -> str:
     return text
 
 
+def _parent_death_signal(parent: int) -> Callable[[], None]:
+    def arm() -> None:  # in the child, after its user change (which would clear the setting)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # we died before it was armed
+            os._exit(1)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class _CommandFailed(Exception):
     def __init__(self, command: str, code: int, output: str) -> None:
         super().__init__(f"{command} exited with status {code}: {output.strip()}")
@@ -444,6 +466,7 @@ def _ensure_running(data: Path, deadline: float) -> str:
     """Under the home lock: a ready server on ``data``; the URI of its ``postgres`` database."""
     if not (data / "PG_VERSION").is_file():
         _initdb(data)
+    _sweep_initdb_leftovers(data.parent)
     _repair_wheel_files(data)
     attempts = 0
     while True:
@@ -518,8 +541,7 @@ def _initdb(data: Path) -> None:
                 "directory to let Tidebase keep the data under /var/lib/tidebase, run as a "
                 "non-root user, or set TIDEBASE_DATABASE_URL to your own Postgres"
             )
-    for stale in parent.glob(".pgdata-initdb-*"):  # from a process killed during initdb
-        shutil.rmtree(stale, ignore_errors=True)
+    _sweep_initdb_leftovers(parent)
     tmp = parent / f".pgdata-initdb-{uuid.uuid4().hex}"
     _run(
         _bin("initdb"),
@@ -530,8 +552,16 @@ def _initdb(data: Path) -> None:
         "--encoding=utf8",
         "-U",
         "postgres",
+        die_with_us=True,
     )
     os.rename(tmp, data)
+
+
+def _sweep_initdb_leftovers(parent: Path) -> None:
+    """Remove what an initdb killed with its Tidebase process left (under the home lock, at
+    every start: the one that found it may have been a start that needed no initdb)."""
+    for stale in parent.glob(".pgdata-initdb-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _repair_wheel_files(data: Path) -> None:
