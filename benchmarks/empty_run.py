@@ -86,7 +86,7 @@ def _round(url: str, tide: Any, rounds: int, sync: str, counter: Iterator[int]) 
         for _ in range(2):
             conn.execute("INSERT INTO floor VALUES (%s, '{}')", (next(counter),))
 
-    def statements(q: Any, claim: str, complete: str) -> Callable[[], None]:
+    def statements(claim: str, complete: str) -> Callable[[], None]:
         def run() -> None:
             run_id, token = str(uuid.uuid4()), str(uuid.uuid4())
             conn.execute(claim, _claim_params(run_id, token)).fetchall()
@@ -109,8 +109,8 @@ def _round(url: str, tide: Any, rounds: int, sync: str, counter: Iterator[int]) 
         q = fill_schema(Queries, schema)
         claim = _without(r"\), started AS \(.*?FROM claimed c\n\)", q.claim_run)
         complete = _without(r"\), ev AS \(.*?FROM r\n\)", q.complete_run)
-        variants[f"statements{label}"] = statements(q, q.claim_run, q.complete_run)
-        variants[f"statements, no event rows{label}"] = statements(q, claim, complete)
+        variants[f"statements{label}"] = statements(q.claim_run, q.complete_run)
+        variants[f"statements, no event rows{label}"] = statements(claim, complete)
     variants["tide.run"] = lambda: engine.run("empty", _empty, run_id=str(uuid.uuid4()))
 
     timings: dict[str, list[float]] = {name: [] for name in variants}

@@ -16,13 +16,15 @@ _LEASE = "now() + make_interval(secs => %(lease)s)"
 _WATCHED = "coalesce(watched_until > now(), false) AS watched"
 _NOTIFY_R = "CASE WHEN r.watched THEN pg_notify({c} || md5(r.run_id), r.last_seq::text) END"
 _ACTIVE = "('queued', 'running', 'waiting')"
+# A run's run_at as the Tidebase protocol writes times in its events: ms, UTC, "Z".
+_RUN_AT_ISO = """to_char(r.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
 # A job is a run: inserted 'queued'. ON CONFLICT without a target also covers the partial
 # unique index on (queue_name, dedupe_key), so a duplicate inserts nothing and the caller looks
 # up the active run that holds the key.
-ENQUEUE = """
+ENQUEUE = f"""
 WITH r AS (
-    INSERT INTO {s}.runs AS r (
+    INSERT INTO {{s}}.runs AS r (
         run_id, workflow_name, status, input, input_hash, metadata, queue_name, dedupe_key,
         priority, run_at, max_attempts, deadline_at, recovery_webhook, last_seq, budget,
         budget_holders)
@@ -36,9 +38,9 @@ WITH r AS (
     ON CONFLICT DO NOTHING
     RETURNING r.run_id, r.run_at
 ), ev AS (
-    INSERT INTO {s}.events (run_id, seq, type, payload)
+    INSERT INTO {{s}}.events (run_id, seq, type, payload)
     SELECT r.run_id, 1, 'run.enqueued', %(payload)s::jsonb || jsonb_build_object(
-        'runAt', to_char(r.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        'runAt', {_RUN_AT_ISO})
     FROM r
 )
 SELECT run_id FROM r
@@ -87,9 +89,7 @@ WITH r AS (
                'attempt', r.attempt, 'maxAttempts', coalesce(r.max_attempts, 1),
                'failure_class', CASE WHEN r.status = 'failed' THEN 'max_retries' END,
                'delay_s', CASE WHEN r.status = 'queued' THEN %(delay)s::float8 END,
-               'nextRunAt', CASE WHEN r.status = 'queued'  -- as the protocol writes times: ms, UTC
-                    THEN to_char(r.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-               END),
+               'nextRunAt', CASE WHEN r.status = 'queued' THEN {_RUN_AT_ISO} END),
            %(write_id)s
     FROM r
 )
