@@ -16,7 +16,11 @@ model request and for a tool call, timed in both runs), durable minus plain:
 
 What the spans do not cover is reported per agent run: the workflow run's start and end, an
 agent run's own hooks. The machine is shared, so each figure is the minimum of ``REPEATS``
-samples by default (``--estimator median`` for the median). Then a resume in a fresh
+pairs by default: each durable sample is taken right after a plain one. This machine runs in
+phases of a few seconds in which everything is up to 1.7 × slower, which the two samples of a
+pair share; so the overhead is the median of the pairs' relative differences, applied to the
+fastest plain sample (``--estimator min`` or ``median`` compare each side's own minimum or
+median instead; those swing by 2 × from run to run here). Then a resume in a fresh
 process: the time of ``tide.run`` replaying all 41 operations, after the imports.
 """
 
@@ -42,9 +46,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TURNS = 20
 """Model responses that call tools; one more model request ends the agent run."""
-REPEATS = 15
+REPEATS = 25
 ESTIMATORS: dict[str, Callable[[list[float]], float]] = {"min": min, "median": statistics.median}
-ESTIMATOR = "min"
+ESTIMATOR = "paired"
 FLOOR_STEPS = 41
 
 
@@ -430,8 +434,8 @@ async def _overhead(
     plain: Callable[[], Awaitable[Any]], durable: Callable[[], Awaitable[Any]]
 ) -> dict[str, Cost]:
     """Durable minus plain, for the whole run and per call of each kind, from ``REPEATS``
-    samples of each (after two to warm up), interleaved: each side's ``ESTIMATOR`` (the minimum
-    by default: the sample least disturbed by the rest of the machine's load)."""
+    samples of each (after two to warm up), interleaved: by default the median of the pairs'
+    differences; else each side's ``ESTIMATOR``."""
     plains: list[Sample] = []
     durables: list[Sample] = []
     for repeat in range(REPEATS + 2):
@@ -441,6 +445,8 @@ async def _overhead(
         if repeat >= 2:
             plains.append(p)
             durables.append(d)
+    if ESTIMATOR == "paired":
+        return {what: _paired(plains, durables, what) for what in ("total", *Spans.KINDS)}
     pick = ESTIMATORS[ESTIMATOR]
     return {
         what: Cost(
@@ -449,6 +455,19 @@ async def _overhead(
         )
         for what in ("total", *Spans.KINDS)
     }
+
+
+def _paired(plains: list[Sample], durables: list[Sample], what: str) -> Cost:
+    """The median of durable / plain - 1 over the pairs, times the fastest plain sample."""
+    figures = []
+    for i in (0, 1):  # wall, cpu
+        pairs = [(p[what][i], d[what][i]) for p, d in zip(plains, durables)]
+        if any(plain <= 0 for plain, _ in pairs):  # nothing of that kind in the plain run
+            figures.append(statistics.median(durable - plain for plain, durable in pairs) * 1e3)
+            continue
+        ratio = statistics.median(durable / plain - 1 for plain, durable in pairs)
+        figures.append(ratio * min(plain for plain, _ in pairs) * 1e3)
+    return Cost(*figures)
 
 
 async def checkpoint_write(tide: Any) -> Cost:
@@ -585,7 +604,10 @@ def main() -> int:
     parser.add_argument("--url", help="a Postgres server URL (default: the embedded server)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat, report the medians")
     parser.add_argument(
-        "--estimator", choices=sorted(ESTIMATORS), default=ESTIMATOR, help="of the samples"
+        "--estimator",
+        choices=["paired", *sorted(ESTIMATORS)],
+        default=ESTIMATOR,
+        help="of the samples",
     )
     parser.add_argument("--only", nargs="*", choices=sorted(FRAMEWORKS), help="these frameworks")
     parser.add_argument("--no-resume", action="store_true", help="skip the fresh-process resume")

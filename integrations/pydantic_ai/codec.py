@@ -1,8 +1,15 @@
 """How durable operations' results are reduced to JSON for their checkpoints.
 
-Pydantic AI's ``JSON_CODEC`` with one change: ``bytes`` become base64 text, not UTF-8 text.
-A tool returning bytes hands the model base64 outside a run (Pydantic AI's own rendering of
-bytes); through a UTF-8 dump the model would get the raw text instead, inside a run only.
+Pydantic AI's ``JSON_CODEC`` with two changes:
+
+- ``bytes`` become base64 text, not UTF-8 text. A tool returning bytes hands the model base64
+  outside a run (Pydantic AI's own rendering of bytes); through a UTF-8 dump the model would
+  get the raw text instead, inside a run only.
+- A model response is priced before it is dumped, by Pydantic AI's own ``fill_response_cost``
+  (which the framework calls on every response right after the request anyway, and which
+  keeps a cost already set, such as a gateway's). The checkpoint then carries the cost: the
+  ledger row takes it as the framework's (``cost_source='given'``) instead of pricing the
+  tokens a second time, and the framework finds it set and does not price again either.
 """
 
 from __future__ import annotations
@@ -10,6 +17,16 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
+
+from pydantic_ai.messages import ModelResponse
+
+try:  # private, but the framework's own pricing step (in every release this plugin supports)
+    from pydantic_ai._genai_prices import fill_response_cost
+except ImportError:  # pragma: no cover - then the ledger prices the tokens itself
+
+    def fill_response_cost(response: ModelResponse) -> None:
+        return None
+
 
 __all__ = ["TIDEBASE_CODEC", "TidebaseCodec"]
 
@@ -34,6 +51,8 @@ class TidebaseCodec:
         return adapter
 
     def dump(self, tp: Any, value: Any) -> Any:
+        if isinstance(value, ModelResponse):
+            fill_response_cost(value)
         return self._adapter(tp).dump_python(value, mode="json")
 
     def load(self, tp: Any, payload: Any) -> Any:

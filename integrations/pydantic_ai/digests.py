@@ -4,16 +4,20 @@ A model request's hash covers the model, its settings and the conversation sent 
 normalized: the fields that differ on every execution of the same conversation (timestamps, run
 and conversation ids, tool-call ids, usage, provider response ids) are dropped, or every resume
 would miss. The digest is chained per agent run, so the cost of a request's hash does not grow
-with the conversation. Tool calls hash the tool name and
-arguments. Other operations (discovery, events, capability operations) are identified by their
+with the conversation. Messages are hashed as pydantic's own JSON of them (fields in
+declaration order, written by pydantic-core: a fifth of the cost of canonical JSON). Tool calls
+hash the tool name and arguments. Other operations (discovery, events, capability operations) are identified by their
 place alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
+
+import pydantic_core
 
 from pydantic_ai.durable_exec import (
     DurableOperationId,
@@ -24,7 +28,7 @@ from pydantic_ai.durable_exec import (
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 from tidebase_core.plugin import input_hash
 
-__all__ = ["normalized_messages", "operation_digest", "request_digest"]
+__all__ = ["normalized_json", "operation_digest", "request_digest"]
 
 # Message- and part-level fields that change between two executions of the same conversation.
 # Only these levels are normalized: a tool argument or a prompt is never touched.
@@ -47,20 +51,25 @@ _chains: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictio
 _known: dict[int, tuple[weakref.ref[Any], str, tuple[int, ...]]] = {}
 
 
-def normalized_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
+_VOLATILE_FIELDS = dict.fromkeys(_VOLATILE, True)
+_EXCLUDE = {"__all__": {**_VOLATILE_FIELDS, "parts": {"__all__": _VOLATILE_FIELDS}}}
+
+
+def normalized_json(messages: Sequence[ModelMessage]) -> bytes:
     """The conversation as JSON, without the fields that change on every execution."""
-    dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
-    return [
-        {
-            **_stable(message),
-            "parts": [_stable(part) for part in message.get("parts", ())],
-        }
-        for message in dumped
-    ]
+    try:
+        return ModelMessagesTypeAdapter.dump_json(list(messages), exclude=_EXCLUDE)
+    except pydantic_core.PydanticSerializationError:
+        # Content pydantic cannot write: the input hash's walk names what and where.
+        dumped = ModelMessagesTypeAdapter.dump_python(list(messages), exclude=_EXCLUDE)
+        return input_hash(dumped, what="model request messages").encode()
 
 
-def _stable(fields: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in fields.items() if name not in _VOLATILE}
+def _sha256(*chunks: bytes) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _digest_of(message: ModelMessage) -> str:
@@ -68,7 +77,7 @@ def _digest_of(message: ModelMessage) -> str:
     known = _known.get(id(message))
     if known is not None and known[0]() is message and known[2] == marks:
         return known[1]
-    digest = input_hash(normalized_messages([message])[0], what="model request message")
+    digest = _sha256(normalized_json([message]))
     try:
         ref = weakref.ref(message, _forget(id(message)))
     except TypeError:  # not weak-referenceable: hashed every time
@@ -112,10 +121,9 @@ def request_digest(
     previous = _chains.get(chain) if chain is not None else None
     count = len(messages)
     if previous is not None and previous[0] < count:
-        added = normalized_messages(messages[previous[0] :])
-        conversation = input_hash({"before": previous[1], "added": added}, what="model request")
+        conversation = _sha256(previous[1].encode(), normalized_json(messages[previous[0] :]))
     else:
-        conversation = input_hash([_digest_of(m) for m in messages], what="model request")
+        conversation = _sha256(*(_digest_of(m).encode() for m in messages))
     if chain is not None:
         _chains[chain] = (count, conversation)
     return input_hash(

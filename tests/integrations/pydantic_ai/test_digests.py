@@ -19,10 +19,10 @@ def test_a_history_is_hashed_once_per_message_object(monkeypatch: pytest.MonkeyP
     history = _history()
     first = request_digest("gpt-4o", history, None)
     hashed: list[Any] = []
-    normalize = digests.normalized_messages
+    normalize = digests.normalized_json
     monkeypatch.setattr(
         digests,
-        "normalized_messages",
+        "normalized_json",
         lambda messages: hashed.append(messages) or normalize(messages),
     )
     assert request_digest("gpt-4o", history, None) == first

@@ -80,6 +80,39 @@ async def test_the_cost_the_framework_reports_wins_over_the_price_table(
     assert (row.cost_usd, row.cost_source) == (Decimal("0.5"), "given")
 
 
+async def test_a_model_response_is_priced_once_and_the_ledger_has_the_frameworks_price(
+    atide: AsyncTidebase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The framework prices every response it receives; the ledger takes that price from the
+    checkpoint instead of pricing the same tokens again (a pricing is ~0.2 ms of CPU)."""
+    import genai_prices
+    from pydantic_ai import _genai_prices
+
+    priced: list[str] = []
+    calc_price = genai_prices.calc_price
+
+    def counting_calc_price(*args: Any, **kwargs: Any) -> Any:
+        priced.append(args[1])
+        return calc_price(*args, **kwargs)
+
+    # The ledger's price table and the framework's own import of it.
+    monkeypatch.setattr(genai_prices, "calc_price", counting_calc_price)
+    monkeypatch.setattr(_genai_prices, "calc_price", counting_calc_price)
+    ran: Counter[str] = Counter()
+    agent = Agent(answering("ok", ran, "gpt-4o"), capabilities=[TidebaseDurability()])
+
+    async def workflow(run: AsyncRunContext, input: None) -> Any:
+        result = await agent.run("hi")
+        return str(result.all_messages()[-1].usage.cost)  # type: ignore[union-attr]
+
+    seen_by_agent = await atide.run("wf", workflow, run_id="pai-priced-once")
+    assert priced == ["gpt-4o"]
+    (row,) = await atide.usage.records("pai-priced-once")
+    # gpt-4o: $2.50 per million input tokens, $10 per million output tokens.
+    assert row.cost_usd == Decimal(seen_by_agent) == Decimal("0.000075")
+    assert row.cost_source == "given"
+
+
 async def test_a_failed_model_request_replays_its_error_so_the_fallback_replays_too(
     atide: AsyncTidebase,
 ) -> None:
