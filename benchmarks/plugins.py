@@ -461,7 +461,7 @@ def _paired(plains: list[Sample], durables: list[Sample], what: str) -> Cost:
     """The median of durable / plain - 1 over the pairs, times the fastest plain sample."""
     figures = []
     for i in (0, 1):  # wall, cpu
-        pairs = [(p[what][i], d[what][i]) for p, d in zip(plains, durables)]
+        pairs = [(p[what][i], d[what][i]) for p, d in zip(plains, durables, strict=True)]
         if any(plain <= 0 for plain, _ in pairs):  # nothing of that kind in the plain run
             figures.append(statistics.median(durable - plain for plain, durable in pairs) * 1e3)
             continue

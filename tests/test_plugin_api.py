@@ -255,3 +255,53 @@ async def test_a_failed_call_that_is_no_outcome_still_has_what_it_used_in_the_le
         rows = await atide.usage.records(run_id)
         assert [(r.step_name, r.output_tokens) for r in rows] == [("llm.partial", tokens)]
         assert [s.name for s in await atide.runs.steps(run_id) if s.output] == [], "no checkpoint"
+
+
+TOOL = plugin.Operation("tool.search")
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_log_entries_are_written_with_the_checkpoint_once_and_only_after_success(
+    atide: AsyncTidebase, tide: Tidebase, api: str
+) -> None:
+    """``durable_call(log=...)``: the call's "ended" entries share its checkpoint's statement
+    (the seqs just before it, after its usage entries); a replay writes none, nor a call that
+    failed."""
+    calls: list[str] = []
+
+    def ended(result: str) -> list[tuple[str, Any]]:
+        return [("tool.ended", {"result": result})]
+
+    def search(query: str) -> str:
+        calls.append(query)
+        if query == "boom":
+            raise RuntimeError("search is down")
+        return f"found {query}"
+
+    async def awf(run: AsyncRunContext, input: None) -> str:
+        async def call() -> str:
+            return search(input)
+
+        return await plugin.durable_call(TOOL, call, digest=plugin.input_hash(input), log=ended)
+
+    def wf(run: RunContext, input: None) -> str:
+        return plugin.durable_call_sync(
+            TOOL, lambda: search(input), digest=plugin.input_hash(input), log=ended
+        )
+
+    async def run(run_id: str, query: str) -> str:
+        if api == "async":
+            return await atide.run("wf", awf, run_id=run_id, input=query)
+        return await asyncio.to_thread(tide.run, "wf", wf, run_id=run_id, input=query)
+
+    assert await run(f"log-{api}", "cats") == "found cats"
+    assert await run(f"log-{api}", "cats") == "found cats"  # replayed
+    assert calls == ["cats"]
+    events = await atide.runs.events(f"log-{api}")
+    (step,) = await atide.runs.steps(f"log-{api}")
+    (entry,) = [e for e in events if e.type == "tool.ended"]
+    assert (entry.seq, entry.payload) == (step.seq - 1, {"result": "found cats"})
+
+    with pytest.raises(RuntimeError):
+        await run(f"log-{api}-failed", "boom")
+    assert "tool.ended" not in [e.type for e in await atide.runs.events(f"log-{api}-failed")]

@@ -74,6 +74,9 @@ __all__ = [
 T = TypeVar("T")
 E = TypeVar("E")
 
+LogOf = Callable[[T], Sequence[tuple[str, Any]]]
+"""A call's result → run-log entries (event type, payload) written with its checkpoint."""
+
 ERROR_KEY = "$tidebase.error"
 """The stored form of an operation's recorded exception: ``{ERROR_KEY: {...}}``."""
 
@@ -254,6 +257,11 @@ class Outcome(Generic[T]):
             return _failed_usage(op, self.error)
         return [row.fields() for row in op.usage(self.value)]
 
+    def log_entries(self, log: LogOf[T] | None) -> Sequence[tuple[str, Any]]:
+        if log is None or not self.ran or self.error is not None:
+            return ()
+        return log(self.value)
+
     def result(self) -> T:
         if self.error is not None:
             raise self.error
@@ -326,12 +334,16 @@ async def durable_call(
     digest: str,
     identity: str | None = None,
     run: RunContext | AsyncRunContext | None = None,
+    log: LogOf[T] | None = None,
 ) -> T:
     """``await call()`` as a durable operation of the active run (just the call outside one).
 
     ``digest`` is the input hash (what must be the same for the checkpoint to be reused);
     ``identity`` the framework's own identity of the call (a tool call id), else the call is
-    keyed by order of occurrence.
+    keyed by order of occurrence. ``log``: the call's result → run-log entries (event type,
+    payload) written in the checkpoint's own statement, such as the framework's "tool ended"
+    event: one round trip less than emitting it after, and never logged without the
+    checkpoint (a replayed call writes neither).
     """
     run = run if run is not None else current_run()
     if run is None:
@@ -363,6 +375,7 @@ async def durable_call(
                 input_hash=digest,
                 policy=op.step_policy,
                 usage=lambda _: outcome.usage_rows(op),
+                log=lambda _: outcome.log_entries(log),
             )
         else:
             # An async framework driven from a sync workflow (``agent.run_sync``): the call
@@ -375,7 +388,14 @@ async def durable_call(
             with inside(run, key):
                 dumped = await body()
             rows = outcome.usage_rows(op)
-            run.save_checkpoint(key, digest, dumped, policy=op.step_policy, usage=rows)
+            run.save_checkpoint(
+                key,
+                digest,
+                dumped,
+                policy=op.step_policy,
+                usage=rows,
+                log=outcome.log_entries(log),
+            )
     except (RunCancelled, LeaseLost) as exc:
         if spent_anyway(exc, outcome):
             await _ledger_anyway_async(run, key, outcome.usage_rows(op))
@@ -625,6 +645,7 @@ def durable_call_sync(
     digest: str,
     identity: str | None = None,
     run: RunContext | AsyncRunContext | None = None,
+    log: LogOf[T] | None = None,
 ) -> T:
     """``durable_call`` for a sync call (a framework's sync API or callbacks)."""
     run = run if run is not None else current_run()
@@ -658,6 +679,7 @@ def durable_call_sync(
                 input_hash=digest,
                 policy=op.step_policy,
                 usage=lambda _: outcome.usage_rows(op),
+                log=lambda _: outcome.log_entries(log),
             )
         except (RunCancelled, LeaseLost) as exc:
             if spent_anyway(exc, outcome):

@@ -3,7 +3,9 @@
 Every callback is forwarded to ``inner``. Agent start/end, tool start/end and handoffs are also
 appended to the run's event log (``agent.started``, ``agent.ended``, ``tool.started``,
 ``tool.ended``, ``agent.handoff``). A replayed run fires the SDK's hooks again; the engine skips
-the workflow-body events an earlier attempt already wrote, so none is logged twice. Usage is
+the workflow-body events an earlier attempt already wrote, so none is logged twice. A durable
+tool's ``tool.ended`` is not written here: the tool's checkpoint carries it, in the same
+statement (one round trip per tool call less), and a replayed call has it already. Usage is
 not recorded here: the model wrapper writes it with each call's checkpoint.
 """
 
@@ -18,9 +20,10 @@ from agents.lifecycle import RunHooksBase
 from tidebase_core import AsyncRunContext
 from tidebase_core.plugin import current_run
 
-__all__ = ["TidebaseHooks"]
+from .log import preview, tool_ended, tool_payload
+from .tools import is_durable_tool
 
-_PREVIEW = 500  # characters of a result or output kept in an event
+__all__ = ["TidebaseHooks"]
 
 
 class TidebaseHooks(RunHooks[Any]):
@@ -46,7 +49,7 @@ class TidebaseHooks(RunHooks[Any]):
         await self._forward("on_agent_start", context, agent)
 
     async def on_agent_end(self, context: Any, agent: Any, output: Any) -> None:
-        await _emit("agent.ended", {"agent": agent.name, "output": _preview(output)})
+        await _emit("agent.ended", {"agent": agent.name, "output": preview(output)})
         await self._forward("on_agent_end", context, agent, output)
 
     async def on_handoff(self, context: Any, from_agent: Any, to_agent: Any) -> None:
@@ -54,12 +57,13 @@ class TidebaseHooks(RunHooks[Any]):
         await self._forward("on_handoff", context, from_agent, to_agent)
 
     async def on_tool_start(self, context: Any, agent: Any, tool: Any) -> None:
-        await _emit("tool.started", _tool_payload(context, agent, tool))
+        await _emit("tool.started", tool_payload(agent.name, _name(tool), _call_id(context)))
         await self._forward("on_tool_start", context, agent, tool)
 
     async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: Any) -> None:
-        payload = {**_tool_payload(context, agent, tool), "result": _preview(result)}
-        await _emit("tool.ended", payload)
+        if not (is_durable_tool(tool) and current_run() is not None):
+            payload = tool_ended(agent.name, _name(tool), _call_id(context), result)
+            await _emit("tool.ended", payload)
         await self._forward("on_tool_end", context, agent, tool, result)
 
     async def _forward(self, name: str, *args: Any) -> None:
@@ -79,14 +83,9 @@ async def _emit(type: str, payload: dict[str, Any]) -> None:
         await asyncio.to_thread(run.events.emit, type, payload, key=key)
 
 
-def _tool_payload(context: Any, agent: Any, tool: Any) -> dict[str, Any]:
-    return {
-        "agent": agent.name,
-        "tool": getattr(tool, "name", type(tool).__name__),
-        "call_id": getattr(context, "tool_call_id", None),
-    }
+def _name(tool: Any) -> str:
+    return getattr(tool, "name", type(tool).__name__)
 
 
-def _preview(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…"
+def _call_id(context: Any) -> str | None:
+    return getattr(context, "tool_call_id", None)

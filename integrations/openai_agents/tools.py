@@ -29,6 +29,7 @@ from tidebase_core.plugin import StepPolicy, current_run, input_hash
 from tidebase_core.replay import ReplayMode
 from tidebase_core.retry import RetryPolicy
 
+from .log import tool_ended
 from .typed_values import (
     apply_context,
     capturable,
@@ -211,8 +212,20 @@ def _durable_invoker(
             # The context as this tool left it (DESIGN §4b): re-applied when the call replays.
             return ToolOutcome(output, _context_fields(user_context))
 
+        # The agent, when the SDK gives the ToolContext one (0.24 does, 0.8 does not).
+        agent = getattr(getattr(ctx, "agent", None), "name", None)
+
+        def ended(outcome: ToolOutcome) -> list[tuple[str, Any]]:
+            # TidebaseHooks' tool.ended, in the checkpoint's own statement (see hooks.py).
+            return [("tool.ended", tool_ended(agent, tool_name, call_id, outcome.output))]
+
         outcome = await durable_call(
-            op, call, digest=input_hash({"arguments": arguments}), identity=call_id, run=run
+            op,
+            call,
+            digest=input_hash({"arguments": arguments}),
+            identity=call_id,
+            run=run,
+            log=ended,
         )
         if not ran and outcome.context is not None and capturable(user_context):
             apply_context(user_context, outcome.context)

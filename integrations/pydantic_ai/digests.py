@@ -6,8 +6,8 @@ and conversation ids, tool-call ids, usage, provider response ids) are dropped, 
 would miss. The digest is chained per agent run, so the cost of a request's hash does not grow
 with the conversation. Messages are hashed as pydantic's own JSON of them (fields in
 declaration order, written by pydantic-core: a fifth of the cost of canonical JSON). Tool calls
-hash the tool name and arguments. Other operations (discovery, events, capability operations) are identified by their
-place alone.
+hash the tool name and arguments. Other operations (discovery, events, capability operations)
+are identified by their place alone.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ _chains: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictio
 _known: dict[int, tuple[weakref.ref[Any], str, tuple[int, ...]]] = {}
 
 
-_VOLATILE_FIELDS = dict.fromkeys(_VOLATILE, True)
-_EXCLUDE = {"__all__": {**_VOLATILE_FIELDS, "parts": {"__all__": _VOLATILE_FIELDS}}}
+_VOLATILE_FIELDS: dict[str, Any] = dict.fromkeys(_VOLATILE, True)
+_EXCLUDE: dict[str, Any] = {"__all__": {**_VOLATILE_FIELDS, "parts": {"__all__": _VOLATILE_FIELDS}}}
 
 
 def normalized_json(messages: Sequence[ModelMessage]) -> bytes:

@@ -454,11 +454,14 @@ class AsyncStoreConnection:
         idempotency_key: str | None,
         replaces: bool = False,
         usage: Sequence[UsageInput] = (),
+        entries: Sequence[tuple[str, str]] = (),
     ) -> bool:
         """The step's one round trip. False when the fence refused it (lease lost, cancelled).
 
         ``replaces``: the key already has a row (an earlier failed try or an intent record).
-        ``usage``: ledger rows of the model calls the step made, written in the same statement.
+        ``usage``: ledger rows of the model calls the step made, and ``entries`` (event type,
+        payload JSON text) log entries of its own, written in the same statement, each at a
+        seq just before the checkpoint's: the usage rows' ``usage.recorded`` entries first.
         """
         params: dict[str, Any] = {
             "run_id": run_id,
@@ -471,15 +474,25 @@ class AsyncStoreConnection:
             "decision": decision.value,
             "idempotency_key": idempotency_key,
         }
-        if usage:
-            params["n_usage"] = len(usage)
+        if usage or entries:
+            logged = [("usage.recorded", u.payload) for u in usage]
+            logged += entries
             params["usage"] = JsonText(
                 encode([_usage_record(i, u) for i, u in enumerate(usage)], what="usage rows")
             )
+            params["n_entries"] = len(logged)
+            params["entries"] = JsonText(
+                "["
+                + ",".join(
+                    f'{{"ord":{i},"type":{encode(type)},"payload":{payload}}}'
+                    for i, (type, payload) in enumerate(logged)
+                )
+                + "]"
+            )
             query = (
-                self.q.rewrite_checkpoint_with_usage
+                self.q.rewrite_checkpoint_with_entries
                 if replaces
-                else self.q.write_checkpoint_with_usage
+                else self.q.write_checkpoint_with_entries
             )
         else:
             query = self.q.rewrite_checkpoint if replaces else self.q.write_checkpoint
@@ -1113,7 +1126,6 @@ def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
         "cost_source": u.cost_source,
         "label": u.label,
         "metadata": None if u.metadata is None else decode_json(u.metadata),
-        "payload": decode_json(u.payload),
         "agent": u.agent,
     }
 

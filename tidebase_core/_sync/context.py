@@ -15,6 +15,7 @@ from .._run_base import (
     USAGE_FIELDS,
     Execution,
     UsageInput,
+    check_event_type,
     check_step_name,
     error_payload,
     usage_params,
@@ -46,12 +47,14 @@ from .usage import RunUsage
 if TYPE_CHECKING:
     from .client import Tidebase
 
-__all__ = ["RunContext", "UsageOf"]
+__all__ = ["RunContext", "LogOf", "UsageOf"]
 
 _PLAIN_STEP = StepPolicy()
 
 UsageOf = Callable[[Any], Sequence[Mapping[str, Any]]]
 """A step's result → the ``usage.record`` arguments of the model calls it made."""
+LogOf = Callable[[Any], Sequence[tuple[str, Any]]]
+"""A step's result → log entries (event type, payload) written with its checkpoint."""
 
 
 class RunContext:
@@ -214,12 +217,18 @@ class RunContext:
         *,
         policy: StepPolicy = _PLAIN_STEP,
         usage: Sequence[Mapping[str, Any]] = (),
+        log: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        """Checkpoint an operation executed outside ``run.step`` (its usage in the same write)."""
+        """Checkpoint an operation executed outside ``run.step``; its usage rows and ``log``
+        entries (event type, payload: an "ended" event of the framework's) in the same write."""
         ex = self._execution
         encoded = encode(output, what=f"output of step {key!r}")
         tag = type_tag(output)
         rows = [self._usage_row(key, fields) for fields in usage]
+        entries = [
+            (check_event_type(type), encode(payload, what=f"payload of event {type!r}"))
+            for type, payload in log
+        ]
         decision = policy.decision
         written = self._db.write_checkpoint(
             run_id=ex.run_id,
@@ -233,6 +242,7 @@ class RunContext:
             idempotency_key=policy.idempotency_key,
             replaces=key in ex.rows,
             usage=rows,
+            entries=entries,
         )
         if not written:
             self._refused()
@@ -250,6 +260,7 @@ class RunContext:
         policy: StepPolicy,
         output_type: Any = None,
         usage: UsageOf | None = None,
+        log: LogOf | None = None,
         timeout_s: float | None = None,
     ) -> Any:
         """``step`` for a key and input hash already chosen (decorated steps choose theirs)."""
@@ -309,7 +320,12 @@ class RunContext:
 
         try:
             self.save_checkpoint(
-                key, input_hash, value, policy=policy, usage=usage(value) if usage else ()
+                key,
+                input_hash,
+                value,
+                policy=policy,
+                usage=usage(value) if usage else (),
+                log=log(value) if log else (),
             )
         except NotSerializable as exc:
             if intent:

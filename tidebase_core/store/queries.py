@@ -102,7 +102,7 @@ WITH r AS (
     FROM r
     {{conflict}}
     RETURNING 1
-){{usage}}
+){{entries}}
 SELECT {_NOTIFY} FROM r, ins
 """
 
@@ -113,8 +113,7 @@ _REPLACE = """ON CONFLICT (run_id, step_key) DO UPDATE SET
         resume_decision = EXCLUDED.resume_decision,
         idempotency_key = EXCLUDED.idempotency_key, updated_at = now()"""
 
-# A model call's step writes its usage rows (and their usage.recorded events, which take the
-# seqs just before the checkpoint's) in the same statement as the checkpoint.
+# A model call's step writes its usage rows in the same statement as the checkpoint.
 _USAGE = """, u AS (
     INSERT INTO {s}.usage_records (
         run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
@@ -127,27 +126,32 @@ _USAGE = """, u AS (
         total_tokens bigint, cost_usd numeric, cost_source text, label text, metadata jsonb,
         agent text)
     ORDER BY x.ord
-), ue AS (
+)"""
+
+# Log entries written with the checkpoint (the usage.recorded entries of its model calls, an
+# operation's own "ended" entry) take the seqs just before the checkpoint's.
+_ENTRIES = """, ue AS (
     INSERT INTO {s}.events (run_id, seq, type, payload)
-    SELECT %(run_id)s, r.last_seq - %(n_usage)s + x.ord, 'usage.recorded', x.payload
-    FROM r, jsonb_to_recordset(%(usage)s) AS x(ord int, payload jsonb)
+    SELECT %(run_id)s, r.last_seq - %(n_entries)s + x.ord, x.type, x.payload
+    FROM r, jsonb_to_recordset(%(entries)s) AS x(ord int, type text, payload jsonb)
 )"""
 
 
-def _checkpoint(*, replace: bool, usage: bool) -> str:
+def _checkpoint(*, replace: bool, entries: bool) -> str:
     return (
-        _CHECKPOINT.replace("{bump}", " + %(n_usage)s" if usage else "")
+        _CHECKPOINT.replace("{bump}", " + %(n_entries)s" if entries else "")
         .replace("{conflict}", _REPLACE if replace else "")
-        .replace("{usage}", _USAGE if usage else "")
+        .replace("{entries}", _USAGE + _ENTRIES if entries else "")
     )
 
 
 # The usual case: the key has no row yet (a plain insert is cheaper than an upsert).
-WRITE_CHECKPOINT = _checkpoint(replace=False, usage=False)
+WRITE_CHECKPOINT = _checkpoint(replace=False, entries=False)
 # The key has a row from an earlier try (failed, or an intent record): replace it.
-REWRITE_CHECKPOINT = _checkpoint(replace=True, usage=False)
-WRITE_CHECKPOINT_WITH_USAGE = _checkpoint(replace=False, usage=True)
-REWRITE_CHECKPOINT_WITH_USAGE = _checkpoint(replace=True, usage=True)
+REWRITE_CHECKPOINT = _checkpoint(replace=True, entries=False)
+# With usage rows and log entries (either list may be empty).
+WRITE_CHECKPOINT_WITH_ENTRIES = _checkpoint(replace=False, entries=True)
+REWRITE_CHECKPOINT_WITH_ENTRIES = _checkpoint(replace=True, entries=True)
 
 # A step that records its intent (unsafe to repeat) or a failure: the step row holds its
 # current state, and an event row its place in the log.
@@ -674,8 +678,8 @@ class Queries:
     load_checkpoints: str = LOAD_CHECKPOINTS
     write_checkpoint: str = WRITE_CHECKPOINT
     rewrite_checkpoint: str = REWRITE_CHECKPOINT
-    write_checkpoint_with_usage: str = WRITE_CHECKPOINT_WITH_USAGE
-    rewrite_checkpoint_with_usage: str = REWRITE_CHECKPOINT_WITH_USAGE
+    write_checkpoint_with_entries: str = WRITE_CHECKPOINT_WITH_ENTRIES
+    rewrite_checkpoint_with_entries: str = REWRITE_CHECKPOINT_WITH_ENTRIES
     write_step_state: str = WRITE_STEP_STATE
     complete_run: str = COMPLETE_RUN
     fail_run: str = FAIL_RUN

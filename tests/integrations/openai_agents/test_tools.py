@@ -21,7 +21,7 @@ from tidebase_openai_agents import durable_tool, run_agent
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 
 from .scripted import Scripted, call, message
-from .test_replay import crash_once, first_and_resumed
+from .test_replay import Crash, crash_once, first_and_resumed
 
 
 def solo(tools: list[Any], turns: dict[int, list[Any]], **agent_options: Any) -> Agent[Any]:
@@ -191,3 +191,54 @@ async def test_a_durable_tool_declares_its_side_effects_on_its_step(atide: Async
         s for s in await atide.runs.steps("oai-effects") if s.name.startswith("solo.run/tool.")
     ]
     assert (step.name, step.idempotency_key) == ("solo.run/tool.refund.call_r", "refund-call_r")
+
+
+async def test_a_tool_call_is_two_statements_its_ended_event_written_with_its_checkpoint(
+    atide: AsyncTidebase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tool.started`` is written when the tool starts; ``tool.ended`` rides on the tool's
+    checkpoint (same statement, the log entry just before the checkpoint's), so a tool call
+    costs two round trips, not three. A replay writes neither, and logs nothing twice."""
+    from tidebase_core._async.store import AsyncStoreConnection
+
+    @function_tool
+    async def lookup(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id}: paid"
+
+    agent = solo(
+        [lookup], {0: [call("lookup", {"order_id": "A1"}, "call_lookup")], 1: [message("ok")]}
+    )
+    sent: list[str] = []
+    execute = AsyncStoreConnection._execute
+
+    async def counting(self: AsyncStoreConnection, query: str, params: Any) -> Any:
+        sent.append(query)
+        return await execute(self, query, params)
+
+    async def workflow(run: AsyncRunContext, input: None) -> str:
+        return crash_once(run, (await run_agent(agent, "look A1 up")).final_output)
+
+    monkeypatch.setattr(AsyncStoreConnection, "_execute", counting)
+    with pytest.raises(Crash):
+        await atide.run("support", workflow, run_id="oai-tool-ended")
+    q = atide._store.q
+    events_emitted = sent.count(q.emit_event)
+    # agent.started, tool.started, agent.ended: no statement of its own for tool.ended.
+    assert events_emitted == 3
+    # Two model calls (with their usage) and the tool call (with its tool.ended).
+    assert sent.count(q.write_checkpoint_with_entries) == 3
+
+    events = await atide.runs.events("oai-tool-ended")
+    (step,) = [s for s in await atide.runs.steps("oai-tool-ended") if "tool." in s.name]
+    (ended,) = [e for e in events if e.type == "tool.ended"]
+    assert ended.seq == step.seq - 1
+    assert ended.payload["tool"] == "lookup"
+    assert ended.payload["call_id"] == "call_lookup"
+    assert ended.payload["result"] == "order A1: paid"
+
+    sent.clear()
+    assert await atide.run("support", workflow, run_id="oai-tool-ended") == "ok"
+    assert q.write_checkpoint_with_entries not in sent and q.emit_event not in sent  # replayed
+    again = await atide.runs.events("oai-tool-ended")
+    assert [e.type for e in again].count("tool.ended") == 1
