@@ -15,13 +15,14 @@ model request and for a tool call, timed in both runs), durable minus plain:
   the framework's durable path, statements of its own).
 
 What the spans do not cover is reported per agent run: the workflow run's start and end, an
-agent run's own hooks. The machine is shared, so each figure is the minimum of ``REPEATS``
-pairs by default: each durable sample is taken right after a plain one. This machine runs in
-phases of a few seconds in which everything is up to 1.7 × slower, which the two samples of a
-pair share; so the overhead is the median of the pairs' relative differences, applied to the
-fastest plain sample (``--estimator min`` or ``median`` compare each side's own minimum or
-median instead; those swing by 2 × from run to run here). Then a resume in a fresh
-process: the time of ``tide.run`` replaying all 41 operations, after the imports.
+agent run's own hooks. Samples come in pairs, a durable one right after a plain one. The
+machine here is shared and runs in phases of a few seconds in which the same pure-Python loop
+takes up to 2 × as long; a pair counts only when that loop, timed just before and just after
+it, ran within 10 % of the fastest time seen (``QUIET``): up to ``REPEATS`` such pairs, out of
+at most four times as many tries. The overhead is the median of the quiet pairs' differences
+(``--estimator min`` or ``median`` compare each side's own minimum or median over all pairs
+instead; those swing by 2 × from run to run here). Then a resume in a fresh process: the time
+of ``tide.run`` replaying all 41 operations, after the imports.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TURNS = 20
 """Model responses that call tools; one more model request ends the agent run."""
-REPEATS = 25
+REPEATS = 15
+QUIET = 1.10
+"""A pair is taken at full speed when the calibration loop around it is within this of its
+fastest time."""
 ESTIMATORS: dict[str, Callable[[list[float]], float]] = {"min": min, "median": statistics.median}
 ESTIMATOR = "paired"
 FLOOR_STEPS = 41
@@ -430,23 +434,65 @@ async def _sample(fn: Callable[[], Awaitable[Any]], clock: DatabaseClock | None)
     return sample
 
 
+def _calibration() -> float:
+    """Seconds of a fixed pure-Python loop (~2 ms): how fast the machine runs right now."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(20_000):
+        total += i
+    return time.perf_counter() - start
+
+
+class _Speed:
+    """The fastest calibration seen so far in this process, and how many pairs were quiet."""
+
+    fastest = float("inf")
+    pairs = [0, 0]  # quiet, taken
+
+    @classmethod
+    def quiet(cls) -> bool:
+        now = min(_calibration() for _ in range(3))
+        cls.fastest = min(cls.fastest, now)
+        return now <= cls.fastest * QUIET
+
+
 async def _overhead(
     plain: Callable[[], Awaitable[Any]], durable: Callable[[], Awaitable[Any]]
 ) -> dict[str, Cost]:
-    """Durable minus plain, for the whole run and per call of each kind, from ``REPEATS``
-    samples of each (after two to warm up), interleaved: by default the median of the pairs'
-    differences; else each side's ``ESTIMATOR``."""
+    """Durable minus plain, for the whole run and per call of each kind: the median of the
+    differences of up to ``REPEATS`` pairs taken at full speed (after two to warm up); with
+    ``--estimator min``/``median``, each side's minimum or median over every pair."""
     plains: list[Sample] = []
     durables: list[Sample] = []
-    for repeat in range(REPEATS + 2):
+    quiet: list[int] = []
+    for repeat in range(4 * REPEATS + 2):
+        before = _Speed.quiet()
         p = await _sample(plain, None)
         with DatabaseClock() as clock:
             d = await _sample(durable, clock)
-        if repeat >= 2:
-            plains.append(p)
-            durables.append(d)
+        if repeat < 2:
+            continue
+        plains.append(p)
+        durables.append(d)
+        _Speed.pairs[1] += 1
+        if before and _Speed.quiet():
+            quiet.append(len(plains) - 1)
+            _Speed.pairs[0] += 1
+        if ESTIMATOR != "paired" and len(plains) == REPEATS:
+            break
+        if len(quiet) == REPEATS:
+            break
     if ESTIMATOR == "paired":
-        return {what: _paired(plains, durables, what) for what in ("total", *Spans.KINDS)}
+        kept = quiet if len(quiet) >= 5 else range(len(plains))  # a machine never quiet: all
+        return {
+            what: Cost(
+                *(
+                    statistics.median(durables[k][what][i] - plains[k][what][i] for k in kept) * 1e3
+                    for i in (0, 1)
+                )
+            )
+            for what in ("total", *Spans.KINDS)
+        }
     pick = ESTIMATORS[ESTIMATOR]
     return {
         what: Cost(
@@ -455,19 +501,6 @@ async def _overhead(
         )
         for what in ("total", *Spans.KINDS)
     }
-
-
-def _paired(plains: list[Sample], durables: list[Sample], what: str) -> Cost:
-    """The median of durable / plain - 1 over the pairs, times the fastest plain sample."""
-    figures = []
-    for i in (0, 1):  # wall, cpu
-        pairs = [(p[what][i], d[what][i]) for p, d in zip(plains, durables, strict=True)]
-        if any(plain <= 0 for plain, _ in pairs):  # nothing of that kind in the plain run
-            figures.append(statistics.median(durable - plain for plain, durable in pairs) * 1e3)
-            continue
-        ratio = statistics.median(durable / plain - 1 for plain, durable in pairs)
-        figures.append(ratio * min(plain for plain, _ in pairs) * 1e3)
-    return Cost(*figures)
 
 
 async def checkpoint_write(tide: Any) -> Cost:
@@ -637,6 +670,7 @@ def main() -> int:
         print(framework, json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
     print(table(results))
     print("load average before / after:", load, os.getloadavg())
+    print("pairs taken at full speed: %d of %d" % tuple(_Speed.pairs))
     return 0
 
 
