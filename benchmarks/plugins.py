@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 TURNS = 20
@@ -447,7 +447,7 @@ class _Speed:
     """The fastest calibration seen so far in this process, and how many pairs were quiet."""
 
     fastest = float("inf")
-    pairs = [0, 0]  # quiet, taken
+    pairs: ClassVar[list[int]] = [0, 0]  # quiet, taken
 
     @classmethod
     def quiet(cls) -> bool:
@@ -670,7 +670,7 @@ def main() -> int:
         print(framework, json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
     print(table(results))
     print("load average before / after:", load, os.getloadavg())
-    print("pairs taken at full speed: %d of %d" % tuple(_Speed.pairs))
+    print("pairs taken at full speed: {} of {}".format(*_Speed.pairs))
     return 0
 
 
