@@ -21,6 +21,8 @@ scope), their order is not stable, their content is: there the key is the conten
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 from collections.abc import (
     AsyncGenerator,
@@ -212,6 +214,7 @@ def _generate_with_cache(
         return mark(wrapped(*args, **kwargs), CHECKPOINTED)
     messages, stop, rest, metadata = _arguments(args, kwargs)
     op, digest, identity = _call_of(model, messages, stop, rest, metadata)
+    op, kwargs = _watching_chunks(model, op, kwargs, async_api=False)
     with content_keyed(identity):
         result = durable_call_sync(
             op, lambda: wrapped(*args, **kwargs), digest=digest, identity=identity, run=run
@@ -237,6 +240,7 @@ async def _agenerate_with_cache(
         return mark(await wrapped(*args, **kwargs), CHECKPOINTED)
     messages, stop, rest, metadata = _arguments(args, kwargs)
     op, digest, identity = _call_of(model, messages, stop, rest, metadata)
+    op, kwargs = _watching_chunks(model, op, kwargs, async_api=True)
 
     async def call() -> ChatResult:
         out: ChatResult = await wrapped(*args, **kwargs)
@@ -245,6 +249,45 @@ async def _agenerate_with_cache(
     with content_keyed(identity):
         result = await durable_call(op, call, digest=digest, identity=identity, run=run)
     return mark(result, CHECKPOINTED) if result.generations and not _is_replayed(result) else result
+
+
+def _watching_chunks(
+    model: BaseChatModel, op: Operation[ChatResult], kwargs: dict[str, Any], *, async_api: bool
+) -> tuple[Operation[ChatResult], dict[str, Any]]:
+    """A stream LangChain runs inside ``invoke`` (for streaming callbacks: ``astream_events``
+    over a chain, LangGraph's messages mode, ``create_agent``) hands its chunks only to the
+    call's run manager. Watch them there: if the stream fails midway, the usage its chunks
+    reported was paid for and goes in the ledger with the failure (``Operation.spent``)."""
+    manager = kwargs.get("run_manager")
+    if manager is None or not model._should_stream(
+        async_api=async_api, **{k: v for k, v in kwargs.items() if k not in ("stop", "messages")}
+    ):
+        return op, kwargs
+    seen = _Seen(op)
+    watched = copy.copy(manager)
+    forward = manager.on_llm_new_token
+
+    def note(chunk: Any) -> None:
+        if chunk is not None and isinstance(chunk.message, BaseMessageChunk):
+            seen.add(chunk.message)
+
+    if async_api:
+
+        async def on_new_token(token: Any, *, chunk: Any = None, **more: Any) -> Any:
+            note(chunk)
+            return await forward(token, chunk=chunk, **more)
+
+    else:
+
+        def on_new_token(token: Any, *, chunk: Any = None, **more: Any) -> Any:  # type: ignore[misc]
+            note(chunk)
+            return forward(token, chunk=chunk, **more)
+
+    watched.on_llm_new_token = on_new_token
+    return dataclasses.replace(op, spent=lambda _: seen.spent()), {
+        **kwargs,
+        "run_manager": watched,
+    }
 
 
 def _is_replayed(result: ChatResult) -> bool:

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
 
 from tidebase import RunContext, Tidebase
 from tidebase.aio import AsyncRunContext, AsyncTidebase
@@ -225,3 +226,77 @@ async def test_an_astream_failing_midway_is_ledgered_once_and_its_fallback_repla
     assert await atide.run("broken", stream, run_id="s7") == "echo: why tides?"
     assert executions == {"broken model": 1, "model": 1}, "the failed stream was not sent again"
     assert len(await atide.usage.records("s7")) == 2, "one row for each stream, once"
+
+
+async def test_a_stream_langchain_runs_inside_ainvoke_failing_midway_is_ledgered_once(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    """``astream_events`` over code that calls ``ainvoke``: LangChain streams the call inside
+    (for the events' token stream) and hands the chunks only to callbacks. The usage the
+    stream reported before the provider failed is in the ledger once, and the failure replays
+    without a new request."""
+    broken = BreaksMidStream(record=executions.record)
+    backup = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    async def ask(question: str) -> str:
+        return str((await broken.ainvoke(question)).content)
+
+    chain = RunnableLambda(ask)
+
+    async def stream(run: AsyncRunContext, _: None) -> str:
+        try:
+            async for _ in chain.astream_events("why tides?", version="v2"):
+                pass
+        except Overloaded:
+            answer = str((await backup.ainvoke("why tides?")).content)
+        interrupt_first_attempt(run)
+        return answer
+
+    with pytest.raises(Interrupted):
+        await atide.run("broken", stream, run_id="s8")
+    rows = await atide.usage.records("s8")
+    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
+    assert await atide.run("broken", stream, run_id="s8") == "echo: why tides?"
+    assert executions == {"broken model": 1, "model": 1}, "the failed call was not sent again"
+    assert len(await atide.usage.records("s8")) == 2, "one row for each call, once"
+
+
+def test_a_stream_langgraph_runs_inside_invoke_failing_midway_is_ledgered_once(
+    tide: Tidebase, executions: Executions
+) -> None:
+    """The sync path: LangGraph's messages mode makes LangChain stream a node's ``invoke``."""
+    from langgraph.graph import END, START, StateGraph
+
+    broken = BreaksMidStream(record=executions.record)
+    backup = ScriptedChatModel(script=echo_script, record=executions.record)
+
+    class State(TypedDict):
+        question: str
+        answer: str
+
+    def answer(state: State) -> dict[str, str]:
+        try:
+            return {"answer": str(broken.invoke(state["question"]).content)}
+        except Overloaded:
+            return {"answer": str(backup.invoke(state["question"]).content)}
+
+    graph = StateGraph(State).add_node("answer", answer)
+    graph = graph.add_edge(START, "answer").add_edge("answer", END).compile()
+
+    def run_graph(run: RunContext, _: None) -> str:
+        final = ""
+        for mode, data in graph.stream(
+            {"question": "why tides?"}, stream_mode=["messages", "values"]
+        ):
+            if mode == "values":
+                final = data.get("answer", "")
+        interrupt_first_attempt(run)
+        return final
+
+    with pytest.raises(Interrupted):
+        tide.run("graph", run_graph, run_id="s9")
+    rows = tide.usage.records("s9")
+    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
+    assert tide.run("graph", run_graph, run_id="s9") == "echo: why tides?"
+    assert executions == {"broken model": 1, "model": 1}, "the failed call was not sent again"
+    assert len(tide.usage.records("s9")) == 2, "one row for each call, once"
