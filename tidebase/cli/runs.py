@@ -409,10 +409,12 @@ def cancel(
             out.print(f"cancelled run {run.run_id}; its worker stops at its next step or gate")
         else:
             out.print(f"run {run.run_id} {run.status.value} before the cancel: nothing to cancel")
-        if wait and _held(run):
+        # A worker held it when we cancelled: wait until it let go (it may have already: the
+        # cancel wakes a worker waiting at a gate at once).
+        if wait and _held(before) and run.status is RunStatus.CANCELLED:
             with err.status(f"waiting for run {run_id}'s worker to stop …"):
                 deadline = time.monotonic() + timeout
-                while _held(run := tide.runs.get(run_id)):
+                while _held(run):
                     if time.monotonic() > deadline:
                         fail(
                             f"run {run_id!r} is cancelled but its worker still holds it after "
@@ -420,6 +422,7 @@ def cancel(
                             "next step boundary; a step's own timeout_s bounds it)"
                         )
                     time.sleep(0.1)
+                    run = tide.runs.get(run_id)
             out.print(f"its worker has stopped; run {run_id} is {run.status.value}")
 
 
