@@ -375,3 +375,35 @@ def test_a_tool_exception_the_workflow_handled_replays_as_that_exception(
         tide.run("look-up", look_up, run_id="t10")
     assert tide.run("look-up", look_up, run_id="t10") == "index offline → archived tides"
     assert executions == {"primary": 1, "archive": 1}
+
+
+async def test_a_sync_tool_awaited_in_an_async_run_is_checkpointed_on_the_runs_connection(
+    atide: AsyncTidebase, executions: Executions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``await tool.ainvoke(...)`` of a tool made from a plain function (the usual ``@tool``):
+    LangChain runs its whole ``invoke`` in a worker thread, whose checkpoint went through a
+    second, blocking connection (a pool checkout per call). Only the function runs in a thread
+    now; the call is checkpointed on the run's own connection, with its callbacks once."""
+    from tidebase_core import operations
+
+    blocking: list[object] = []
+    enter = operations._BlockingView.__enter__
+    monkeypatch.setattr(
+        operations._BlockingView, "__enter__", lambda view: blocking.append(view) or enter(view)
+    )
+    search = durable_tool(research_tools(executions.record)[0])
+    started: list[str] = []
+
+    async def lookup(run: AsyncRunContext, _: None) -> Any:
+        message = await search.ainvoke(CALL, config={"callbacks": [ToolStarts(started)]})
+        interrupt_first_attempt(run)
+        return message.content
+
+    with pytest.raises(Interrupted):
+        await atide.run("lookup", lookup, run_id="t10")
+    assert await atide.run("lookup", lookup, run_id="t10") == "3 sources on 'tides'"
+    assert executions == {"search": 1}
+    assert blocking == [], "the checkpoint took a blocking connection of its own"
+    assert started == ["search", "search"]
+    (step,) = await atide.runs.steps("t10")
+    assert step.name == "langchain.tool.search.call_1"
