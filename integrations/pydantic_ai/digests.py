@@ -4,8 +4,10 @@ A model request's hash covers the model, its settings and the conversation sent 
 normalized: the fields that differ on every execution of the same conversation (timestamps, run
 and conversation ids, tool-call ids, usage, provider response ids) are dropped, or every resume
 would miss. The digest is chained per agent run, so the cost of a request's hash does not grow
-with the conversation. Messages are hashed as pydantic's own JSON of them (fields in
-declaration order, written by pydantic-core: a fifth of the cost of canonical JSON). Tool calls
+with the conversation. Messages are hashed as pydantic-core's JSON of them (fields in
+declaration order: a fifth of the cost of canonical JSON), written by type inference rather than
+through ``ModelMessagesTypeAdapter``: the same JSON for every message type, 40 % faster, and no
+schema to build (the adapter's first use took 0.1 s of every fresh process). Tool calls
 hash the tool name and arguments. Other operations (discovery, events, capability operations)
 are identified by their place alone.
 """
@@ -58,7 +60,7 @@ _EXCLUDE: dict[str, Any] = {"__all__": {**_VOLATILE_FIELDS, "parts": {"__all__":
 def normalized_json(messages: Sequence[ModelMessage]) -> bytes:
     """The conversation as JSON, without the fields that change on every execution."""
     try:
-        return ModelMessagesTypeAdapter.dump_json(list(messages), exclude=_EXCLUDE)
+        return pydantic_core.to_json(list(messages), exclude=_EXCLUDE, bytes_mode="base64")
     except pydantic_core.PydanticSerializationError:
         # Content pydantic cannot write: the input hash's walk names what and where.
         dumped = ModelMessagesTypeAdapter.dump_python(list(messages), exclude=_EXCLUDE)
