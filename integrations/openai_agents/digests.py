@@ -7,12 +7,17 @@ name, and the prompt cache key the SDK generates for each ``Runner.run`` is left
 
 The input is hashed item by item: the SDK sends the whole conversation with every request, as
 fresh copies, so each item's hash is kept by its exact JSON (pydantic-core's dump, ~0.5 µs an
-item) and a request only normalizes the items it has not seen.
+item) and a request only normalizes the items it has not seen. Along an agent run (its key
+scope, ``chain``) a request starts from the previous one: when its items begin with that
+request's items (compared by value, which costs a fraction of their JSON), only the items added
+since are hashed, so the cost stays flat as the conversation grows (at 200 messages a request
+had cost 0.55 ms, growing).
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,13 +39,15 @@ def model_request_digest(
     output_schema: Any,
     handoffs: Sequence[Any],
     options: Mapping[str, Any],
+    chain: object | None = None,
 ) -> str:
+    """``chain``: the agent run the request belongs to (its key scope), or None."""
     return input_hash(
         {
             # A recorded answer replayed for another model would be silently wrong.
             "model": model,
             "instructions": system_instructions,
-            "input": input if isinstance(input, str) else _items_digest(input),
+            "input": input if isinstance(input, str) else _items_digest(input, chain),
             "settings": _settings(model_settings),
             "tools": [getattr(tool, "name", type(tool).__name__) for tool in tools],
             "handoffs": [getattr(h, "tool_name", None) for h in handoffs],
@@ -60,10 +67,46 @@ _cached_bytes = 0
 _CACHE_BYTES = 32 * 1024 * 1024
 
 
-def _items_digest(items: Sequence[Any]) -> str:
+class _Chained:
+    """A request's items, and the hash of their hashes so far (to be continued)."""
+
+    __slots__ = ("hashed", "items")
+
+    def __init__(self, items: list[Any], hashed: hashlib._Hash) -> None:
+        self.items = items
+        self.hashed = hashed
+
+
+# Per agent run (its key scope): its last request's items.
+_chains: weakref.WeakKeyDictionary[Any, _Chained] = weakref.WeakKeyDictionary()
+
+
+def _items_digest(items: Sequence[Any], chain: object | None = None) -> str:
     # One hash of the items' hashes: canonical JSON of hundreds of them costs more.
-    joined = "".join([_item_digest(item) for item in items])
-    return "items:" + hashlib.sha256(joined.encode()).hexdigest()
+    items = list(items)
+    previous = _chains.get(chain) if chain is not None else None
+    start = 0
+    hashed: hashlib._Hash
+    if previous is not None and _starts_with(items, previous.items):
+        hashed = previous.hashed.copy()
+        start = len(previous.items)
+    else:
+        hashed = hashlib.sha256()
+    for item in items[start:]:
+        hashed.update(_item_digest(item).encode())
+    if chain is not None:
+        _chains[chain] = _Chained(items, hashed.copy())
+    return "items:" + hashed.hexdigest()
+
+
+def _starts_with(items: list[Any], prefix: list[Any]) -> bool:
+    """Equal values hash equally: an item equal to the one hashed before has its hash."""
+    if len(items) < len(prefix):
+        return False
+    try:
+        return all(a is b or a == b for a, b in zip(items, prefix, strict=False))
+    except Exception:  # an item whose comparison fails: hash it again
+        return False
 
 
 def _item_digest(item: Any) -> str:

@@ -30,6 +30,7 @@ from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai.types.responses import Response, ResponseCompletedEvent, ResponseOutputItemDoneEvent
 
+from tidebase_core.keys import current_scope
 from tidebase_core.operations import ErrorCodec, Operation, Usage, durable_call, durable_stream
 from tidebase_core.plugin import current_run
 
@@ -121,7 +122,10 @@ class DurableModel(Model):
 
         # ``op.dump`` runs as the call returns: before the SDK's retry adds to response.usage.
         return await durable_call(
-            self._op, call, digest=model_request_digest(self._identity, *request, options), run=run
+            self._op,
+            call,
+            digest=model_request_digest(self._identity, *request, options, current_scope.get()),
+            run=run,
         )
 
     async def stream_response(
@@ -173,7 +177,7 @@ class DurableModel(Model):
         events = durable_stream(
             self._op,
             lambda: self.inner.stream_response(*request, tracing, **options),
-            digest=model_request_digest(self._identity, *request, options),
+            digest=model_request_digest(self._identity, *request, options, current_scope.get()),
             result_of=result_of,
             replay=lambda response: [completed_event(response)],
             spent=spent,

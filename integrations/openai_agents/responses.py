@@ -8,6 +8,8 @@ fields the fresh one had, or the next request's hash would change on every repla
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +32,6 @@ __all__ = [
     "usage_rows",
 ]
 
-_OUTPUT_ITEM: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(TResponseOutputItem)
 _USAGE: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Usage)
 _RESPONSE_FIELDS = {f.name for f in dataclasses.fields(ModelResponse)}
 
@@ -148,7 +149,26 @@ def _dump_item(item: Any) -> Any:
 
 
 def _load_item(item: Any) -> Any:
+    kind = item.get("type") if isinstance(item, dict) else None
+    cls = _output_item_classes().get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        return item  # a provider-specific item: stored as the plain dict it arrived as
     try:
-        return _OUTPUT_ITEM.validate_python(item)
+        return cls.model_validate(item)
     except pydantic.ValidationError:
         return item
+
+
+@functools.cache
+def _output_item_classes() -> dict[str, type[pydantic.BaseModel]]:
+    """The SDK's output item classes by their ``type``, the union's discriminator (openai's
+    ``PropertyInfo(discriminator="type")``, which pydantic does not read: a ``TypeAdapter`` of
+    the union tries all of its members, and building it took 45 ms per process)."""
+    union: Any = TResponseOutputItem
+    if typing.get_origin(union) is typing.Annotated:
+        union = typing.get_args(union)[0]
+    classes: dict[str, type[pydantic.BaseModel]] = {}
+    for cls in typing.get_args(union):
+        for literal in typing.get_args(cls.model_fields["type"].annotation):
+            classes.setdefault(literal, cls)
+    return classes

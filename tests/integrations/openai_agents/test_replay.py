@@ -245,3 +245,35 @@ async def test_a_model_call_the_sdk_retried_keeps_its_place_in_the_run(
         ("solo.run/model.request", "completed"),  # its checkpoint: the ConnectionResetError
         ("solo.run/model.request#2", "completed"),
     ]
+
+
+def test_a_stored_response_comes_back_as_the_sdks_own_item_classes() -> None:
+    """Output items are read back by their ``type`` (the union's discriminator): each kind as
+    its own class, exactly as the SDK built it."""
+    from agents import ModelResponse, Usage
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+        ResponseReasoningItem,
+    )
+    from openai.types.responses.response_reasoning_item import Summary
+    from tidebase_openai_agents.responses import dump_response, load_response
+
+    text = ResponseOutputText(type="output_text", text="hi", annotations=[])
+    items: list[Any] = [
+        ResponseReasoningItem(
+            id="rs", type="reasoning", summary=[Summary(text="s", type="summary_text")]
+        ),
+        ResponseFunctionToolCall(
+            id="fc", call_id="c", name="n", arguments="{}", type="function_call", status="completed"
+        ),
+        ResponseOutputMessage(
+            id="m", type="message", role="assistant", status="completed", content=[text]
+        ),
+    ]
+    stored = dump_response(ModelResponse(output=items, usage=Usage(requests=1), response_id="r"))
+    loaded = load_response(stored)
+    assert [type(item) for item in loaded.output] == [type(item) for item in items]
+    assert loaded.output == items
+    assert dump_response(loaded) == stored
