@@ -9,10 +9,16 @@ model request and for a tool call, timed in both runs), durable minus plain:
 
 - wall time less the time waiting on the database (every statement timed where it is sent);
 - CPU time of this process (the database's own work is in another process);
-- each net of the floor (``checkpoint_write``): a no-op ``run.step`` in the same harness, which
-  is the checkpoint write's client side and the core's step bookkeeping. What is left is the
-  plugin's own overhead (hashing, pricing, usage rows, the result's round trip through JSON,
-  the framework's durable path, statements of its own).
+- each net of the write (``write_in_place``): the plain agent again, inside a run, with a
+  no-op ``run.step`` at the end of every call of each kind (its checkpoint write and the core's
+  step bookkeeping, where the plugin's own write happens), minus the plain agent. What is left
+  is the plugin's own overhead (hashing, pricing, usage rows, the result's round trip through
+  JSON, the framework's durable path, statements of its own).
+
+The write is measured in place because that is what it costs there: a statement's client side
+(psycopg, the event loop, the core) runs between the framework's own code, with the processor's
+caches full of it, and costs 3–4 × what the same ``run.step`` costs in a loop of nothing but
+steps (``checkpoint_write``, still reported: 0.3 against 1.1 ms of CPU on this machine).
 
 What the spans do not cover is reported per agent run: the workflow run's start and end, an
 agent run's own hooks. Samples come in pairs, a durable one right after a plain one. The
@@ -78,7 +84,7 @@ SERIAL = Shape(TURNS, 1)  # 21 model requests, 20 tool calls
 # -- Pydantic AI ----------------------------------------------------------------------------
 
 
-def pydantic_ai_agent(durable: bool, shape: Shape) -> Any:
+def pydantic_ai_agent(durable: bool, shape: Shape, capability: Any = None) -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
     from pydantic_ai.models.function import FunctionModel
@@ -104,7 +110,7 @@ def pydantic_ai_agent(durable: bool, shape: Shape) -> Any:
     agent = Agent(
         FunctionModel(respond, model_name="gpt-4o"),
         name="bench",
-        capabilities=[TidebaseDurability()] if durable else [],
+        capabilities=[capability or TidebaseDurability()] if durable else [],
     )
 
     @agent.tool_plain
@@ -112,6 +118,26 @@ def pydantic_ai_agent(durable: bool, shape: Shape) -> Any:
         return f"result {n}"
 
     return agent
+
+
+def pydantic_ai_framework_path(shape: Shape) -> Any:
+    """The durable agent with a backend that only calls each operation's body: Pydantic AI's
+    own durable-execution path (the durable model built per request, the result codec's dump
+    and load, its wrappers), without anything of Tidebase's."""
+    from pydantic_ai.durable_exec import RoleBasedOperationConfig
+    from tidebase_pydantic_ai import TidebaseDurability
+    from tidebase_pydantic_ai.backend import TidebaseOperationBackend
+
+    class BodyOnly(TidebaseOperationBackend):
+        async def execute(self, *, body: Callable[[], Awaitable[object]], **_: Any) -> object:
+            return await body()
+
+    class FrameworkPath(TidebaseDurability[Any]):
+        def get_durable_operation_backend(self) -> TidebaseOperationBackend:
+            none = RoleBasedOperationConfig(model=None, event=None, capability=None, tool=None)
+            return BodyOnly(agent_name=self.name, default_model_id=None, config=none)
+
+    return pydantic_ai_agent(True, shape, FrameworkPath())
 
 
 def pydantic_ai_history(messages: int) -> list[Any]:
@@ -178,7 +204,13 @@ def openai_agents_agent(durable: bool, shape: Shape) -> Any:
         return f"result {n}"
 
     agent = Agent(name="bench", model=ScriptedModel(), tools=[lookup])
-    return agent, durable, shape
+    if durable:
+        from tidebase_openai_agents import run_agent
+
+        return agent, run_agent, shape
+    from agents import Runner
+
+    return agent, Runner.run, shape
 
 
 def openai_agents_history(messages: int) -> list[Any]:
@@ -190,15 +222,9 @@ def openai_agents_history(messages: int) -> list[Any]:
 
 
 async def openai_agents_once(agent: Any, history: list[Any]) -> None:
-    from agents import Runner
-    from tidebase_openai_agents import run_agent
-
-    bot, durable, shape = agent
+    bot, run, shape = agent  # ``run_agent`` durable, ``Runner.run`` plain
     prompt = [*history, {"role": "user", "content": "go"}]
-    if durable:
-        await run_agent(bot, prompt, max_turns=shape.model_calls + 1)
-    else:
-        await Runner.run(bot, prompt, max_turns=shape.model_calls + 1)
+    await run(bot, prompt, max_turns=shape.model_calls + 1)
 
 
 # -- LangChain ---------------------------------------------------------------------------------
@@ -275,6 +301,9 @@ FRAMEWORKS: dict[str, tuple[str, Callable[[bool, Shape], Any], Callable[[int], l
     "langchain": ("langchain_core", langchain_agent, langchain_history, langchain_once),
 }
 
+FRAMEWORK_PATHS: dict[str, Callable[[Shape], Any]] = {"pydantic_ai": pydantic_ai_framework_path}
+"""A framework's own durable-execution path without Tidebase, where it has one."""
+
 # -- the measurements -----------------------------------------------------------------------
 
 
@@ -319,6 +348,8 @@ class Spans:
 
     def __init__(self) -> None:
         self.clock: DatabaseClock | None = None
+        self.write: Callable[[], Awaitable[Any]] | None = None
+        """Set: awaited at the end of every counted call, inside its span (``write_in_place``)."""
         self.reset()
 
     def reset(self) -> None:
@@ -342,6 +373,8 @@ class Spans:
         start = self._now()
         try:
             yield
+            if outermost and counted and self.write is not None:
+                await self.write()
         finally:
             self._depth[kind] -= 1
             if outermost:
@@ -523,10 +556,35 @@ async def checkpoint_write(tide: Any) -> Cost:
     return (full["total"] - empty["total"]) / FLOOR_STEPS
 
 
+async def write_in_place(tide: Any, plain: Callable[[], Awaitable[Any]]) -> dict[str, Cost]:
+    """The checkpoint write where the plugin writes it: the plain agent with a no-op
+    ``run.step`` of a run at the end of each call (``Spans.write``), minus the plain agent.
+    The agent itself does not see the run (a plugin installed process-wide, as LangChain's
+    is, would make its calls durable)."""
+    from tidebase_core import context
+
+    async def noop() -> int:
+        return 1
+
+    async def with_writes() -> None:
+        async def workflow(run: Any, _: None) -> None:
+            SPANS.write = lambda: run.step("write", noop)
+            hidden = context._current.set(None)
+            try:
+                await plain()
+            finally:
+                context._current.reset(hidden)
+                SPANS.write = None
+
+        await tide.run("bench", workflow, run_id=uuid.uuid4().hex)
+
+    return await _overhead(plain, with_writes)
+
+
 async def measure(framework: str, url: str) -> dict[str, float]:
-    """Per model call and per tool call (``Spans``), each also net of the floor
-    (``checkpoint_write``), per agent run (the rest), and the old figure: the whole overhead
-    spread over the 41 operations."""
+    """Per model call and per tool call (``Spans``), each also net of the write measured in
+    place (``write_in_place``), per agent run (the rest), and the old figure: the whole
+    overhead spread over the 41 operations."""
     from tidebase.aio import AsyncTidebase
 
     _, make_agent, make_history, once = FRAMEWORKS[framework]
@@ -539,20 +597,40 @@ async def measure(framework: str, url: str) -> dict[str, float]:
         for messages in (0, 200):
             history = make_history(messages)
 
+            async def plain(history: list[Any] = history) -> None:
+                await once(plain_agent, history)
+
             async def in_run(history: list[Any] = history) -> None:
                 async def workflow(run: Any, _: None) -> None:
                     await once(durable_agent, history)
 
                 await tide.run("bench", workflow, run_id=uuid.uuid4().hex)
 
-            costs = await _overhead(lambda history=history: once(plain_agent, history), in_run)
+            costs = await _overhead(plain, in_run)
+            writes = await write_in_place(tide, plain)
+            if framework in FRAMEWORK_PATHS:
+                path_agent = FRAMEWORK_PATHS[framework](SERIAL)
+
+                async def path(history: list[Any] = history, agent: Any = path_agent) -> None:
+                    async def workflow(run: Any, _: None) -> None:
+                        await once(agent, history)
+
+                    await tide.run("bench", workflow, run_id=uuid.uuid4().hex)
+
+                framework_path = await _overhead(plain, path)
+                for kind in Spans.KINDS:
+                    cost = framework_path[kind]
+                    figures[f"{kind}_framework_wall_ms_{messages}"] = cost.wall
+                    figures[f"{kind}_framework_cpu_ms_{messages}"] = cost.cpu
             model, tool = costs["model"], costs["tool"]
             rest = costs["total"] - model * SERIAL.model_calls - tool * SERIAL.tool_calls
             for name, cost in (
                 ("model", model),
-                ("model_net", model - floor),
+                ("model_write", writes["model"]),
+                ("model_net", model - writes["model"]),
                 ("tool", tool),
-                ("tool_net", tool - floor),
+                ("tool_write", writes["tool"]),
+                ("tool_net", tool - writes["tool"]),
                 ("agent_run", rest),
                 ("per_operation", costs["total"] / (SERIAL.model_calls + SERIAL.tool_calls)),
             ):
@@ -561,27 +639,39 @@ async def measure(framework: str, url: str) -> dict[str, float]:
     return figures
 
 
-def resume_seconds(framework: str, url: str) -> float:
-    """A run whose 41 operations are checkpointed, replayed by a fresh process."""
-    schema = f"bench_{uuid.uuid4().hex[:6]}"
-    run_id = uuid.uuid4().hex
-    for _attempt in (1, 2):
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.plugins", "--resume-child", framework, url],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                "BENCH_SCHEMA": schema,
-                "BENCH_RUN": run_id,
-            },
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(done.stderr)
-    return float(done.stdout.strip().splitlines()[-1])
+RESUMES = 3
+
+
+def resume_seconds(framework: str, url: str) -> tuple[float, float]:
+    """A run whose 41 operations are checkpointed, replayed by a fresh process; and, for
+    comparison, the same run's first execution in a fresh process (both after the imports:
+    what the framework does once per process, such as the Agents SDK setting up its trace
+    exporter, is in both). Medians of ``RESUMES`` runs."""
+    firsts: list[float] = []
+    resumes: list[float] = []
+    for _ in range(RESUMES):
+        schema = f"bench_{uuid.uuid4().hex[:6]}"
+        run_id = uuid.uuid4().hex
+        for times in (firsts, resumes):
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.plugins", "--resume-child", framework, url],
+                cwd=ROOT,
+                env={
+                    # Compiled modules are kept, as an installed package has them (else a
+                    # module imported lazily during the run is compiled during the timing).
+                    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                    "PYTHONPATH": str(ROOT),
+                    "BENCH_SCHEMA": schema,
+                    "BENCH_RUN": run_id,
+                },
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise SystemExit(done.stderr)
+            times.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(resumes), statistics.median(firsts)
 
 
 async def _resume_child(framework: str, url: str) -> None:
@@ -589,10 +679,12 @@ async def _resume_child(framework: str, url: str) -> None:
 
     _, make_agent, _, once = FRAMEWORKS[framework]
     agent = make_agent(True, SERIAL)
+    start = 0.0
 
     async def workflow(run: Any, _: None) -> str:
         await once(agent, [])
         if run.attempt == 1:
+            print(time.perf_counter() - start, flush=True)
             raise SystemExit(0)  # the first process ends after the agent finished
         return "resumed"
 
@@ -609,25 +701,40 @@ def table(results: dict[str, dict[str, float]]) -> str:
         return f"{figures[f'{name}_0']:.2f} / {figures[f'{name}_200']:.2f}"
 
     lines = [
-        "| framework | per | wall over db | CPU | net of the write: wall | net: CPU |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| framework | per | wall over db | CPU | the write in place: wall | write: CPU "
+        "| net of the write: wall | net: CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for framework, f in results.items():
         for what in ("model", "tool"):
             lines.append(
                 f"| {framework} | {what} call | {pair(f, f'{what}_wall_ms')} | "
-                f"{pair(f, f'{what}_cpu_ms')} | {pair(f, f'{what}_net_wall_ms')} | "
+                f"{pair(f, f'{what}_cpu_ms')} | {pair(f, f'{what}_write_wall_ms')} | "
+                f"{pair(f, f'{what}_write_cpu_ms')} | {pair(f, f'{what}_net_wall_ms')} | "
                 f"{pair(f, f'{what}_net_cpu_ms')} |"
             )
         lines.append(
             f"| {framework} | agent run | {pair(f, 'agent_run_wall_ms')} | "
-            f"{pair(f, 'agent_run_cpu_ms')} | | |"
+            f"{pair(f, 'agent_run_cpu_ms')} | | | | |"
         )
-    floor = next(iter(results.values()))
-    lines.append(
-        f"\nthe floor, one no-op run.step: wall over db {floor['floor_wall_ms']:.3f} ms, "
-        f"CPU {floor['floor_cpu_ms']:.3f} ms"
-    )
+    for framework, f in results.items():
+        lines.append(
+            f"\n{framework}: one no-op run.step in a loop of them (checkpoint_write): wall over "
+            f"db {f['floor_wall_ms']:.3f} ms, CPU {f['floor_cpu_ms']:.3f} ms"
+        )
+        if "model_framework_wall_ms_0" in f:
+            lines.append(
+                f"{framework}: of which the framework's own durable path (its backend only "
+                "calling each body), wall over db / CPU, 0 / 200 messages: model call "
+                f"{pair(f, 'model_framework_wall_ms')} / {pair(f, 'model_framework_cpu_ms')}, "
+                f"tool call {pair(f, 'tool_framework_wall_ms')} / "
+                f"{pair(f, 'tool_framework_cpu_ms')} ms"
+            )
+        if "resume_fresh_process_s" in f:
+            lines.append(
+                f"{framework}: resume in a fresh process {f['resume_fresh_process_s']:.3f} s "
+                f"(its first execution in a fresh process: {f['first_run_fresh_process_s']:.3f} s)"
+            )
     return "\n".join(lines)
 
 
@@ -665,7 +772,8 @@ def main() -> int:
         rounds = [asyncio.run(measure(framework, url)) for _ in range(args.rounds)]
         figures = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
         if not args.no_resume:
-            figures["resume_fresh_process_s"] = resume_seconds(framework, url)
+            resume, first = resume_seconds(framework, url)
+            figures["resume_fresh_process_s"], figures["first_run_fresh_process_s"] = resume, first
         results[framework] = figures
         print(framework, json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
     print(table(results))
