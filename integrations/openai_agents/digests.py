@@ -77,7 +77,8 @@ class _Chained:
         self.hashed = hashed
 
 
-# Per agent run (its key scope): its last request's items.
+# Per agent run (its key scope): its last request's items (the copies the SDK made for that
+# request, which nothing changes after it was sent) and the hash state after them.
 _chains: weakref.WeakKeyDictionary[Any, _Chained] = weakref.WeakKeyDictionary()
 
 
