@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .context import current_step
 from .errors import (
@@ -87,6 +87,13 @@ def check_limit(limit: object) -> int:
 
 # Event types the engine writes itself; user events take another namespace.
 RESERVED_EVENT_PREFIXES = ("run.", "step.", "state.", "gate.", "usage.", "budget.")
+
+
+_T = TypeVar("_T")
+
+LogOf = Callable[[_T], Sequence[tuple[str, Any]]]
+"""A call's or step's result → run-log entries (event type, payload) written with its
+checkpoint."""
 
 
 def check_event_type(type: object) -> str:

@@ -51,6 +51,7 @@ from typing import Any, Generic, TypeVar
 
 from . import context
 from ._async.context import AsyncRunContext
+from ._run_base import LogOf
 from ._sync.context import RunContext
 from .context import current_run
 from .errors import LeaseLost, RunCancelled, TidebaseError
@@ -73,9 +74,6 @@ __all__ = [
 
 T = TypeVar("T")
 E = TypeVar("E")
-
-LogOf = Callable[[T], Sequence[tuple[str, Any]]]
-"""A call's result → run-log entries (event type, payload) written with its checkpoint."""
 
 ERROR_KEY = "$tidebase.error"
 """The stored form of an operation's recorded exception: ``{ERROR_KEY: {...}}``."""

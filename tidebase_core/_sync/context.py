@@ -14,6 +14,7 @@ from .._compat import StepResult, call_body, sleep
 from .._run_base import (
     USAGE_FIELDS,
     Execution,
+    LogOf,
     UsageInput,
     check_event_type,
     check_step_name,
@@ -47,14 +48,12 @@ from .usage import RunUsage
 if TYPE_CHECKING:
     from .client import Tidebase
 
-__all__ = ["RunContext", "LogOf", "UsageOf"]
+__all__ = ["RunContext", "UsageOf"]
 
 _PLAIN_STEP = StepPolicy()
 
 UsageOf = Callable[[Any], Sequence[Mapping[str, Any]]]
 """A step's result → the ``usage.record`` arguments of the model calls it made."""
-LogOf = Callable[[Any], Sequence[tuple[str, Any]]]
-"""A step's result → log entries (event type, payload) written with its checkpoint."""
 
 
 class RunContext:
@@ -260,7 +259,7 @@ class RunContext:
         policy: StepPolicy,
         output_type: Any = None,
         usage: UsageOf | None = None,
-        log: LogOf | None = None,
+        log: LogOf[Any] | None = None,
         timeout_s: float | None = None,
     ) -> Any:
         """``step`` for a key and input hash already chosen (decorated steps choose theirs)."""
