@@ -181,6 +181,38 @@ class BreaksMidStream(ScriptedChatModel):
 SPENT_BEFORE_THE_FAILURE = [(12, 1)]
 
 
+def ledgered_once_then_replayed(
+    tide: Tidebase, name: str, workflow: Any, run_id: str, executions: Executions, what: str
+) -> None:
+    """The first attempt (interrupted after the fallback answered) has the failed ``what``'s
+    spend in the ledger; the resumed run replays both without sending either again."""
+    with pytest.raises(Interrupted):
+        tide.run(name, workflow, run_id=run_id)
+    rows = tide.usage.records(run_id)
+    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
+    assert tide.run(name, workflow, run_id=run_id) == "echo: why tides?"
+    assert executions == {"broken model": 1, "model": 1}, f"the failed {what} was not sent again"
+    assert len(tide.usage.records(run_id)) == 2, f"one row for each {what}, once"
+
+
+async def aledgered_once_then_replayed(
+    atide: AsyncTidebase,
+    name: str,
+    workflow: Any,
+    run_id: str,
+    executions: Executions,
+    what: str,
+) -> None:
+    """``ledgered_once_then_replayed`` for an async client."""
+    with pytest.raises(Interrupted):
+        await atide.run(name, workflow, run_id=run_id)
+    rows = await atide.usage.records(run_id)
+    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
+    assert await atide.run(name, workflow, run_id=run_id) == "echo: why tides?"
+    assert executions == {"broken model": 1, "model": 1}, f"the failed {what} was not sent again"
+    assert len(await atide.usage.records(run_id)) == 2, f"one row for each {what}, once"
+
+
 def test_a_stream_failing_midway_is_ledgered_once_and_its_fallback_replays(
     tide: Tidebase, executions: Executions
 ) -> None:
@@ -195,14 +227,7 @@ def test_a_stream_failing_midway_is_ledgered_once_and_its_fallback_replays(
         interrupt_first_attempt(run)
         return answer
 
-    with pytest.raises(Interrupted):
-        tide.run("broken", stream, run_id="s6")
-    assert [(r.input_tokens, r.output_tokens) for r in tide.usage.records("s6")][:1] == (
-        SPENT_BEFORE_THE_FAILURE
-    )
-    assert tide.run("broken", stream, run_id="s6") == "echo: why tides?"
-    assert executions == {"broken model": 1, "model": 1}, "the failed stream was not sent again"
-    assert len(tide.usage.records("s6")) == 2, "one row for each stream, once"
+    ledgered_once_then_replayed(tide, "broken", stream, "s6", executions, "stream")
 
 
 async def test_an_astream_failing_midway_is_ledgered_once_and_its_fallback_replays(
@@ -219,13 +244,7 @@ async def test_an_astream_failing_midway_is_ledgered_once_and_its_fallback_repla
         interrupt_first_attempt(run)
         return answer
 
-    with pytest.raises(Interrupted):
-        await atide.run("broken", stream, run_id="s7")
-    rows = await atide.usage.records("s7")
-    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
-    assert await atide.run("broken", stream, run_id="s7") == "echo: why tides?"
-    assert executions == {"broken model": 1, "model": 1}, "the failed stream was not sent again"
-    assert len(await atide.usage.records("s7")) == 2, "one row for each stream, once"
+    await aledgered_once_then_replayed(atide, "broken", stream, "s7", executions, "stream")
 
 
 async def test_a_stream_langchain_runs_inside_ainvoke_failing_midway_is_ledgered_once(
@@ -252,13 +271,7 @@ async def test_a_stream_langchain_runs_inside_ainvoke_failing_midway_is_ledgered
         interrupt_first_attempt(run)
         return answer
 
-    with pytest.raises(Interrupted):
-        await atide.run("broken", stream, run_id="s8")
-    rows = await atide.usage.records("s8")
-    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
-    assert await atide.run("broken", stream, run_id="s8") == "echo: why tides?"
-    assert executions == {"broken model": 1, "model": 1}, "the failed call was not sent again"
-    assert len(await atide.usage.records("s8")) == 2, "one row for each call, once"
+    await aledgered_once_then_replayed(atide, "broken", stream, "s8", executions, "call")
 
 
 def test_a_stream_langgraph_runs_inside_invoke_failing_midway_is_ledgered_once(
@@ -293,10 +306,4 @@ def test_a_stream_langgraph_runs_inside_invoke_failing_midway_is_ledgered_once(
         interrupt_first_attempt(run)
         return final
 
-    with pytest.raises(Interrupted):
-        tide.run("graph", run_graph, run_id="s9")
-    rows = tide.usage.records("s9")
-    assert [(r.input_tokens, r.output_tokens) for r in rows][:1] == SPENT_BEFORE_THE_FAILURE
-    assert tide.run("graph", run_graph, run_id="s9") == "echo: why tides?"
-    assert executions == {"broken model": 1, "model": 1}, "the failed call was not sent again"
-    assert len(tide.usage.records("s9")) == 2, "one row for each call, once"
+    ledgered_once_then_replayed(tide, "graph", run_graph, "s9", executions, "call")
