@@ -1,7 +1,7 @@
 """``TidebaseCallbackHandler``: LangChain's callbacks, seen by the active run.
 
-- It records the usage of a real model call that no checkpoint carries (a model built with
-  ``cache=False``, or the handler used without ``install()``), and never of a replayed one.
+- It records the usage of a real model call that nothing else wrote (the handler used without
+  ``install()``, whose wrapped calls write their own), and never of a replayed one.
 - With ``events=True`` it appends ``langchain.model.*``, ``langchain.tool.*`` and
   ``langchain.chain.*`` events (``started``, ``completed``, ``failed``) with LangChain's run ids.
 
@@ -39,8 +39,8 @@ class TidebaseCallbackHandler(BaseCallbackHandler):
     """Usage of real model calls, and (``events=True``) run events for models, tools, chains.
 
     Attach per call (``config={"callbacks": [TidebaseCallbackHandler()]}``) or let
-    ``install()`` attach one to every LangChain call in the process. Each event is one write;
-    ``install()`` leaves events off unless asked, so a model call stays one round trip.
+    ``install(events=True)`` attach one to every LangChain call in the process. Each event is
+    one write.
     """
 
     raise_error = True  # a cancelled or taken-over run must stop the chain, not be logged

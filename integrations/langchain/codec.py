@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 __all__ = [
     "CHECKPOINTED",
+    "LEDGERED",
     "MARK",
     "REPLAYED",
     "REPLAYED_TOOL",
@@ -40,11 +41,13 @@ __all__ = [
     "mark",
 ]
 
-# generation_info key marking a generation Tidebase replayed or checkpointed (its usage is
-# in the ledger already: the callback handler leaves it alone).
+# generation_info key marking a generation Tidebase replayed, checkpointed or (a model built
+# with cache=False) ledgered: its usage is in the ledger already, the callback handler leaves
+# it alone.
 MARK = "tidebase"
 REPLAYED = "replayed"
 CHECKPOINTED = "checkpointed"
+LEDGERED = "ledgered"
 # Metadata key marking the tool run a replayed tool call fires (its tracers and handlers see it).
 REPLAYED_TOOL = "tidebase_replayed"
 

@@ -7,8 +7,9 @@ it, as the core's ``durable_stream_sync``/``durable_stream``. Inside a run a cal
 completed in an earlier attempt returns its recorded result from inside LangChain's generate
 path (a replayed stream: through ``invoke``/``ainvoke``), so LangChain fires its
 callbacks (``on_chat_model_start``/``on_llm_end``) and builds its output as for a live call;
-a new call runs and is checkpointed with its usage. Outside a run, and for a model built with
-``cache=False``, everything is LangChain's own.
+a new call runs and is checkpointed with its usage. A model built with ``cache=False`` runs on
+every attempt, uncheckpointed: only its usage is written, once per real call. Outside a run
+everything is LangChain's own.
 
 Keys. A model call is keyed by its order of occurrence in its scope (``langchain.model``,
 ``langchain.model#2``, ``tool-step/langchain.model``), with the call's content as the input
@@ -31,6 +32,7 @@ from collections.abc import (
     Generator,
     Iterator,
     Mapping,
+    Sequence,
 )
 from contextlib import aclosing, contextmanager
 from contextvars import Context, ContextVar
@@ -49,6 +51,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import base
 from langchain_core.runnables.config import ContextThreadPoolExecutor, ensure_config
 
+from tidebase_core import AsyncRunContext
 from tidebase_core.errors import TidebaseError
 from tidebase_core.keys import current_strand
 from tidebase_core.operations import (
@@ -60,9 +63,9 @@ from tidebase_core.operations import (
     durable_stream,
     durable_stream_sync,
 )
-from tidebase_core.plugin import AnyRunContext, current_run
+from tidebase_core.plugin import AnyRunContext, current_run, record_usage_sync
 
-from .codec import CHECKPOINTED, MARK, REPLAYED, dump_result, load_result, mark
+from .codec import CHECKPOINTED, LEDGERED, MARK, REPLAYED, dump_result, load_result, mark
 from .digests import prompt_digest
 from .usage import usage_rows
 
@@ -208,8 +211,10 @@ def _generate_with_cache(
         _answer.set(None)
         return answer
     run = current_run()
-    if run is None or model.cache is False:
+    if run is None:
         return wrapped(*args, **kwargs)
+    if model.cache is False:
+        return _ledger_uncached_sync(run, model, wrapped(*args, **kwargs), args, kwargs)
     if _owned.get():
         return mark(wrapped(*args, **kwargs), CHECKPOINTED)
     messages, stop, rest, metadata = _arguments(args, kwargs)
@@ -233,9 +238,12 @@ async def _agenerate_with_cache(
         _answer.set(None)
         return answer
     run = current_run()
-    if run is None or model.cache is False:
+    if run is None:
         result: ChatResult = await wrapped(*args, **kwargs)
         return result
+    if model.cache is False:
+        uncached: ChatResult = await wrapped(*args, **kwargs)
+        return await _ledger_uncached(run, model, uncached, args, kwargs)
     if _owned.get():
         return mark(await wrapped(*args, **kwargs), CHECKPOINTED)
     messages, stop, rest, metadata = _arguments(args, kwargs)
@@ -249,6 +257,59 @@ async def _agenerate_with_cache(
     with content_keyed(identity):
         result = await durable_call(op, call, digest=digest, identity=identity, run=run)
     return mark(result, CHECKPOINTED) if result.generations and not _is_replayed(result) else result
+
+
+def _ledger_uncached_sync(
+    run: AnyRunContext,
+    model: BaseChatModel,
+    result: ChatResult,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> ChatResult:
+    """A ``cache=False`` model's real call: no checkpoint, its usage written now. Under a
+    writer that owns the call (the middleware) the writer records it."""
+    if _owned.get():
+        return result
+    _write_usage_sync(run, _usage_of(model, result, *_arguments(args, kwargs)[1:]))
+    return mark(result, LEDGERED)
+
+
+async def _ledger_uncached(
+    run: AnyRunContext,
+    model: BaseChatModel,
+    result: ChatResult,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> ChatResult:
+    if _owned.get():
+        return result
+    await _write_usage(run, _usage_of(model, result, *_arguments(args, kwargs)[1:]))
+    return mark(result, LEDGERED)
+
+
+def _usage_of(
+    model: BaseChatModel,
+    result: ChatResult,
+    stop: Any,
+    kwargs: dict[str, Any],
+    metadata: Mapping[str, Any] | None,
+) -> list[Usage]:
+    messages = (g.message for g in result.generations)
+    return usage_rows(messages, *_model_names(model, stop, kwargs), agent_name(metadata))
+
+
+def _write_usage_sync(run: AnyRunContext, rows: Sequence[Usage]) -> None:
+    for row in rows:
+        record_usage_sync(run, **row.fields())
+
+
+async def _write_usage(run: AnyRunContext, rows: Sequence[Usage]) -> None:
+    """On the run's own connection when the run is async (no second connection)."""
+    if not isinstance(run, AsyncRunContext):
+        _write_usage_sync(run, rows)
+        return
+    for row in rows:
+        await run.usage.record(**row.fields())
 
 
 def _watching_chunks(
@@ -316,8 +377,13 @@ def _stream(
     kwargs: dict[str, Any],
 ) -> Generator[BaseMessageChunk, None, None]:
     run = current_run()
-    if run is None or model.cache is False or _owned.get():
+    if run is None or _owned.get():
         return wrapped(*args, **kwargs)
+    if model.cache is False:
+        _, stop, rest, metadata = _stream_arguments(model, args, kwargs)
+        return _ledgered_stream(
+            run, wrapped(*args, **kwargs), lambda r: _usage_of(model, r, stop, rest, metadata)
+        )
     op, digest, identity = _stream_operation(model, args, kwargs)
     seen = _Seen(op)
 
@@ -383,22 +449,81 @@ def _astream(
     kwargs: dict[str, Any],
 ) -> AsyncGenerator[BaseMessageChunk, None]:
     run = current_run()
-    if run is None or model.cache is False or _owned.get():
+    if run is None or _owned.get():
         return wrapped(*args, **kwargs)
+    if model.cache is False:
+        _, stop, rest, metadata = _stream_arguments(model, args, kwargs)
+        return _aledgered_stream(
+            run, wrapped(*args, **kwargs), lambda r: _usage_of(model, r, stop, rest, metadata)
+        )
     op, digest, identity = _stream_operation(model, args, kwargs)
     return _durable_astream(run, op, digest, identity, model, wrapped, args, kwargs)
 
 
-def _stream_operation(
+def _stream_arguments(
     model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[Operation[ChatResult], str, str | None]:
-    """The operation, hash and identity of a stream: what LangChain's generate path sees."""
+) -> tuple[list[BaseMessage], Any, dict[str, Any], Mapping[str, Any] | None]:
+    """``(input, config, stop, **kwargs)`` of a stream → messages, stop, the model kwargs and
+    the call's metadata: what LangChain's generate path sees."""
     rest = dict(kwargs)
     model_input = args[0] if args else rest.pop("input")
     config = ensure_config(args[1] if len(args) > 1 else rest.pop("config", None))
     stop = rest.pop("stop", None)
     messages = model._convert_input(model_input).to_messages()
-    return _call_of(model, messages, stop, rest, config.get("metadata"))
+    return messages, stop, rest, config.get("metadata")
+
+
+def _stream_operation(
+    model: BaseChatModel, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Operation[ChatResult], str, str | None]:
+    """The operation, hash and identity of a stream."""
+    return _call_of(model, *_stream_arguments(model, args, kwargs))
+
+
+def _ledgered_stream(
+    run: AnyRunContext,
+    chunks: Generator[BaseMessageChunk, None, None],
+    usage: Callable[[ChatResult], list[Usage]],
+) -> Generator[BaseMessageChunk, None, None]:
+    """A ``cache=False`` model's stream, uncheckpointed: the usage its chunks reported is
+    written when it ends, fails or is abandoned (paid for all the same). Its callbacks fire
+    owned, so a callback handler leaves that usage to this."""
+    merged: BaseMessageChunk | None = None
+    try:
+        while True:
+            with owning():
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
+            merged = chunk if merged is None else merged + chunk
+            yield chunk
+    finally:
+        with owning():
+            chunks.close()
+        if merged is not None:
+            _write_usage_sync(run, usage(_result(merged)))
+
+
+async def _aledgered_stream(
+    run: AnyRunContext,
+    chunks: AsyncGenerator[BaseMessageChunk, None],
+    usage: Callable[[ChatResult], list[Usage]],
+) -> AsyncGenerator[BaseMessageChunk, None]:
+    merged: BaseMessageChunk | None = None
+    try:
+        while True:
+            with owning():
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+            merged = chunk if merged is None else merged + chunk
+            yield chunk
+    finally:
+        with owning():
+            await chunks.aclose()
+        if merged is not None:
+            await _write_usage(run, usage(_result(merged)))
 
 
 class _Seen:

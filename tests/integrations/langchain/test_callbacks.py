@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -72,7 +74,7 @@ def test_events_carry_langchain_run_ids_and_do_not_shift_workflow_replay(
     assert executions == {"model": 1, "search": 1}
 
 
-def test_install_is_idempotent(tide: Tidebase) -> None:
+def test_install_is_idempotent_and_attaches_no_handler_with_events_off(tide: Tidebase) -> None:
     hooks = len(_configure_hooks)
     cache = get_llm_cache()
     tidebase_langchain.install()
@@ -80,13 +82,43 @@ def test_install_is_idempotent(tide: Tidebase) -> None:
 
     assert len(_configure_hooks) == hooks
     assert get_llm_cache() is cache
-    ours = [
-        h for h in CallbackManager.configure().handlers if isinstance(h, TidebaseCallbackHandler)
-    ]
-    assert len(ours) == 1 and not ours[0].events
-    mine = TidebaseCallbackHandler()
-    handlers = CallbackManager.configure(inheritable_callbacks=[mine]).handlers
-    assert [h for h in handlers if isinstance(h, TidebaseCallbackHandler)] == [mine]
+    # A callback manager with a handler costs every LangChain call its dispatch, in a run or
+    # not; with events off the wrapped model calls write their own usage.
+    handlers = CallbackManager.configure().handlers
+    assert not [h for h in handlers if isinstance(h, TidebaseCallbackHandler)]
+
+
+INSTALL_WITH_EVENTS = """
+import tidebase_langchain
+from langchain_core.callbacks import CallbackManager
+from langchain_core.tracers.context import _configure_hooks
+from tidebase_langchain import TidebaseCallbackHandler
+
+
+def ours(**configure):
+    handlers = CallbackManager.configure(**configure).handlers
+    return [h for h in handlers if isinstance(h, TidebaseCallbackHandler)]
+
+
+tidebase_langchain.install(events=True)
+hooks = len(_configure_hooks)
+tidebase_langchain.install(events=True)
+assert len(_configure_hooks) == hooks, "a second hook"
+[handler] = ours()
+assert handler.events
+mine = TidebaseCallbackHandler()
+assert ours(inheritable_callbacks=[mine]) == [mine], "the call's own handler is not kept alone"
+tidebase_langchain.install()
+assert ours() == [handler] and not handler.events, "events not turned off"
+"""
+
+
+def test_install_with_events_attaches_one_handler_to_every_call() -> None:
+    # In a process of its own: the handler, once attached, stays for the process.
+    done = subprocess.run(
+        [sys.executable, "-c", INSTALL_WITH_EVENTS], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_outside_a_run_the_handler_does_nothing(tide: Tidebase, executions: Executions) -> None:

@@ -232,6 +232,30 @@ def test_a_model_with_cache_false_is_not_replayed_but_its_usage_is_recorded(
     assert [(r.attempt, r.model) for r in records] == [(1, MODEL), (2, MODEL)]
 
 
+async def test_a_model_with_cache_false_is_ledgered_once_per_real_call_on_every_path(
+    atide: AsyncTidebase, executions: Executions
+) -> None:
+    model = ScriptedChatModel(script=echo_script, record=executions.record, cache=False)
+    # A handler of the caller's own as well: the calls' usage is written once, not again by it.
+    config: Any = {"callbacks": [tidebase_langchain.TidebaseCallbackHandler(events=False)]}
+
+    async def ask(run: AsyncRunContext, _: None) -> list[str]:
+        return [
+            str((await model.ainvoke("ainvoke")).content),
+            str(model.invoke("invoke", config=config).content),
+            "".join([str(c.content) async for c in model.astream("astream", config=config)]),
+            "".join(str(c.content) for c in model.stream("stream")),
+        ]
+
+    answers = await atide.run("ask", ask, run_id="u2")
+
+    assert answers == ["echo: ainvoke", "echo: invoke", "echo: astream", "echo: stream"]
+    assert executions == {"model": 4}
+    records = await atide.usage.records("u2")
+    assert [r.model for r in records] == [MODEL] * 4
+    assert all(r.input_tokens for r in records)
+
+
 def test_every_real_call_is_in_the_ledger_once_across_attempts(
     tide: Tidebase, executions: Executions
 ) -> None:
