@@ -28,7 +28,7 @@ class Budget(BaseModel):
     ``spends=True`` (or a plugin's model call) once its spend reaches any cap.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     usd: Decimal | None = None
     tokens: int | None = None
@@ -129,7 +129,7 @@ class Budget(BaseModel):
 class BudgetSpend(BaseModel):
     """What a run tree has recorded in the ledger (every attempt, crashed ones included)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     calls: int = 0
     usd: Decimal = Decimal(0)
@@ -147,7 +147,7 @@ class BudgetSpend(BaseModel):
 class BudgetStatus(BaseModel):
     """One budget that governs a run, and the spend of the tree under the run that holds it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     """The run that holds the budget (the run itself or an ancestor)."""

@@ -49,7 +49,7 @@ class StepStatus(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class RunInfo(_Model):
