@@ -71,7 +71,8 @@ class _StrandFactory:
     ) -> asyncio.Future[Any]:
         strand = None
         if (current_scope.get() if context is None else context.get(current_scope)) is not None:
-            context = (contextvars.copy_context() if context is None else context).copy()
+            # A copy: the caller's context stays as it was.
+            context = contextvars.copy_context() if context is None else context.copy()
             strand = _strand(context, coro)
         if context is not None:
             kwargs["context"] = context
