@@ -283,16 +283,21 @@ def test_a_stalled_run_with_a_webhook_is_nudged_by_the_reconciler(
             "id"
         ]
         http.post(f"/runs/{run_id}/begin", headers={"x-tidebase-worker": "gone"})
-        _wait(lambda: len(receiver.received) >= 1)
-        time.sleep(0.3)  # more ticks: throttled, still one
+
+        def attempts() -> list[str]:
+            detail = http.get(f"/runs/{run_id}").json()
+            return [a["status"] for a in detail["recoveryAttempts"]]
+
+        # The attempt is recorded once the receiver answered (a busy machine takes a while).
+        _wait(lambda: len(receiver.received) >= 1 and attempts() != [])
+        time.sleep(0.3)  # six more ticks: throttled, still one
         [payload] = receiver.payloads()
         assert (payload["type"], payload["runId"], payload["reason"]) == (
             "run.resume",
             run_id,
             "lease_expired",
         )
-        detail = http.get(f"/runs/{run_id}").json()
-        assert [a["status"] for a in detail["recoveryAttempts"]] == ["delivered"]
+        assert attempts() == ["delivered"]
 
 
 def test_a_failed_run_with_a_webhook_is_nudged_to_resume(
