@@ -10,8 +10,8 @@
         ...  # every model call replays from its checkpoint when the run resumes
 
 - ``install()``: every chat-model call (``invoke``/``batch``/``generate``/``stream`` …) of the
-  active run is a durable call, replayed when an earlier attempt completed it; and a
-  ``TidebaseCallbackHandler`` on every LangChain call.
+  active run is a durable call, replayed when an earlier attempt completed it; with
+  ``events=True``, a ``TidebaseCallbackHandler`` on every LangChain call as well.
 - ``durable_tools([...])`` / ``durable_tool(tool, side_effects=…, idempotency_key=…)``: tools
   whose calls are steps.
 - ``TidebaseMiddleware()``: the same for ``langchain.agents.create_agent`` (needs ``langchain``).
