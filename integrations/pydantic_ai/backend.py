@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from pydantic_ai.durable_exec import (
     DurableOperationId,
     JournalCallableOperationBackend,
@@ -27,6 +25,7 @@ from tidebase_core.keys import current_scope
 from tidebase_core.operations import ErrorCodec, Operation, Usage, durable_call
 from tidebase_core.plugin import AnyRunContext, current_run
 
+from .codec import JOURNAL_CONTEXT, plain_adapter
 from .digests import operation_digest
 from .usage import usage_rows
 
@@ -46,9 +45,6 @@ except ImportError:  # pragma: no cover - older releases mark nothing
         return None
 
 
-_RESPONSE: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
-
-
 class ModelErrors(ErrorCodec):
     """A model request that failed (a provider's 503, a refusal) is an outcome the agent's
     caller may act on (fall back to another agent): recorded, and raised again on replay.
@@ -62,13 +58,16 @@ class ModelErrors(ErrorCodec):
         stored = super().dump(exc)
         response = streamed_before_failing(exc)
         if response is not None:
-            stored["streamed"] = _RESPONSE.dump_python(response, mode="json")
+            stored["streamed"] = plain_adapter(ModelResponse).dump_python(response, mode="json")
         return stored
 
     def load(self, stored: Mapping[str, Any]) -> BaseException:
         exc = super().load(stored)
         if stored.get("streamed") is not None:
-            mark_streamed_before_failing(exc, _RESPONSE.validate_python(stored["streamed"]))
+            streamed = plain_adapter(ModelResponse).validate_python(
+                stored["streamed"], context=JOURNAL_CONTEXT
+            )
+            mark_streamed_before_failing(exc, streamed)
         return exc
 
 
@@ -80,7 +79,7 @@ def spent(error: BaseException, agent: str | None) -> list[Usage]:
     response = streamed_before_failing(error)
     if response is None:
         return []
-    return usage_rows(_RESPONSE.dump_python(response, mode="json"), agent=agent)
+    return usage_rows(plain_adapter(ModelResponse).dump_python(response, mode="json"), agent=agent)
 
 
 _MODEL_CALLS = (ModelRequestId, ModelCompactMessagesId)

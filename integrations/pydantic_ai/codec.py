@@ -5,6 +5,10 @@ Pydantic AI's ``JSON_CODEC`` with two changes:
 - ``bytes`` become base64 text, not UTF-8 text. A tool returning bytes hands the model base64
   outside a run (Pydantic AI's own rendering of bytes); through a UTF-8 dump the model would
   get the raw text instead, inside a run only.
+- Payloads load with Pydantic AI's journal context, as its own JSON codec loads them: a tool
+  result checkpointed by a release that did not yet record the files in its content
+  (``content_file_digests``; 2.62, the oldest release this plugin supports, records none) gets
+  its files back as files after an upgrade, not as plain dicts.
 - A model response is priced before it is dumped, by Pydantic AI's own ``fill_response_cost``
   (which the framework calls on every response right after the request anyway, and which
   keeps a cost already set, such as a gateway's). The checkpoint then carries the cost: the
@@ -14,6 +18,7 @@ Pydantic AI's ``JSON_CODEC`` with two changes:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
@@ -28,7 +33,12 @@ except ImportError:  # pragma: no cover - then the ledger prices the tokens itse
         return None
 
 
-__all__ = ["TIDEBASE_CODEC", "TidebaseCodec"]
+try:  # private, but what the framework's own codecs load journals with (releases that record files)
+    from pydantic_ai.messages import _JOURNAL_CONTEXT as JOURNAL_CONTEXT
+except ImportError:  # pragma: no cover - older releases record no files: nothing to rebuild
+    JOURNAL_CONTEXT: Mapping[str, Any] | None = None  # type: ignore[no-redef]
+
+__all__ = ["JOURNAL_CONTEXT", "TIDEBASE_CODEC", "TidebaseCodec", "plain_adapter"]
 
 _BYTES_AS_BASE64 = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
@@ -56,13 +66,29 @@ class TidebaseCodec:
         return self._adapter(tp).dump_python(value, mode="json")
 
     def load(self, tp: Any, payload: Any) -> Any:
-        return self._adapter(tp).validate_python(payload)
+        return self._adapter(tp).validate_python(payload, context=JOURNAL_CONTEXT)
 
 
 def _make(tp: Any) -> TypeAdapter[Any]:
     try:
         return TypeAdapter(tp, config=_BYTES_AS_BASE64)
     except PydanticUserError:  # a model or dataclass with a config of its own
+        return TypeAdapter(tp)
+
+
+_plain_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def plain_adapter(tp: Any) -> TypeAdapter[Any]:
+    """pydantic's own adapter of ``tp``, built the first time it is needed (an
+    ``AgentRunResult`` adapter takes 0.1 s to build): for the stored shapes that predate the
+    codec (whole agent runs, a failed stream's response), whose bytes are UTF-8 text."""
+    try:
+        return _plain_adapters[tp]
+    except KeyError:
+        adapter = _plain_adapters[tp] = TypeAdapter(tp)
+        return adapter
+    except TypeError:  # unhashable type expression: not cached
         return TypeAdapter(tp)
 
 

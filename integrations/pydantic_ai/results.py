@@ -17,16 +17,15 @@ import sys
 import typing
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from pydantic_ai.run import AgentRunResult
 from tidebase_core.serialization import register_codec
+
+from .codec import JOURNAL_CONTEXT, plain_adapter
 
 __all__ = ["TAG", "dump_result", "load_result", "register"]
 
 TAG = "pydantic_ai.AgentRunResult"
 
-_ANY_RESULT: TypeAdapter[AgentRunResult[Any]] = TypeAdapter(AgentRunResult[Any])
 # Output classes met in this process, for those that no module attribute leads to.
 _SEEN: dict[str, type] = {}
 _JSON_VALUES = (str, int, float, bool, type(None), dict, list)
@@ -38,13 +37,17 @@ def dump_result(result: AgentRunResult[Any]) -> dict[str, Any]:
     if not isinstance(result.output, _JSON_VALUES):
         ref = f"{output_class.__module__}:{output_class.__qualname__}"
         _SEEN[ref] = output_class
-    return {"output_class": ref, "result": _ANY_RESULT.dump_python(result, mode="json")}
+    return {
+        "output_class": ref,
+        "result": plain_adapter(AgentRunResult[Any]).dump_python(result, mode="json"),
+    }
 
 
 def load_result(value: dict[str, Any], output_type: Any) -> AgentRunResult[Any]:
     output = _output_type(value["output_class"], output_type)
-    adapter: TypeAdapter[AgentRunResult[Any]] = TypeAdapter(AgentRunResult[output])  # type: ignore[valid-type]
-    return adapter.validate_python(value["result"])
+    adapter = plain_adapter(AgentRunResult[output])  # type: ignore[valid-type]
+    result: AgentRunResult[Any] = adapter.validate_python(value["result"], context=JOURNAL_CONTEXT)
+    return result
 
 
 def _output_type(ref: str | None, requested: Any) -> Any:
