@@ -37,7 +37,7 @@ from .operations import (
     durable_stream_sync,
 )
 from .replay import StepPolicy
-from .serialization import decode, decode_json, encode, input_hash
+from .serialization import decode, decode_json, encode, input_hash, type_adapter
 
 __all__ = [
     "AnyRunContext",
@@ -58,6 +58,7 @@ __all__ = [
     "encode",
     "input_hash",
     "record_usage_sync",
+    "type_adapter",
 ]
 
 AnyRunContext = RunContext | AsyncRunContext

@@ -56,6 +56,7 @@ __all__ = [
     "input_hash",
     "output_type_of",
     "register_codec",
+    "type_adapter",
     "type_tag",
 ]
 
@@ -900,8 +901,8 @@ def decode(raw: str | bytes | None, output_type: Any = None, *, type_tag: str | 
         value = _revive(value, None)
         if codec is not None or not _validatable(output_type):
             return value
-        return _adapter(output_type).validate_python(value)
-    return _adapter(output_type).validate_json(raw)
+        return type_adapter(output_type).validate_python(value)
+    return type_adapter(output_type).validate_json(raw)
 
 
 def _tagged_type(output_type: Any, tag: str) -> Any:
@@ -960,7 +961,7 @@ def _codec_of_type(output_type: Any) -> Codec | None:
 
 def _validatable(output_type: Any) -> bool:
     try:
-        _adapter(output_type)
+        type_adapter(output_type)
     except pydantic.PydanticSchemaGenerationError:
         return False
     return True
@@ -996,7 +997,9 @@ def _build_adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
 _cached_adapter = lru_cache(maxsize=512)(_build_adapter)
 
 
-def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
+def type_adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
+    """pydantic's adapter of ``tp``, built once per type (a dataclass's takes ~0.3 ms to build):
+    bytes as base64, except in models and dataclasses, which keep their own config."""
     try:
         return _cached_adapter(tp)
     except TypeError:  # an unhashable annotation: build it each time

@@ -29,7 +29,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from tidebase_core.operations import Operation, Usage, durable_call, durable_call_sync
-from tidebase_core.plugin import current_run
+from tidebase_core.plugin import current_run, type_adapter
 
 from .codec import MARK, REPLAYED, dump_value, load_value
 from .digests import prompt_digest
@@ -169,7 +169,7 @@ class _ModelCall:
             issubclass(schema, pydantic.BaseModel) or dataclasses.is_dataclass(schema)
         )
         if structured is not None and typed:  # replay the type a fresh call returned
-            structured = pydantic.TypeAdapter(schema).validate_python(structured)
+            structured = type_adapter(schema).validate_python(structured)
         return ModelResponse(result=load_value(data["result"]), structured_response=structured)
 
     # A replayed call fires what LangChain fires for a live one (start, then end with the

@@ -24,6 +24,8 @@ from typing import Any
 
 import pydantic
 
+from tidebase_core.plugin import type_adapter
+
 __all__ = [
     "apply_context",
     "capturable",
@@ -95,20 +97,20 @@ def load_typed(stored: Any) -> Any:
         if _TUPLE in stored and len(stored) == 1:
             return tuple(load_typed(v) for v in stored[_TUPLE])
         if _TYPED in stored:
-            return pydantic.TypeAdapter(_class(stored[_TYPED])).validate_python(stored["value"])
+            return type_adapter(_class(stored[_TYPED])).validate_python(stored["value"])
         return {k: load_typed(v) for k, v in stored.items()}
     return stored
 
 
 def dump_context(value: Any) -> Any:
     """The JSON fields of a model or dataclass instance (its class is known to the reader)."""
-    return pydantic.TypeAdapter(type(value)).dump_python(value, mode="json", by_alias=True)
+    return type_adapter(type(value)).dump_python(value, mode="json", by_alias=True)
 
 
 def apply_context(target: Any, stored: Any) -> None:
     """Set ``target``'s fields to the ones stored: in place, since the caller holds the object
     it passed as ``context=`` and reads it after the run."""
-    restored = pydantic.TypeAdapter(type(target)).validate_python(stored)
+    restored = type_adapter(type(target)).validate_python(stored)
     if isinstance(target, pydantic.BaseModel):
         for name in type(target).model_fields:
             setattr(target, name, getattr(restored, name))

@@ -1,8 +1,9 @@
 """How durable operations' results are reduced to JSON for their checkpoints.
 
-Pydantic AI's ``JSON_CODEC`` with two changes:
+Pydantic AI's ``JSON_CODEC`` with three changes:
 
-- ``bytes`` become base64 text, not UTF-8 text. A tool returning bytes hands the model base64
+- ``bytes`` become base64 text, not UTF-8 text (the engine's own adapters, ``type_adapter``,
+  built once per type for every plugin). A tool returning bytes hands the model base64
   outside a run (Pydantic AI's own rendering of bytes); through a UTF-8 dump the model would
   get the raw text instead, inside a run only.
 - Payloads load with Pydantic AI's journal context, as its own JSON codec loads them: a tool
@@ -21,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ConfigDict, PydanticUserError, TypeAdapter
+from pydantic import TypeAdapter
 
 from pydantic_ai.messages import ModelResponse
+from tidebase_core.plugin import type_adapter
 
 try:  # private, but the framework's own pricing step (in every release this plugin supports)
     from pydantic_ai._genai_prices import fill_response_cost
@@ -40,40 +42,18 @@ except ImportError:  # pragma: no cover - older releases record no files: nothin
 
 __all__ = ["JOURNAL_CONTEXT", "TIDEBASE_CODEC", "TidebaseCodec", "plain_adapter"]
 
-_BYTES_AS_BASE64 = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
-
 
 class TidebaseCodec:
     """A ``pydantic_ai.durable_exec.DurabilityCodec``: ``dump(tp, value)`` → JSON values,
     ``load(tp, payload)`` → the value again."""
 
-    def __init__(self) -> None:
-        self._adapters: dict[Any, TypeAdapter[Any]] = {}
-
-    def _adapter(self, tp: Any) -> TypeAdapter[Any]:
-        try:
-            return self._adapters[tp]
-        except KeyError:
-            pass
-        except TypeError:  # unhashable type expression: not cached
-            return _make(tp)
-        adapter = self._adapters[tp] = _make(tp)
-        return adapter
-
     def dump(self, tp: Any, value: Any) -> Any:
         if isinstance(value, ModelResponse):
             fill_response_cost(value)
-        return self._adapter(tp).dump_python(value, mode="json")
+        return type_adapter(tp).dump_python(value, mode="json")
 
     def load(self, tp: Any, payload: Any) -> Any:
-        return self._adapter(tp).validate_python(payload, context=JOURNAL_CONTEXT)
-
-
-def _make(tp: Any) -> TypeAdapter[Any]:
-    try:
-        return TypeAdapter(tp, config=_BYTES_AS_BASE64)
-    except PydanticUserError:  # a model or dataclass with a config of its own
-        return TypeAdapter(tp)
+        return type_adapter(tp).validate_python(payload, context=JOURNAL_CONTEXT)
 
 
 _plain_adapters: dict[Any, TypeAdapter[Any]] = {}

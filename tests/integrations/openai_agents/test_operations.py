@@ -18,7 +18,12 @@ import pydantic
 import pytest
 from agents import Agent, Model, ModelResponse, RunContextWrapper, Usage, function_tool
 from tidebase_openai_agents import run_agent, run_agent_streamed
-from tidebase_openai_agents.typed_values import dump_typed, load_typed
+from tidebase_openai_agents.typed_values import (
+    apply_context,
+    dump_context,
+    dump_typed,
+    load_typed,
+)
 
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 from tidebase.errors import RunCancelled
@@ -251,6 +256,33 @@ def test_models_dataclasses_dicts_and_tuples_come_back_as_they_were() -> None:
         "cart": Cart(["x"]),
         "t": (1, "a"),  # a tuple: str() of it, what the model is given, must not change
     }
+
+
+def test_a_context_class_has_its_adapter_built_once_not_per_tool_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each tool call stores the context (and a replay puts it back) through pydantic: a
+    dataclass's adapter takes ~0.3 ms to build, so it is built once per class."""
+
+    @dataclass
+    class Basket:
+        items: list[str]
+
+    built: list[Any] = []
+    build = pydantic.TypeAdapter.__init__
+
+    def counting(self: Any, tp: Any, *args: Any, **kwargs: Any) -> None:
+        build(self, tp, *args, **kwargs)
+        if tp is Basket:
+            built.append(tp)
+
+    monkeypatch.setattr(pydantic.TypeAdapter, "__init__", counting)
+    basket = Basket(["milk"])
+    for item in ("tea", "bread", "jam"):
+        stored = dump_context(Basket([*basket.items, item]))
+        apply_context(basket, stored)
+    assert basket.items == ["milk", "tea", "bread", "jam"]
+    assert len(built) == 1
 
 
 def test_usage_of_a_real_call_is_typed() -> None:
