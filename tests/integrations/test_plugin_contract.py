@@ -151,8 +151,6 @@ class OpenAIAgents:
     async def ask(self, run: AsyncRunContext, hooks: Hooks, prompt: str, agent: str) -> str:
         import json
 
-        import httpx
-        import openai
         from agents import Agent, Model, ModelResponse, Usage, function_tool
         from openai.types.responses import (
             ResponseFunctionToolCall,
@@ -160,6 +158,8 @@ class OpenAIAgents:
             ResponseOutputText,
         )
         from tidebase_openai_agents import run_agent
+
+        from .openai_agents.scripted import unavailable
 
         def tool_call(name: str, arg: str, call_id: str) -> ResponseFunctionToolCall:
             return ResponseFunctionToolCall(
@@ -183,9 +183,7 @@ class OpenAIAgents:
                 turn = _turn_of(len(outputs))
                 if hooks.unavailable:
                     hooks.ran[f"{agent}:503"] += 1
-                    request = httpx.Request("POST", "https://api.openai.com/v1/responses")
-                    response = httpx.Response(503, request=request)
-                    raise openai.InternalServerError("overloaded", response=response, body=None)
+                    raise unavailable("overloaded")
                 await hooks.model(turn)
                 if turn == 0:
                     output: list[Any] = [tool_call("lookup", x, f"c_{x}") for x in "ab"]

@@ -7,11 +7,13 @@ calls, and must still reach the same answer in a new process.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import openai
 from agents import (
     Agent,
     Model,
@@ -33,6 +35,17 @@ from openai.types.responses import (
 
 Item = Any
 OnCall = Callable[[str], None]
+
+
+def unavailable(message: str = "Service Unavailable") -> openai.InternalServerError:
+    """The provider's 503, as the openai client raises it: its response is one of the HTTP
+    library the installed client is built on (httpx; httpx2 from openai 3)."""
+    http: Any = importlib.import_module(
+        "httpx2" if int(openai.__version__.split(".")[0]) >= 3 else "httpx"
+    )
+    request = http.Request("POST", "https://api.openai.com/v1/responses")
+    response = http.Response(503, request=request, headers={"x-request-id": "req_503"})
+    return openai.InternalServerError(message, response=response, body={"message": "overloaded"})
 
 
 def message(text: str) -> ResponseOutputMessage:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import openai
 import pydantic
 import pytest
@@ -28,17 +27,8 @@ from tidebase_openai_agents.typed_values import (
 from tidebase.aio import AsyncRunContext, AsyncTidebase
 from tidebase.errors import RunCancelled
 
-from .scripted import Scripted, Shop, call, message, support_agents
+from .scripted import Scripted, Shop, call, message, support_agents, unavailable
 from .test_replay import crash_once, first_and_resumed
-
-
-def unavailable() -> openai.InternalServerError:
-    """The provider's 503, as the openai client raises it."""
-    request = httpx.Request("POST", "https://api.openai.com/v1/responses")
-    response = httpx.Response(503, request=request, headers={"x-request-id": "req_503"})
-    return openai.InternalServerError(
-        "Service Unavailable", response=response, body={"message": "overloaded"}
-    )
 
 
 class Down(Scripted):
