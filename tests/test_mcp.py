@@ -9,6 +9,9 @@ from typing import Any
 
 import anyio
 import pytest
+
+pytest.importorskip("mcp", reason="needs tidebase[server]")
+
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from tidebase import Tidebase

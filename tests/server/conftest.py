@@ -10,8 +10,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
+
+pytest.importorskip("starlette", reason="needs tidebase[server]")
+pytest.importorskip("httpx", reason="needs httpx (the dev extra) to talk to the server")
+
+import httpx
 
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_server.app import create_app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import threading
 import time
 
@@ -20,6 +21,7 @@ _lock = threading.Lock()
 _since: dict[str, float] = {}  # database (as shown) → when its outage was first reported
 _lost_until = 0.0  # psycopg_pool's noise about broken connections is dropped until then
 _pools: dict[str, str] = {}  # pool name → database, for every Tidebase pool
+_POOL_NAME = re.compile(r"'(tidebase-\d+)'")
 
 # psycopg_pool's warnings about connections an outage broke (they name no pool).
 _POOL_NOISE = (
@@ -40,7 +42,11 @@ class _QuietPool(logging.Filter):
         if isinstance(record.msg, str) and record.msg.startswith(_POOL_NOISE):
             return False
         args = record.args if isinstance(record.args, tuple) else ()
-        return not any(isinstance(a, str) and a in _pools for a in args)
+        if any(isinstance(a, str) and a in _pools for a in args):
+            return False
+        # Older psycopg_pool releases (3.2.0) format the pool's name into the message itself.
+        named = _POOL_NAME.search(record.msg) if isinstance(record.msg, str) else None
+        return named is None or named[1] not in _pools
 
 
 logging.getLogger("psycopg.pool").addFilter(_QuietPool())
