@@ -2,6 +2,7 @@
 
 - tests          the test suite on the newest dependencies the ranges admit
 - tests-oldest   the test suite with every core dependency at its lower bound (the bounds we claim)
+- server-oldest  the server and MCP tests with the server extra at its lower bounds
 - lint           ruff check + ruff format --check + the generated sync engine is current
 - typecheck      mypy (strict) on tidebase, tidebase_core and each plugin
 - integrations   each plugin's tests on the oldest and the newest framework release it
@@ -31,14 +32,17 @@ ROOT = Path(__file__).parent
 PYTHON = "3.11"
 
 
-def _core_lower_bounds() -> list[str]:
-    """``name>=x`` requirements of the core, pinned to ``name==x``."""
+def _lower_bounds(extra: str | None = None) -> list[str]:
+    """``name>=x`` requirements of the core (or of an extra), pinned to ``name==x``."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = (
+        project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+    )
     pins = []
-    for requirement in project["dependencies"]:
+    for requirement in requirements:
         match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)>=([^,;\s]+)", requirement)
         if not match:
-            raise SystemExit(f"core dependency without a lower bound: {requirement!r}")
+            raise SystemExit(f"dependency without a lower bound: {requirement!r}")
         pins.append(f"{match[1]}=={match[2]}")
     return pins
 
@@ -54,9 +58,19 @@ def tests_oldest(session: nox.Session) -> None:
     # The core alone (the plugins' tests skip without their frameworks, which need newer
     # pydantic than the core's lower bound).
     session.install("-e", ".[prices]", *TEST_TOOLS, "unasync>=0.6.0", "ruff>=0.9")
-    session.install(*_core_lower_bounds())
+    session.install(*_lower_bounds())
     session.run("pip", "list", silent=False)
     session.run("pytest", *session.posargs)
+
+
+@nox.session(name="server-oldest", python=PYTHON)
+def server_oldest(session: nox.Session) -> None:
+    # The server extra (and httpx, which the tests talk to it with) at its lower bounds; the core
+    # floats, since mcp needs a newer pydantic than the core's lower bound.
+    session.install("-e", ".[prices,server]", *TEST_TOOLS, "httpx>=0.27")
+    session.install(*_lower_bounds("server"), "httpx==0.27.0")
+    session.run("pip", "list", silent=False)
+    session.run("pytest", "tests/server", "tests/test_mcp.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
