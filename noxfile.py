@@ -1,7 +1,7 @@
 """Developer sessions: ``pip install nox`` then ``nox -s <session>``.
 
 - tests          the test suite on the newest dependencies the ranges admit
-- tests-oldest   the test suite with every core dependency at its lower bound (the bounds we claim)
+- tests-oldest   the test suite with every core dependency (and genai-prices) at its lower bound
 - server-oldest  the server and MCP tests with the server extra at its lower bounds
 - lint           ruff check + ruff format --check + the generated sync engine is current
 - typecheck      mypy (strict) on tidebase, tidebase_core and each plugin
@@ -58,7 +58,7 @@ def tests_oldest(session: nox.Session) -> None:
     # The core alone (the plugins' tests skip without their frameworks, which need newer
     # pydantic than the core's lower bound).
     session.install("-e", ".[prices]", *TEST_TOOLS, "unasync>=0.6.0", "ruff>=0.9")
-    session.install(*_lower_bounds())
+    session.install(*_lower_bounds(), *_lower_bounds("prices"))
     session.run("pip", "list", silent=False)
     session.run("pytest", *session.posargs)
 
