@@ -45,11 +45,14 @@ def test_approving_and_rejecting_gates_in_studio_unblocks_the_waiting_worker(
     bg = run_in_thread(tide, "launch", wf, run_id="gate-1")
     page = studio.open("#/runs/gate-1")
     unlock(page)
-    page.fill("#actor", "alice")
     budget = page.locator('[data-gate="budget"]')
     expect(budget.locator(".badge")).to_have_text("pending")
     expect(budget).to_contain_text("Spend $40 on the launch?")
     expect(page.locator("#run-head .badge").first).to_have_text("waiting")
+    page.fill("#actor", "alice")
+    # Redrawn as the name is typed (read at once, no waiting): a redraw at the next refresh
+    # would replace the buttons under the click below, and the click would be lost.
+    assert "as alice" in (budget.locator(".gate-msg").text_content() or "")
     studio.shot("pending-gate")
     budget.get_by_role("button", name="Approve").click()
 

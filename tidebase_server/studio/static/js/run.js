@@ -545,11 +545,20 @@ export function mountRun(root, runId) {
   }
   document.addEventListener("visibilitychange", onVisibility);
 
+  // The gate forms say who decides ("as alice"): redrawn as the name is typed, not at the next
+  // refresh, which would also replace the buttons under a click on its way.
+  const actorField = document.getElementById("actor");
+  function onActor() {
+    if (data) changed("gates", [data.gates, data.run.status, actor()], () => renderGates(data.gates, data.run));
+  }
+  actorField.addEventListener("input", onActor);
+
   loop(); // the event stream opens once the run is known to exist (see refresh)
   return {
     unmount() {
       stopped = true;
       document.removeEventListener("visibilitychange", onVisibility);
+      actorField.removeEventListener("input", onActor);
       clearTimeout(poll);
       clearTimeout(pending);
       if (source) source.close();
