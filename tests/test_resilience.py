@@ -43,10 +43,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str =
 
 
 def lock_waiters(url: str) -> int:
+    """Tidebase's statements waiting on a lock in this test's database (another test process
+    shares the server, not the database)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tidebase' "
-            "AND wait_event_type = 'Lock'"
+            "AND datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -77,15 +79,17 @@ def test_a_write_cut_off_in_flight_is_applied_once(
 
         writer = threading.Thread(target=append)
         writer.start()
-        wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the write waits")
-        # Cut the client's side only: the backend keeps waiting, then commits.
-        cut = socket.socket(fileno=socket.dup(fd))  # a duplicate: psycopg owns the fd
-        cut.shutdown(socket.SHUT_RDWR)
-        cut.close()
-        wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
-        locker.commit()
+        try:
+            wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the write waits")
+            # Cut the client's side only: the backend keeps waiting, then commits.
+            cut = socket.socket(fileno=socket.dup(fd))  # a duplicate: psycopg owns the fd
+            cut.shutdown(socket.SHUT_RDWR)
+            cut.close()
+            wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
+            locker.commit()
+        finally:
+            locker.close()  # a failed wait must not leave the write blocked: the test would hang
         writer.join(30)
-    locker.close()
     assert not writer.is_alive()
     events = tide.runs.events("r")
     notes = [e for e in events if e.type == "note"]
@@ -160,6 +164,51 @@ def test_waiting_for_the_database_is_said_once_and_bounded(
         r.getMessage() for r in pool_noise
     ]
     embedded.start(home)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_once_the_database_is_back_a_new_run_is_not_kept_waiting_by_the_pools_backoff(
+    own_server: tuple[Path, str], flavour: str
+) -> None:
+    """psycopg_pool replaces a connection an outage broke on a schedule of its own, retrying at
+    1, 3, 7, 15 … s. The database back after 8 s, the replacement would come at 15 s: a run
+    started meanwhile waited out ``reconnect_seconds`` and failed, told that every pooled
+    connection was busy (the 1,000-run chaos test hit it). A replacement that fails is given
+    up at once, and the pool grows again when a run asks for a connection."""
+    home, url = own_server
+
+    def scenario(run_once: Callable[[str], Any]) -> None:
+        assert run_once("warm") == "warm"  # the pool's one connection, now idle
+        time.sleep(1.1)  # idle long enough to be checked before it is handed out again
+        embedded.stop(home, mode="fast")
+        with pytest.raises(DatabaseUnavailable):  # finds it dead: the pool replaces it
+            run_once("during")
+        time.sleep(6)  # the pool's attempts at 0, 1, 3 and 7 s all fail
+        embedded.start(home)
+        assert run_once("after") == "after"
+
+    if flavour == "sync":
+        with Tidebase(url, schema="s", max_connections=1, reconnect_seconds=2) as tide:
+            scenario(lambda rid: tide.run("wf", lambda run, _: rid, run_id=rid))
+        return
+
+    async def main() -> None:
+        async with AsyncTidebase(url, schema="s", max_connections=1, reconnect_seconds=2) as atide:
+
+            async def body(run: AsyncRunContext, _: None) -> str:
+                return run.run_id
+
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                None,
+                scenario,
+                lambda rid: asyncio.run_coroutine_threadsafe(
+                    atide.run("wf", body, run_id=rid), loop
+                ).result(),
+            )
+
+    asyncio.run(main())
 
 
 def test_reconnect_seconds_is_an_option_and_an_environment_variable(
@@ -377,14 +426,16 @@ def test_settling_a_parked_step_survives_its_connection_being_cut(
 
         settler = threading.Thread(target=settle)
         settler.start()
-        wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the settle waits")
-        cut = socket.socket(fileno=socket.dup(fd))
-        cut.shutdown(socket.SHUT_RDWR)
-        cut.close()
-        wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
-        locker.commit()
+        try:
+            wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the settle waits")
+            cut = socket.socket(fileno=socket.dup(fd))
+            cut.shutdown(socket.SHUT_RDWR)
+            cut.close()
+            wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
+            locker.commit()
+        finally:
+            locker.close()  # a failed wait must not leave the settle blocked: the test would hang
         settler.join(30)
-    locker.close()
     assert outcome == ["ok"]
     events = tide.runs.events("parked")
     assert [e.type for e in events].count("step.retry_approved") == 1

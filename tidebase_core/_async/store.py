@@ -103,6 +103,11 @@ class AsyncStore:
                 # A connection that died while idle (a restart) is never handed out.
                 check=self._check,
                 timeout=self.settings.reconnect_seconds,
+                # A connection that broke is replaced at once, and if that fails the pool does
+                # not retry on its own schedule (1, 3, 7, 15 … s: the database back, runs
+                # waited for it): it grows again as soon as a run asks for a connection,
+                # which _getconn keeps doing while it waits for the database.
+                reconnect_timeout=0.0,
             )
             await pool.open()
             self.url = url
