@@ -3,7 +3,11 @@ function, ``redact_dsn``, and a table of every form."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tidebase import Tidebase
 from tidebase.aio import AsyncTidebase
@@ -23,11 +27,13 @@ CASES = [
         "postgresql://u@h/db?sslmode=require&password=***&application_name=x",
     ),
     ("postgresql://u@h/db?PASSWORD=s3cr3t", "postgresql://u@h/db?PASSWORD=***"),
+    ("postgresql://u@h/db?password=s3cr3t#x&a=1", "postgresql://u@h/db?password=***&a=1"),
     ("host=h password=s3cr3t dbname=db", "host=h password=*** dbname=db"),
     ("host=h password = s3cr3t dbname=db", "host=h password = *** dbname=db"),
     ("host=h password='s3cr3t with spaces' dbname=db", "host=h password=*** dbname=db"),
     ("host=h password='it\\'s s3cr3t' dbname=db", "host=h password=*** dbname=db"),
     ("password=s3cr3t", "password=***"),
+    ("host=h password=s3cr3t&x dbname=db", "host=h password=*** dbname=db"),  # '&': plain here
     ("host=h sslpassword=s3cr3t", "host=h sslpassword=***"),
     ("postgresql+psycopg://u:s3cr3t@h/db", "postgresql+psycopg://u:***@h/db"),
     ("postgresql+asyncpg://u:s3cr3t@h/db", "postgresql+asyncpg://u:***@h/db"),
@@ -42,6 +48,15 @@ CASES = [
         "postgresql://u:***@h1:5432,h2:5433,[::1]:5434/db?target_session_attrs=any",
     ),
     ("postgresql://u:s3%40cr%3At@h/db", "postgresql://u:***@h/db"),  # percent-encoded
+    # unencoded characters libpq takes as part of the password ('/' it cannot)
+    ("postgresql://u:s3cr3t?x@h/db", "postgresql://u:***@h/db"),
+    ("postgresql://u:s3cr3t#x@h/db", "postgresql://u:***@h/db"),
+    ("postgresql://u:s3cr3t'x@h/db", "postgresql://u:***@h/db"),
+    ('postgresql://u:s3cr3t"x@h/db', "postgresql://u:***@h/db"),
+    ("postgresql://u:x/s3cr3t@h/db", "postgresql://u:***@h/db"),
+    ("postgresql://u:s3cr3t/x?y@h:5432/db", "postgresql://u:***@h:5432/db"),
+    # an '@' later in a URL with a port: hidden up to it, more than needed and never less
+    ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:***@b"),
     ("postgresql://us%40er:s3cr3t@h/db", "postgresql://us%40er:***@h/db"),
     ("postgresql://u:s3cr3t@/db?host=/var/run/pg", "postgresql://u:***@/db?host=/var/run/pg"),
     ("postgresql://:s3cr3t@h/db", "postgresql://:***@h/db"),
@@ -87,6 +102,59 @@ def test_safe_url_and_client_reprs_hide_the_password(url: str) -> None:
     assert SECRET not in repr(AsyncTidebase(url))
 
 
+# Any character a generated or typed password may hold, the URL's own delimiters included.
+_PASSWORDS = st.text(
+    st.characters(whitelist_categories=("L", "N", "P", "S", "Zs"), max_codepoint=0x2FF),
+    min_size=1,
+    max_size=12,
+).map(lambda tail: "Zq9" + tail)  # a prefix found nowhere else in the forms
+
+
+def _forms(password: str) -> list[str]:
+    escaped = password.replace("\\", "\\\\").replace("'", "\\'")
+    encoded = quote(password, safe="")
+    forms = [
+        f"postgresql://user:{password}@db.example:5432/app?sslmode=require",
+        f"postgresql://user:{encoded}@db.example:5432/app",
+        f"postgresql://user@db.example/app?sslmode=require&password={encoded}&x=1",
+        f"host=db.example password='{escaped}' dbname=app",
+    ]
+    if not any(c.isspace() or c in "'\\" for c in password):
+        forms.append(f"host=db.example password={password} dbname=app")
+    return forms
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PASSWORDS)
+def test_no_password_shows_in_any_form_whatever_its_characters(password: str) -> None:
+    """Every form, with the password raw or percent-encoded: either the client refuses the URL
+    without quoting the password, or its repr and ``redact_dsn`` hide it."""
+    secrets = {password, quote(password, safe="")}
+    for form in _forms(password):
+        try:
+            shown = repr(Tidebase(form)) + redact_dsn(form) + redact_dsn(f"error: '{form}' failed")
+        except ConfigurationError as exc:
+            shown = str(exc)
+        for secret in secrets:
+            assert secret not in shown, (form, shown)
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("postgresql://u:s3cr3t x@h/db", "%20"),
+        ("postgresql://u:s3cr3t/x@h/db", "%2F"),
+        ("postgresql://u:s3/cr3t?x@h/db", "%2F"),
+    ],
+)
+def test_urls_libpq_would_refuse_quoting_the_password_are_refused_first(url: str, fix: str) -> None:
+    """libpq's own message would quote part of the password ("unexpected spaces found in …",
+    a port read from it): the client refuses such a URL first, naming the fix."""
+    with pytest.raises(ConfigurationError, match=fix) as info:
+        Tidebase(url)
+    assert "s3" not in str(info.value) and "cr3t" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -107,6 +175,7 @@ def test_urls_psycopg_would_misread_are_refused_without_the_password(url: str) -
     [
         "postgresql://u:s3cr3t@127.0.0.1:1/db",
         "postgresql://u@127.0.0.1:1/db?password=s3cr3t",
+        "postgresql://u:s3cr3t?#'x@127.0.0.1:1/db",
         "host=127.0.0.1 port=1 user=u password='s3cr3t x' dbname=db",
         "host=127.0.0.1 port=1 password=s3cr3t bogus",  # a DSN psycopg cannot parse
     ],

@@ -105,18 +105,20 @@ def default_home() -> Path:
 
 
 REDACTED = "***"
-# scheme://[user[:password]@]hosts/...: the userinfo ends at the LAST '@' before the path, so an
-# unencoded '@' in the password is hidden too.
+# scheme://[user[:password]@]hosts/...: the userinfo ends at the LAST '@' that a host list and
+# then the end of the URL follow, so a password holding '@', '?', '#', '/' or a quote, unencoded,
+# is hidden whole (libpq reads '?' and '#' there as part of the password).
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/?#@'\"]*):(?P<pw>[^\s/?#'\"]+)@"
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/?#@'\"]*):(?P<pw>\S+?)@"
     r"(?=[^\s@/?#'\"]*(?:[/?#\s'\"]|$))"
 )
-# password=... as a URL query parameter
-_QUERY_PASSWORD = re.compile(r"(?P<key>[?&;](?:password|pass|pwd|sslpassword)=)[^&#\s'\"]*", re.I)
-# password=... / password = '...' in a key=value DSN (libpq conninfo)
+# password=... as a URL query parameter (its value ends at the next '&')
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&;](?:password|pass|pwd|sslpassword)=)[^&\s'\"]*", re.I)
+# password=... / password = '...' in a key=value DSN (libpq conninfo): an unquoted value ends at
+# whitespace only ('&' is an ordinary character there).
 _KV_PASSWORD = re.compile(
-    r"(?P<key>(?<![\w.])(?:password|sslpassword)\s*=\s*)"
-    r"(?P<value>'(?:[^'\\]|\\.)*'?|[^\s'&]+)",
+    r"(?P<key>(?<![\w.?&;])(?:password|sslpassword)\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|[^\s']+)",
     re.I,
 )
 
@@ -130,12 +132,17 @@ def redact_dsn(text: str) -> str:
     return _KV_PASSWORD.sub(rf"\g<key>{REDACTED}", text)
 
 
-_URL_AUTHORITY = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<authority>[^/?#]*)")
+_URL_SCHEME = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
+_QUOTE = "urllib.parse.quote(password, safe='')"
+# host[:port][,host[:port]]…, a host being a name or a bracketed IPv6 address
+_HOST = r"(?:\[[^\]/]*\]|[^:\[\]/,]*)(?::\d*)?"
+_HOSTS = re.compile(rf"^{_HOST}(?:,{_HOST})*$")
 
 
 def _check_url(url: str) -> None:
-    """Reject URLs that psycopg would misread, saying so without showing the password."""
-    match = _URL_AUTHORITY.match(url)
+    """Refuse URLs that psycopg would misread, or would refuse with a message quoting part of
+    the password, saying why without showing the password."""
+    match = _URL_SCHEME.match(url)
     if match is None:
         return  # a key=value DSN: libpq parses it
     if match["scheme"].lower() not in ("postgresql", "postgres"):
@@ -144,11 +151,24 @@ def _check_url(url: str) -> None:
             f"{match['scheme']}:// URL ({redact_dsn(url)}). Tidebase connects with psycopg "
             "directly: write postgresql://user:password@host:5432/dbname"
         )
-    if match["authority"].count("@") > 1:
+    if any(c.isspace() for c in url.strip()):
+        # Not quoted: the space may be in the password, where no pattern can find its end.
+        raise ConfigurationError(
+            "database_url has a space in it: a space is written %20 in a URL (in the password, "
+            f"{_QUOTE})"
+        )
+    rest = url.strip()[match.end() :]
+    head = rest.partition("/")[0]  # where libpq looks for user:password@
+    if head.count("@") > 1:
         raise ConfigurationError(
             f"database_url has an unencoded '@' in its user name or password "
-            f"({redact_dsn(url)}): percent-encode it as %40 (urllib.parse.quote(password, "
-            "safe=''))"
+            f"({redact_dsn(url)}): percent-encode it as %40 ({_QUOTE})"
+        )
+    if "@" not in head and "@" in rest and not _HOSTS.match(head):
+        # postgresql://user:pa/ss@host/db: libpq reads "user:pa" as host and port.
+        raise ConfigurationError(
+            f"database_url has an '@' after its first '/' ({redact_dsn(url)}): a '/' in the "
+            f"password is written %2F ({_QUOTE}), an '@' in the database name %40"
         )
 
 
