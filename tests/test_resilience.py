@@ -211,6 +211,57 @@ def test_once_the_database_is_back_a_new_run_is_not_kept_waiting_by_the_pools_ba
     asyncio.run(main())
 
 
+def take_every_slot_left(url: str, into: list[psycopg.Connection[Any]]) -> None:
+    """Connect until the server refuses: another client holding every slot it has."""
+    while True:
+        into.append(psycopg.connect(url, autocommit=True))
+
+
+@pytest.mark.slow
+def test_a_full_server_is_told_apart_from_a_busy_pool(own_server: tuple[Path, str]) -> None:
+    """Every client of the server together took its max_connections: raising this client's
+    max_connections (what "every pooled connection is busy" advises) would not help, so the
+    error says which limit was reached."""
+    home, url = own_server
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET max_connections = 8")
+    embedded.stop(home, mode="fast")
+    url = embedded.start(home)
+    others: list[psycopg.Connection[Any]] = []
+    holding, release = threading.Semaphore(0), threading.Event()
+
+    def hold(run: RunContext, _: None) -> bool:
+        holding.release()
+        return release.wait(30)
+
+    with Tidebase(url, schema="s", max_connections=3, reconnect_seconds=2) as tide:
+        assert tide.run("wf", lambda run, _: "warm", run_id="warm") == "warm"
+        with pytest.raises(psycopg.OperationalError, match="too many clients"):
+            take_every_slot_left(url, others)
+        pooled = tide._store._pool.get_stats()["pool_size"]  # type: ignore[union-attr]
+        assert 0 < pooled < 3
+        holders = [
+            threading.Thread(target=tide.run, args=("wf", hold), kwargs={"run_id": f"h{k}"})
+            for k in range(pooled)
+        ]
+        for holder in holders:
+            holder.start()
+        try:
+            for _ in holders:  # each runs on one of the pool's connections
+                assert holding.acquire(timeout=10)
+            with pytest.raises(DatabaseUnavailable) as info:
+                tide.run("wf", lambda run, _: 1, run_id="second")
+        finally:
+            release.set()
+            for holder in holders:
+                holder.join(30)
+            for conn in others:
+                conn.close()
+    message = str(info.value)
+    assert f"holds {pooled} of its 3 connections and Postgres refuses more" in message, message
+    assert "server's max_connections" in message and "busy" not in message, message
+
+
 def test_reconnect_seconds_is_an_option_and_an_environment_variable(
     monkeypatch: pytest.MonkeyPatch, tidebase_database_url: str
 ) -> None:

@@ -42,7 +42,7 @@ from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
 from ..store.outage import Outage
 from ..store.queries import Queries, channel, listen_statement
-from ..store.records import Claim, FenceState, GateRow
+from ..store.records import Claim, FenceState, GateRow, Probe
 
 __all__ = ["RunListener", "Store", "StoreConnection"]
 
@@ -78,7 +78,7 @@ class Store:
             weakref.WeakKeyDictionary()
         )
         self._probed_at = -PROBE_EVERY_SECONDS  # when the last shared probe started
-        self._probed: str | None = None  # its answer (None: the database answers)
+        self._probed: Probe | None = None  # its answer (None: the database answers)
 
     def open(self) -> None:
         if self._pool is not None:
@@ -151,28 +151,36 @@ class Store:
             raise DatabaseUnavailable("the Tidebase client is closed")
         deadline = time.monotonic() + self.settings.reconnect_seconds
         wait = 0.25
-        down: str | None = None
+        probed: Probe | None = None
         while True:
             try:
                 return pool.getconn(timeout=max(0.01, min(wait, deadline - time.monotonic())))
             except PoolTimeout as exc:
                 if time.monotonic() >= deadline:
-                    why = (
-                        f"the database is not answering ({down})"
-                        if down is not None
-                        else f"every one of the {self.settings.max_connections} pooled "
-                        "connections is busy (raise max_connections)"
-                    )
                     raise DatabaseUnavailable(
                         f"no connection to Postgres ({self.settings.safe_url}) within "
                         f"{self.settings.reconnect_seconds:g}s (reconnect_seconds / "
-                        f"TIDEBASE_RECONNECT_SECONDS): {why}"
+                        f"TIDEBASE_RECONNECT_SECONDS): {self._no_connection(pool, probed)}"
                     ) from exc
-            # Not handed one quickly: is the database away, or is every connection busy?
-            down = self._shared_probe()
+            # Not handed one quickly: is the database away or full, or is every connection busy?
+            probed = self._shared_probe()
             wait = min(wait * 2, 2.0)
 
-    def _shared_probe(self) -> str | None:
+    def _no_connection(self, pool: ConnectionPool[Any], probed: Probe | None) -> str:
+        """Why a run got no pooled connection in time, and what to change."""
+        most = self.settings.max_connections
+        size = pool.get_stats().get("pool_size", 0)
+        if probed is None or (probed.full and size >= most):
+            return f"every one of the {most} pooled connections is busy (raise max_connections)"
+        if probed.full:
+            return (
+                f"this client holds {size} of its {most} connections and Postgres refuses more "
+                f"({probed.why}): every client of the server together reached the server's "
+                "max_connections; raise it, or lower max_connections of Tidebase's clients"
+            )
+        return f"the database is not answering ({probed.why})"
+
+    def _shared_probe(self) -> Probe | None:
         """``_probe``'s answer, probing at most once per ``PROBE_EVERY_SECONDS`` for all
         waiters (the start time is taken before the probe, so concurrent waiters share it)."""
         now = time.monotonic()
@@ -182,18 +190,21 @@ class Store:
         self._probed = self._probe()
         return self._probed
 
-    def _probe(self) -> str | None:
-        """Try to connect once: None if the database answers, else why not (redacted)."""
+    def _probe(self) -> Probe | None:
+        """Try to connect once: None if the database answers with room to spare, else why not
+        (redacted)."""
         assert self.url is not None
         try:
             conn = Connection.connect(
                 self.url, autocommit=True, application_name="tidebase", connect_timeout=2
             )
         except psycopg.OperationalError as exc:
-            if exc.sqlstate == "53300" or "too many clients" in str(exc):  # it answers: full
-                return None
+            why = redact_dsn(str(exc)).strip()
+            if exc.sqlstate == "53300" or "too many clients" in why:  # it answers: it is full
+                self.outage.end()
+                return Probe(why, full=True)
             self.outage.begin(exc)
-            return redact_dsn(str(exc)).strip()
+            return Probe(why, full=False)
         conn.close()
         self.outage.end()
         return None

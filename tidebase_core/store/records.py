@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Claim", "FenceState", "GateRow"]
+__all__ = ["Claim", "FenceState", "GateRow", "Probe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +74,12 @@ class GateRow:
     run_status: str | None = None
     run_owner: uuid.UUID | None = None
     cancel_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Why a new connection could not be made: the database is away, or it is full (it
+    answers, but every connection slot it has is taken)."""
+
+    why: str
+    full: bool
