@@ -53,6 +53,22 @@ def lock_waiters(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def cut_while_it_waits(url: str, fd: int, locker: psycopg.Connection[Any], what: str) -> None:
+    """Once the statement on ``fd`` waits on ``locker``'s row lock, cut the client's side of its
+    connection (the backend keeps waiting, then commits), wait for the retry to queue behind the
+    same lock, then let both go. The lock is released whatever happens: a failed wait must not
+    leave the statement blocked, or the test would hang instead of failing."""
+    try:
+        wait_until(lambda: lock_waiters(url) == 1, what=what)
+        cut = socket.socket(fileno=socket.dup(fd))  # a duplicate: psycopg owns the fd
+        cut.shutdown(socket.SHUT_RDWR)
+        cut.close()
+        wait_until(lambda: lock_waiters(url) == 2, what="the retry waits")
+        locker.commit()
+    finally:
+        locker.close()
+
+
 def test_a_write_cut_off_in_flight_is_applied_once(
     tide: Tidebase, tidebase_database_url: str, tidebase_schema: str
 ) -> None:
@@ -79,16 +95,7 @@ def test_a_write_cut_off_in_flight_is_applied_once(
 
         writer = threading.Thread(target=append)
         writer.start()
-        try:
-            wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the write waits")
-            # Cut the client's side only: the backend keeps waiting, then commits.
-            cut = socket.socket(fileno=socket.dup(fd))  # a duplicate: psycopg owns the fd
-            cut.shutdown(socket.SHUT_RDWR)
-            cut.close()
-            wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
-            locker.commit()
-        finally:
-            locker.close()  # a failed wait must not leave the write blocked: the test would hang
+        cut_while_it_waits(tidebase_database_url, fd, locker, what="the write waits")
         writer.join(30)
     assert not writer.is_alive()
     events = tide.runs.events("r")
@@ -477,15 +484,7 @@ def test_settling_a_parked_step_survives_its_connection_being_cut(
 
         settler = threading.Thread(target=settle)
         settler.start()
-        try:
-            wait_until(lambda: lock_waiters(tidebase_database_url) == 1, what="the settle waits")
-            cut = socket.socket(fileno=socket.dup(fd))
-            cut.shutdown(socket.SHUT_RDWR)
-            cut.close()
-            wait_until(lambda: lock_waiters(tidebase_database_url) == 2, what="the retry waits")
-            locker.commit()
-        finally:
-            locker.close()  # a failed wait must not leave the settle blocked: the test would hang
+        cut_while_it_waits(tidebase_database_url, fd, locker, what="the settle waits")
         settler.join(30)
     assert outcome == ["ok"]
     events = tide.runs.events("parked")

@@ -40,7 +40,7 @@ from ..serialization import decode_json, encode
 from ..settings import Settings, redact_dsn
 from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
-from ..store.outage import Outage
+from ..store.outage import Outage, no_connection
 from ..store.queries import Queries, channel, listen_statement
 from ..store.records import Claim, FenceState, GateRow, Probe
 
@@ -160,25 +160,16 @@ class Store:
                     raise DatabaseUnavailable(
                         f"no connection to Postgres ({self.settings.safe_url}) within "
                         f"{self.settings.reconnect_seconds:g}s (reconnect_seconds / "
-                        f"TIDEBASE_RECONNECT_SECONDS): {self._no_connection(pool, probed)}"
+                        f"TIDEBASE_RECONNECT_SECONDS): "
+                        + no_connection(
+                            probed,
+                            pool.get_stats().get("pool_size", 0),
+                            self.settings.max_connections,
+                        )
                     ) from exc
             # Not handed one quickly: is the database away or full, or is every connection busy?
             probed = self._shared_probe()
             wait = min(wait * 2, 2.0)
-
-    def _no_connection(self, pool: ConnectionPool[Any], probed: Probe | None) -> str:
-        """Why a run got no pooled connection in time, and what to change."""
-        most = self.settings.max_connections
-        size = pool.get_stats().get("pool_size", 0)
-        if probed is None or (probed.full and size >= most):
-            return f"every one of the {most} pooled connections is busy (raise max_connections)"
-        if probed.full:
-            return (
-                f"this client holds {size} of its {most} connections and Postgres refuses more "
-                f"({probed.why}): every client of the server together reached the server's "
-                "max_connections; raise it, or lower max_connections of Tidebase's clients"
-            )
-        return f"the database is not answering ({probed.why})"
 
     def _shared_probe(self) -> Probe | None:
         """``_probe``'s answer, probing at most once per ``PROBE_EVERY_SECONDS`` for all

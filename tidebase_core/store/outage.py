@@ -14,7 +14,9 @@ import re
 import threading
 import time
 
-__all__ = ["Outage"]
+from .records import Probe
+
+__all__ = ["Outage", "no_connection"]
 
 _names = itertools.count(1)
 _lock = threading.Lock()
@@ -94,3 +96,17 @@ class Outage:
                 self.where,
                 time.monotonic() - since,
             )
+
+
+def no_connection(probed: Probe | None, pooled: int, most: int) -> str:
+    """Why a run got no pooled connection in time, and what to change: the pool holds
+    ``pooled`` of its ``most`` connections, and ``probed`` is what a fresh connection met."""
+    if probed is None or (probed.full and pooled >= most):
+        return f"every one of the {most} pooled connections is busy (raise max_connections)"
+    if probed.full:
+        return (
+            f"this client holds {pooled} of its {most} connections and Postgres refuses more "
+            f"({probed.why}): every client of the server together reached the server's "
+            "max_connections; raise it, or lower max_connections of Tidebase's clients"
+        )
+    return f"the database is not answering ({probed.why})"
