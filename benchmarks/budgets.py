@@ -45,13 +45,13 @@ def measure(url: str, n: int, rounds: int) -> dict[str, Any]:
     from tidebase_core._sync.store import StoreConnection
 
     sent: list[str] = []
-    original = StoreConnection._execute
+    original = StoreConnection._send
 
     def counting(self: StoreConnection, query: str, params: Any) -> Any:
         sent.append(query)
         return original(self, query, params)
 
-    StoreConnection._execute = counting  # type: ignore[method-assign]
+    StoreConnection._send = counting  # type: ignore[method-assign]
     tide = Tidebase(url, max_connections=4).open()
     tide._heartbeat.stop()  # lease renewals out of the counts and timings
 
@@ -132,7 +132,7 @@ def measure(url: str, n: int, rounds: int) -> dict[str, Any]:
                 )
             )
     tide.close()
-    StoreConnection._execute = original  # type: ignore[method-assign]
+    StoreConnection._send = original  # type: ignore[method-assign]
 
     def summary(values: list[float]) -> dict[str, float]:
         return {"median": round(statistics.median(values), 1), "min": round(min(values), 1)}

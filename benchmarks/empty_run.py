@@ -10,7 +10,11 @@ variant alike:
 - ``statements, no event rows``: the same without their ``run.started`` / ``run.completed``
   rows (what a run row that is its own log entry would cost);
 - the two above again on a copy of ``runs`` with no secondary index;
-- ``tide.run``: the whole engine, on its own pool.
+- ``one statement``: what a new run that makes no durable operation sends instead, its claim
+  deferred (``complete_new_run``: the run row created completed, both log entries with it);
+- ``tide.run``: the whole engine, on its own pool, for a new run (``run_id`` left to Tidebase,
+  as DBOS's benchmark leaves the workflow id to DBOS), and with a ``run_id`` given (claimed at
+  once: it may exist, be completed or held elsewhere, which must be known before the body).
 
 Each is timed with ``synchronous_commit`` on (the real cost) and off (CPU alone: the fsync
 removed). Prints p10 / median (µs) and each p10 as a multiple of ``floor x2``.
@@ -86,6 +90,14 @@ def _round(url: str, tide: Any, rounds: int, sync: str, counter: Iterator[int]) 
         for _ in range(2):
             conn.execute("INSERT INTO floor VALUES (%s, '{}')", (next(counter),))
 
+    def one_statement(query: str) -> Callable[[], None]:
+        def run() -> None:
+            params = _claim_params(str(uuid.uuid4()), str(uuid.uuid4()))
+            params.update(result="null", result_type=None, payload="{}")
+            conn.execute(query, params).fetchall()
+
+        return run
+
     def statements(claim: str, complete: str) -> Callable[[], None]:
         def run() -> None:
             run_id, token = str(uuid.uuid4()), str(uuid.uuid4())
@@ -111,7 +123,11 @@ def _round(url: str, tide: Any, rounds: int, sync: str, counter: Iterator[int]) 
         complete = _without(r"\), ev AS \(.*?FROM r\n\)", q.complete_run)
         variants[f"statements{label}"] = statements(q.claim_run, q.complete_run)
         variants[f"statements, no event rows{label}"] = statements(claim, complete)
-    variants["tide.run"] = lambda: engine.run("empty", _empty, run_id=str(uuid.uuid4()))
+    variants["one statement"] = one_statement(fill_schema(Queries, "tidebase").complete_new_run)
+    variants["tide.run"] = lambda: engine.run("empty", _empty)
+    variants["tide.run, run_id given"] = lambda: engine.run(
+        "empty", _empty, run_id=str(uuid.uuid4())
+    )
 
     timings: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():

@@ -316,10 +316,10 @@ class DatabaseClock:
 
         self.seconds = 0.0
         self._cls = AsyncStoreConnection
-        self._execute = AsyncStoreConnection._execute
+        self._send = AsyncStoreConnection._send
 
     def __enter__(self) -> DatabaseClock:
-        clock, execute = self, self._execute
+        clock, execute = self, self._send
 
         async def timed(conn: Any, query: str, params: Any) -> Any:
             start = time.perf_counter()
@@ -328,11 +328,11 @@ class DatabaseClock:
             finally:
                 clock.seconds += time.perf_counter() - start
 
-        self._cls._execute = timed  # type: ignore[method-assign]
+        self._cls._send = timed  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._cls._execute = self._execute  # type: ignore[method-assign]
+        self._cls._send = self._send  # type: ignore[method-assign]
 
 
 class Spans:

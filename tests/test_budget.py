@@ -431,13 +431,13 @@ def test_round_trips_none_without_a_budget_one_per_spending_step_with_one(
     from tidebase_core._sync.store import StoreConnection
 
     sent: list[str] = []
-    original = StoreConnection._execute
+    original = StoreConnection._send
 
     def counting(self: StoreConnection, query: str, params: object) -> object:
         sent.append(query)
         return original(self, query, params)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(StoreConnection, "_execute", counting)
+    monkeypatch.setattr(StoreConnection, "_send", counting)
 
     def wf(run: RunContext, input: Any) -> None:
         for _ in range(50):

@@ -60,6 +60,9 @@ class Workload:
         self.restarted_at: list[float] = []
         self.enough_chaos = threading.Event()
         self.spans: dict[str, tuple[float, float]] = {}  # run id → when it ran
+        # Half the sync runs are new runs (no run_id given: their claim is deferred to their
+        # first step); label → the id Tidebase gave them.
+        self.ids: dict[str, str] = {}
         self.errors: list[BaseException] = []
 
     def executed(self, run_id: str, step: str) -> None:
@@ -112,6 +115,7 @@ class Workload:
 
 def sync_workflow(w: Workload) -> Any:
     def wf(run: RunContext, n: int) -> int:
+        w.ids.setdefault(f"sync-{n}", run.run_id)
         total = 0
         for i in range(STEPS):
 
@@ -219,7 +223,8 @@ def test_restarts_under_load_lose_nothing_and_duplicate_nothing(chaos_home: Any)
         run_id = f"sync-{k}"
         began = time.monotonic()
         try:
-            results[run_id] = tide.run("chaos-sync", sync_workflow(w), run_id=run_id, input=k)
+            given = None if k % 2 else run_id
+            results[run_id] = tide.run("chaos-sync", sync_workflow(w), run_id=given, input=k)
         except BaseException as exc:
             results[run_id] = exc
         w.spans[run_id] = (began, time.monotonic())
@@ -294,7 +299,8 @@ def test_restarts_under_load_lose_nothing_and_duplicate_nothing(chaos_home: Any)
         assert not twice, f"step bodies executed more than once: {twice}"
         assert len(w.executions) == RUNS * STEPS
 
-        for run_id in results:
+        for label in results:
+            run_id = w.ids.get(label, label)
             run = observer.runs.get(run_id)
             assert run.status == "completed", (run_id, run.status)
             assert run.attempt == 1, (run_id, run.attempt)

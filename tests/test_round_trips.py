@@ -10,15 +10,15 @@ from tidebase_core._sync.store import StoreConnection
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement the engine sends (all SQL goes through StoreConnection._execute)."""
+    """Every statement the engine sends (all SQL goes through StoreConnection._send)."""
     sent: list[str] = []
-    original = StoreConnection._execute
+    original = StoreConnection._send
 
     def counting(self: StoreConnection, query: str, params: object) -> object:
         sent.append(query.split()[0] + " " + query.split()[1])
         return original(self, query, params)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(StoreConnection, "_execute", counting)
+    monkeypatch.setattr(StoreConnection, "_send", counting)
     return sent
 
 
@@ -58,3 +58,27 @@ def test_replaying_a_1000_step_run_costs_two_statements(
     # completed: the refused claim and the read of the stored result
     assert tide.run("wf", noop_steps(1000), run_id="r") == 1000
     assert len(statements) == 2
+
+
+def test_a_new_run_that_makes_no_durable_operation_costs_one_statement(
+    tide: Tidebase, statements: list[str]
+) -> None:
+    tide.open()
+    tide._heartbeat.stop()
+    assert tide.run("wf", lambda run, _: "done") == "done"
+    assert len(statements) == 1  # created completed, both log entries with it
+    statements.clear()
+    # With an id given the run may exist: the claim comes first, then the completion.
+    assert tide.run("wf", lambda run, _: "done", run_id="given") == "done"
+    assert len(statements) == 2
+
+
+def test_a_new_runs_steps_cost_what_they_cost_with_an_id(
+    tide: Tidebase, statements: list[str]
+) -> None:
+    tide.open()
+    tide._heartbeat.stop()
+    with pytest.raises(RuntimeError):
+        tide.run("wf", noop_steps(1000))
+    # the claim (sent before the first step's body) + 1000 checkpoints + the failure record
+    assert len(statements) == 1 + 1000 + 1

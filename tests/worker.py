@@ -1,6 +1,6 @@
 """A real worker process for the crash, race and zombie tests.
 
-    python -m tests.worker <run_id> <log_file>
+    python -m tests.worker <run_id> <log_file>     # run_id "-": a new run, id chosen by Tidebase
 
 Runs a workflow (SCENARIO, default "steps") on the database the TIDEBASE_* variables name.
 Every step or child body appends "<name> <pid>" to the log file when it starts, so a test can
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tidebase import RetryPolicy, RunContext, Tidebase
+from tidebase import RetryPolicy, RunContext, Tidebase, current_run
 from tidebase.errors import TidebaseError
 
 LOG = sys.argv[2] if len(sys.argv) > 2 else os.devnull
@@ -38,7 +38,8 @@ def body(name: str, value: Any = None) -> Callable[[], Any]:
         with open(LOG, "a") as f:
             f.write(f"{name} {os.getpid()}\n")
         if name == BLOCK_AT:
-            print(f"IN {name}", flush=True)
+            run = current_run()
+            print(f"IN {name} {run.run_id if run else ''}", flush=True)
             sys.stdin.readline()
         return f"{name} done" if value is None else value
 
@@ -136,7 +137,7 @@ def main() -> int:
         result = tide.run(
             scenario,
             SCENARIOS[scenario],
-            run_id=run_id,
+            run_id=None if run_id == "-" else run_id,  # "-": a new run, its id Tidebase's
             input={"n": int(os.environ.get("STEPS", "4"))},
             wait=os.environ.get("WAIT") == "1",
         )

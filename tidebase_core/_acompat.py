@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._sync.store import Store
 
 __all__ = [
+    "DEFER_NEW_CLAIMS",
     "Lock",
     "StepResult",
     "blocking_twin",
@@ -37,6 +38,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Lock = asyncio.Lock
+# Whether a new run's claim may wait for its first statement (DESIGN §6). Not here: an async
+# run's sync callbacks write through a connection of their own (operations.blocking_run),
+# which cannot wait for a claim the event loop has yet to send. The sync engine's runs write
+# through their one connection only.
+DEFER_NEW_CLAIMS = False
 StepResult = Awaitable[Any]
 """What ``run.step`` returns: an awaitable here, the value itself in the sync engine."""
 sleep = asyncio.sleep

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._sync.store import Store
 
 __all__ = [
+    "DEFER_NEW_CLAIMS",
     "Lock",
     "StepResult",
     "blocking_twin",
@@ -34,6 +35,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Lock = threading.Lock
+# A run's every write goes through its one connection, so a new run's claim can wait for the
+# first (see _acompat).
+DEFER_NEW_CLAIMS = True
 StepResult = Any
 sleep = time.sleep
 

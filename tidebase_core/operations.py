@@ -380,7 +380,7 @@ async def durable_call(
             # runs on this thread's event loop; the checkpoint is written through the sync
             # run's connection, which nothing else uses meanwhile. Policy intents, retries and
             # failure records need the async API here.
-            run._execution.check_live()
+            run._ready()
             if op.step_policy.spends:
                 run.check_budget(key)
             with inside(run, key):
@@ -447,7 +447,11 @@ async def durable_stream(
         for event in replay(value):
             yield event
         return
-    run._execution.check_live()  # a cancel or a takeover: stop before the stream is paid for
+    # A cancel or a takeover: stop before the stream is paid for.
+    if isinstance(run, AsyncRunContext):
+        await run._ready()
+    else:
+        run._ready()
     if op.step_policy.spends:
         if isinstance(run, AsyncRunContext):
             await run.check_budget(key)
@@ -553,7 +557,12 @@ def _streamed_sync(
     result_of: Callable[[E], T | None],
     spent: Callable[[], Sequence[Usage]] | None,
 ) -> Iterator[E]:
-    run._execution.check_live()  # a cancel or a takeover: stop before the stream is paid for
+    # A cancel or a takeover: stop before the stream is paid for (an async run's claim is
+    # never deferred, so only a sync run may have one to send first).
+    if isinstance(run, RunContext):
+        run._ready()
+    else:
+        run._execution.check_live()
     if op.step_policy.spends:
         with blocking_run(run) as sync_run:
             sync_run.check_budget(key)

@@ -6,6 +6,7 @@ This is the async source; ``tidebase_core/_sync/client.py`` is generated from it
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 
 from .. import context
 from .._acompat import (
+    DEFER_NEW_CLAIMS,
     blocking_twin,
     install_branches,
     resolve,
@@ -287,6 +289,9 @@ class AsyncTidebase:
         """``run``, and for a child run (``parent``) drawing from its parent's budgets too."""
         webhook = check_url(recovery_webhook, "recovery_webhook")
         check_name(name, "workflow name")
+        # A new top-level run: nothing to replay or wait for, so its claim can wait for its
+        # first durable operation (DESIGN §6; a run that makes none is written once).
+        deferred = DEFER_NEW_CLAIMS and run_id is None and parent is None and webhook is None
         run_id = new_run_id() if run_id is None else check_run_id(run_id)
         caps = Budget.coerce(budget)
         if fn is None:  # the workflow registered under this name (@tide.workflow("name"))
@@ -321,6 +326,7 @@ class AsyncTidebase:
                 webhook=webhook,
                 budget=budget_text,
                 parent=parent,
+                deferred=deferred,
             )
         finally:
             let_go(owner.token)
@@ -342,8 +348,28 @@ class AsyncTidebase:
         webhook: str | None,
         budget: str | None = None,
         parent: str | None = None,
+        deferred: bool = False,
     ) -> Any:
         async with self._store.connection() as db:
+            if deferred:
+                state = Execution(run_id, name, owner, 1, self.settings.lease_seconds)
+                state.budget_holders = () if budget is None else (run_id,)
+                db.defer_claim(
+                    then=functools.partial(self._heartbeat.track, state),
+                    run_id=run_id,
+                    workflow=name,
+                    input=input_text,
+                    input_hash=in_hash,
+                    check_input=True,
+                    metadata=metadata_text,
+                    token=owner.token,
+                    host=owner.host,
+                    pid=owner.pid,
+                    started=owner.started,
+                    lease=self.settings.lease_seconds,
+                    budget=budget,
+                )
+                return await self._execute(db, state, fn, input)
             claim = await self._claim(
                 db,
                 run_id=run_id,
@@ -465,7 +491,8 @@ class AsyncTidebase:
         run_input: Any,
     ) -> Any:
         ctx = AsyncRunContext(self, state, db, run_input)
-        self._heartbeat.track(state)
+        if not db.claim_deferred:  # else tracked once the claim is sent
+            self._heartbeat.track(state)
         install_branches()
         token = context._current.set(ctx)
         scoped = current_scope.set(state.root)

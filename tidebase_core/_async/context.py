@@ -270,7 +270,7 @@ class AsyncRunContext:
             return decode(
                 found.output, output_type or output_type_of(fn), type_tag=found.output_type
             )
-        ex.check_live()
+        await self._ready()
         if policy.spends and ex.budget_holders:  # no budget up the tree: no I/O
             await check_budget(self, key)
 
@@ -344,6 +344,12 @@ class AsyncRunContext:
             raise TypeError(f"step {key!r}: unknown usage fields {sorted(unknown)}")
         ex = self._execution
         return usage_params(run_id=ex.run_id, attempt=ex.attempt, step=key, **fields)
+
+    async def _ready(self) -> None:
+        """Before a body runs: stop if the run was cancelled or taken over, and send its
+        deferred claim if it still has one (a body's effects never precede its run's record)."""
+        self._execution.check_live()
+        await self._db.flush_claim()
 
     async def check_budget(self, step: str | None = None) -> None:
         """Raise ``BudgetExceeded`` if the recorded spend of the run tree holding a budget that

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .._compat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
 from ..budgets import Budget, BudgetSpend, BudgetStatus
-from ..errors import ConnectionReleased, DatabaseUnavailable
+from ..errors import ConnectionReleased, DatabaseUnavailable, TidebaseError
 from ..models import (
     AttemptOutcome,
     Event,
@@ -273,6 +273,11 @@ class StoreConnection:
         self._statement = Lock()
         self._channels: set[str] = set()
         self.q = store.q
+        # A new run's claim held back until the connection's first statement about the run,
+        # which it then precedes (``defer_claim``); the lock makes concurrent branches wait
+        # for the one that sends it.
+        self._deferred: tuple[dict[str, Any], Callable[[], None]] | None = None
+        self._deferring = Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -291,7 +296,15 @@ class StoreConnection:
             self._conn.close()
 
     def _execute(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
-        """Run one statement; a lost connection raises ``_ConnectionLost`` after reconnecting."""
+        """Run one statement (after a deferred claim, if one is held); a lost connection raises
+        ``_ConnectionLost`` after reconnecting."""
+        if self._deferred is not None:
+            self.flush_claim()
+        return self._send(query, params)
+
+    def _send(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
+        """``_execute`` without looking for a deferred claim (the claim itself): every
+        statement goes out through here."""
         if self._released:
             raise ConnectionReleased(
                 "this run has ended and its connection was given back, but code it started (a "
@@ -315,10 +328,15 @@ class StoreConnection:
             self._reconnect(exc)
             raise _ConnectionLost from exc
 
-    def _read(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[Row]:
-        """An idempotent statement: retried until the database answers again."""
+    def _read(
+        self, query: str, params: dict[str, Any] | Sequence[Any], *, raw: bool = False
+    ) -> list[Row]:
+        """An idempotent statement: retried until the database answers again. ``raw``: sent
+        as is, not after a deferred claim (the claim's own reads)."""
         while True:
             try:
+                if raw:
+                    return self._send(query, params)
                 return self._execute(query, params)
             except _ConnectionLost:
                 continue
@@ -397,40 +415,88 @@ class StoreConnection:
         ``budget`` (JSON text): the caps of a run created here. ``parent``: the run whose child
         this is, whose budgets a new child draws from too.
         """
-        params = {
-            "run_id": run_id,
-            "workflow": workflow,
-            "input": None if input is None else ExactJson(input),
-            "input_hash": input_hash,
-            "check_input": check_input,
-            "want_input": not check_input,
-            "metadata": None if metadata is None else JsonText(metadata),
-            "token": token,
-            "host": host,
-            "pid": pid,
-            "started": started,
-            "lease": lease,
-            "void_token": void_token,
-            "write_id": uuid.uuid4(),
-            "budget": None if budget is None else JsonText(budget),
-            "holders": None if budget is None else [run_id],
-            "parent": parent,
-        }
+        params = _claim_params(
+            run_id=run_id,
+            workflow=workflow,
+            input=input,
+            input_hash=input_hash,
+            check_input=check_input,
+            metadata=metadata,
+            token=token,
+            host=host,
+            pid=pid,
+            started=started,
+            lease=lease,
+            void_token=void_token,
+            budget=budget,
+            parent=parent,
+        )
         query = self.q.claim_run if parent is None else self.q.claim_child_run
+        return self._claim(query, params)
+
+    def defer_claim(self, *, then: Callable[[], None], **claim: Any) -> None:
+        """Hold a new run's claim (``claim_run``'s arguments) until this connection's first
+        statement, which it then precedes; ``then()`` once it committed. If the run completes
+        before any, ``complete_run`` writes it created and completed in one statement."""
+        self._deferred = (_claim_params(**claim), then)
+
+    @property
+    def claim_deferred(self) -> bool:
+        return self._deferred is not None
+
+    def flush_claim(self) -> None:
+        """Send the deferred claim now, if one is held: before a step body, whose effects must
+        never precede the run's record."""
+        if self._deferred is None:
+            return
+        with self._deferring:
+            deferred = self._deferred
+            if deferred is None:
+                return  # a concurrent branch sent it while this one waited
+            params, then = deferred
+            claim = self._claim(self.q.claim_run, params)
+            if claim is None or not claim.created:
+                raise _id_taken(params["run_id"])
+            self._deferred = None
+            then()
+
+    def _claim(self, query: str, params: dict[str, Any]) -> Claim | None:
+        # Sent with _send, never _execute: a deferred claim is flushed through here.
         while True:
             try:
-                rows = self._execute(query, params)
+                rows = self._send(query, params)
             except _ConnectionLost:
                 # Did the claim commit? Its run.started event carries our write id.
-                rows = self._read(self.q.find_claim, params)
+                rows = self._read(self.q.find_claim, params, raw=True)
                 if not rows:
                     continue
             except psycopg.errors.UniqueViolation:
                 continue  # a retry racing the first try, which committed: find it
             if rows:
                 return Claim.won(rows[0])
-            found = self._read(self.q.claim_refused, {"run_id": run_id})
+            found = self._read(self.q.claim_refused, {"run_id": params["run_id"]}, raw=True)
             return Claim.refused(found[0]) if found else None
+
+    def _complete_new_run(self, finish: dict[str, Any]) -> bool:
+        """The run whose claim is deferred, written created and completed in one statement."""
+        with self._deferring:
+            if self._deferred is None:  # a concurrent branch sent the claim meanwhile
+                return bool(self._write(self.q.complete_run, finish))
+            params = {**self._deferred[0], **finish}
+            while True:
+                lost = False
+                try:
+                    rows = self._send(self.q.complete_new_run, params)
+                except _ConnectionLost:
+                    rows, lost = [], True
+                # Nothing written: ours committed before the link dropped (or is committing on
+                # a backend that outlived it: the insert waited for it), or the id is taken.
+                if rows or self._read(self.q.find_write, params, raw=True):
+                    break
+                if not lost:
+                    raise _id_taken(params["run_id"])
+            self._deferred = None
+            return True
 
     def load_checkpoints(self, run_id: str) -> tuple[dict[str, Checkpoint], dict[str, int]]:
         """What earlier attempts left: step checkpoints by key, and workflow-body operations
@@ -572,6 +638,8 @@ class StoreConnection:
             "result_type": result_type,
             "payload": JsonText(payload),
         }
+        if self._deferred is not None:  # the run made no durable operation: one statement
+            return self._complete_new_run(params)
         return bool(self._write(self.q.complete_run, params))
 
     def fail_run(
@@ -1169,4 +1237,49 @@ def _run_info(r: Row) -> RunInfo:
         completed_at=r[11],
         lease_expires_at=r[12],
         budget_holders=list(r[13] or ()),
+    )
+
+
+def _claim_params(
+    *,
+    run_id: str,
+    workflow: str,
+    input: str | None,
+    input_hash: str,
+    check_input: bool,
+    metadata: str | None,
+    token: uuid.UUID,
+    host: str,
+    pid: int,
+    started: str,
+    lease: float,
+    void_token: uuid.UUID | None = None,
+    budget: str | None = None,
+    parent: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "workflow": workflow,
+        "input": None if input is None else ExactJson(input),
+        "input_hash": input_hash,
+        "check_input": check_input,
+        "want_input": not check_input,
+        "metadata": None if metadata is None else JsonText(metadata),
+        "token": token,
+        "host": host,
+        "pid": pid,
+        "started": started,
+        "lease": lease,
+        "void_token": void_token,
+        "write_id": uuid.uuid4(),
+        "budget": None if budget is None else JsonText(budget),
+        "holders": None if budget is None else [run_id],
+        "parent": parent,
+    }
+
+
+def _id_taken(run_id: str) -> TidebaseError:
+    return TidebaseError(
+        f"run {run_id!r}: a new run's generated id is already in the database, so it was not "
+        "recorded; this should never happen (uuid4). Start the run again, and report this"
     )

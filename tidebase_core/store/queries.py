@@ -198,6 +198,32 @@ COMPLETE_RUN = _FINISH_RUN.replace(
     "completed_at = now()",
 ).replace("{event}", "'run.completed'")
 
+# A new run that ends before its first durable operation (its claim was deferred, DESIGN §6):
+# created completed, with its run.started and run.completed entries, in one statement and
+# one commit; what the claim and the completion would have left, row for row. No listener
+# can watch a run that did not exist, so no NOTIFY.
+COMPLETE_NEW_RUN = """
+WITH r AS (
+    INSERT INTO {s}.runs (
+        run_id, workflow_name, status, input, input_hash, metadata, attempt, last_seq,
+        owner_host, owner_pid, owner_started, budget, budget_holders, result, result_type,
+        completed_at)
+    VALUES (
+        %(run_id)s, %(workflow)s, 'completed', %(input)s, %(input_hash)s, %(metadata)s, 1, 2,
+        %(host)s, %(pid)s, %(started)s, %(budget)s, %(holders)s::text[], %(result)s,
+        %(result_type)s, now())
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING 1
+), ev AS (
+    INSERT INTO {s}.events (run_id, seq, type, payload, write_id)
+    SELECT %(run_id)s, x.seq, x.type, x.payload, x.write_id
+    FROM r, (VALUES (1, 'run.started', jsonb_build_object('attempt', 1), %(write_id)s::uuid),
+                    (2, 'run.completed', %(payload)s::jsonb, NULL)
+            ) AS x(seq, type, payload, write_id)
+)
+SELECT 1 FROM r
+"""
+
 FAIL_RUN = _FINISH_RUN.replace(
     "{set}", "status = 'failed', error = %(error)s, failure_class = %(failure_class)s"
 ).replace("{event}", "'run.failed'")
@@ -682,6 +708,7 @@ class Queries:
     rewrite_checkpoint_with_entries: str = REWRITE_CHECKPOINT_WITH_ENTRIES
     write_step_state: str = WRITE_STEP_STATE
     complete_run: str = COMPLETE_RUN
+    complete_new_run: str = COMPLETE_NEW_RUN
     fail_run: str = FAIL_RUN
     park_run: str = PARK_RUN
     release_run: str = RELEASE_RUN

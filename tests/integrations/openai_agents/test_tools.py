@@ -210,7 +210,7 @@ async def test_a_tool_call_is_two_statements_its_ended_event_written_with_its_ch
         [lookup], {0: [call("lookup", {"order_id": "A1"}, "call_lookup")], 1: [message("ok")]}
     )
     sent: list[str] = []
-    execute = AsyncStoreConnection._execute
+    execute = AsyncStoreConnection._send
 
     async def counting(self: AsyncStoreConnection, query: str, params: Any) -> Any:
         sent.append(query)
@@ -219,7 +219,7 @@ async def test_a_tool_call_is_two_statements_its_ended_event_written_with_its_ch
     async def workflow(run: AsyncRunContext, input: None) -> str:
         return crash_once(run, (await run_agent(agent, "look A1 up")).final_output)
 
-    monkeypatch.setattr(AsyncStoreConnection, "_execute", counting)
+    monkeypatch.setattr(AsyncStoreConnection, "_send", counting)
     with pytest.raises(Crash):
         await atide.run("support", workflow, run_id="oai-tool-ended")
     q = atide._store.q
