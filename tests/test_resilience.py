@@ -225,10 +225,13 @@ def take_every_slot_left(url: str, into: list[psycopg.Connection[Any]]) -> None:
 
 
 @pytest.mark.slow
-def test_a_full_server_is_told_apart_from_a_busy_pool(own_server: tuple[Path, str]) -> None:
+def test_a_full_server_is_told_apart_from_a_busy_pool(
+    own_server: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
     """Every client of the server together took its max_connections: raising this client's
     max_connections (what "every pooled connection is busy" advises) would not help, so the
-    error says which limit was reached."""
+    error says which limit was reached. While the run waits, the log says so once, in
+    Tidebase's words, instead of psycopg_pool's warning at every attempt to grow."""
     home, url = own_server
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET max_connections = 8")
@@ -256,7 +259,8 @@ def test_a_full_server_is_told_apart_from_a_busy_pool(own_server: tuple[Path, st
         try:
             for _ in holders:  # each runs on one of the pool's connections
                 assert holding.acquire(timeout=10)
-            with pytest.raises(DatabaseUnavailable) as info:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING), pytest.raises(DatabaseUnavailable) as info:
                 tide.run("wf", lambda run, _: 1, run_id="second")
         finally:
             release.set()
@@ -267,6 +271,10 @@ def test_a_full_server_is_told_apart_from_a_busy_pool(own_server: tuple[Path, st
     message = str(info.value)
     assert f"holds {pooled} of its 3 connections and Postgres refuses more" in message, message
     assert "server's max_connections" in message and "busy" not in message, message
+    said = [r for r in caplog.records if r.name == "tidebase"]
+    assert len(said) == 1 and "refuses more connections" in said[0].getMessage(), said
+    after = caplog.records[caplog.records.index(said[0]) :]
+    assert not [r for r in after if r.name.startswith("psycopg.pool")], after
 
 
 def test_reconnect_seconds_is_an_option_and_an_environment_variable(

@@ -193,6 +193,7 @@ class AsyncStore:
             why = redact_dsn(str(exc)).strip()
             if exc.sqlstate == "53300" or "too many clients" in why:  # it answers: it is full
                 self.outage.end()
+                self.outage.full(why)
                 return Probe(why, full=True)
             self.outage.begin(exc)
             return Probe(why, full=False)

@@ -3,7 +3,9 @@
 Every connection that notices the loss reports it here, but only the first report of an outage
 is logged (logger ``tidebase``), saying where the database is (password hidden) and how long
 Tidebase waits at most. Meanwhile psycopg_pool's own warnings about the same outage (one per
-failed connection attempt, one or two a second) are dropped.
+failed connection attempt, one or two a second) are dropped. The same for a server that is
+full (it answers, but refuses a new connection): one line per ``reconnect_seconds`` while runs
+wait for one, instead of the pool's warning at each attempt to grow.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ __all__ = ["Outage", "no_connection"]
 _names = itertools.count(1)
 _lock = threading.Lock()
 _since: dict[str, float] = {}  # database (as shown) → when its outage was first reported
-_lost_until = 0.0  # psycopg_pool's noise about broken connections is dropped until then
+_quiet_until = 0.0  # psycopg_pool's noise about broken connections or a full server until then
+_full_said: dict[str, float] = {}  # database (as shown) → until when it was said to be full
 _pools: dict[str, str] = {}  # pool name → database, for every Tidebase pool
 _POOL_NAME = re.compile(r"'(tidebase-\d+)'")
 
@@ -36,10 +39,11 @@ _POOL_NOISE = (
 
 
 class _QuietPool(logging.Filter):
-    """Drops psycopg_pool's per-attempt warnings while a Tidebase store reports an outage."""
+    """Drops psycopg_pool's per-attempt warnings while a Tidebase store reports an outage or a
+    full server."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.WARNING or not (_since or time.monotonic() < _lost_until):
+        if record.levelno > logging.WARNING or not (_since or time.monotonic() < _quiet_until):
             return True
         if isinstance(record.msg, str) and record.msg.startswith(_POOL_NOISE):
             return False
@@ -69,8 +73,28 @@ class Outage:
     def lost(self) -> None:
         """A connection broke (a restart, a network cut): the pool's warnings about the other
         connections that broke with it are dropped for a while."""
-        global _lost_until
-        _lost_until = time.monotonic() + self.seconds
+        global _quiet_until
+        _quiet_until = max(_quiet_until, time.monotonic() + self.seconds)
+
+    def full(self, why: str) -> None:
+        """A run waits for a pooled connection and Postgres refuses a new one: every client of
+        the server together took its max_connections. Said once per ``seconds``."""
+        global _quiet_until
+        now = time.monotonic()
+        with _lock:
+            _quiet_until = max(_quiet_until, now + self.seconds)
+            if _full_said.get(self.where, 0.0) > now:
+                return
+            _full_said[self.where] = now + self.seconds
+        self._log.warning(
+            "Postgres (%s) refuses more connections (%s): every client of the server together "
+            "reached its max_connections, so runs wait up to %gs (reconnect_seconds) for one this "
+            "client already holds; raise the server's max_connections, or lower "
+            "max_connections of Tidebase's clients",
+            self.where,
+            why,
+            self.seconds,
+        )
 
     def begin(self, cause: BaseException) -> None:
         """Connecting failed: the database is away. Said once per outage."""
