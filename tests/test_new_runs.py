@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from .conftest import executions
 from .test_resilience import cut_while_it_waits
 
 
-def _ids(seen: list[str]):  # type: ignore[no-untyped-def]
+def _ids(seen: list[str]) -> Callable[[RunContext, Any], Any]:
     def wf(run: RunContext, input: Any) -> Any:
         seen.append(run.run_id)
         return {"echo": input}
@@ -70,7 +70,9 @@ def _status_from_outside(tide: Tidebase, run_id: str) -> str:
     return tide.runs.get(run_id).status  # another pooled connection than the run's
 
 
-def _first_operation(kind: str, tide: Tidebase, seen: list[str]):  # type: ignore[no-untyped-def]
+def _first_operation(
+    kind: str, tide: Tidebase, seen: list[str]
+) -> Callable[[RunContext, Any], str]:
     def wf(run: RunContext, input: Any) -> str:
         if kind == "step":
             run.step("s", lambda: seen.append(_status_from_outside(tide, run.run_id)))
@@ -116,7 +118,7 @@ def test_a_new_run_is_recorded_before_its_first_operation_takes_effect(
 CALL = plugin.Operation("llm")
 
 
-def _plugin_first(kind: str, tide: Tidebase, seen: list[str]):  # type: ignore[no-untyped-def]
+def _plugin_first(kind: str, tide: Tidebase, seen: list[str]) -> Callable[[RunContext, None], Any]:
     """A framework's model call (or stream) made durable by its plugin, as the first operation:
     its body looks the run up from outside."""
 
@@ -136,7 +138,7 @@ def _plugin_first(kind: str, tide: Tidebase, seen: list[str]):  # type: ignore[n
         yield look()
 
     digest = plugin.input_hash("prompt")
-    streamed = {"digest": digest, "result_of": lambda e: e, "replay": lambda t: [t]}
+    streamed: dict[str, Any] = {"digest": digest, "result_of": lambda e: e, "replay": lambda t: [t]}
 
     async def astream() -> list[str]:
         return [w async for w in plugin.durable_stream(CALL, awords, **streamed)]
