@@ -27,6 +27,7 @@ from tidebase.errors import GatePending, InputMismatch
 from tidebase_core import plugin
 from tidebase_core._sync.store import StoreConnection
 from tidebase_core.owner import Owner
+from tidebase_core.store.records import ClaimRequest
 
 from .conftest import executions
 from .test_resilience import cut_while_it_waits
@@ -237,18 +238,8 @@ def test_a_one_statement_run_cut_off_in_flight_is_written_once(
     with tide._store.connection() as db:
         fd = db._conn.fileno()
         db.defer_claim(
+            ClaimRequest("cut", "wf", "1", "h", True, None, owner, lease=60),
             then=lambda: outcome.append("claimed apart"),
-            run_id="cut",
-            workflow="wf",
-            input="1",
-            input_hash="h",
-            check_input=True,
-            metadata=None,
-            token=owner.token,
-            host=owner.host,
-            pid=owner.pid,
-            started=owner.started,
-            lease=60,
         )
 
         def complete() -> None:

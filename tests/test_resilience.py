@@ -30,6 +30,7 @@ from tidebase.aio import AsyncRunContext, AsyncTidebase
 from tidebase.errors import DatabaseUnavailable, RunLocked
 from tidebase_core import embedded
 from tidebase_core.owner import Owner, let_go
+from tidebase_core.store.records import ClaimRequest
 
 from .test_embedded import destroy
 
@@ -387,17 +388,7 @@ async def test_a_lease_left_by_a_finished_execution_of_this_process_is_void(
     let_go(leftover.token)  # its execution finished without releasing the lease
     async with atide._store.connection() as db:
         claim = await db.claim_run(
-            run_id=run_id,
-            workflow="wf",
-            input="null",
-            input_hash="h",
-            check_input=False,
-            metadata=None,
-            token=leftover.token,
-            host=leftover.host,
-            pid=leftover.pid,
-            started=leftover.started,
-            lease=60,
+            ClaimRequest(run_id, "wf", "null", "h", False, None, leftover, lease=60)
         )
     assert claim is not None and claim.claimed
     assert await atide.run("wf", _fast, run_id=run_id) == "fast"

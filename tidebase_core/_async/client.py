@@ -55,7 +55,7 @@ from ..replay import ResumeDecision
 from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of, type_tag
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
-from ..store.records import Claim
+from ..store.records import Claim, ClaimRequest
 from .context import AsyncRunContext
 from .events import AsyncEvents, subscribe
 from .gates import AsyncGates
@@ -310,22 +310,27 @@ class AsyncTidebase:
         self._after_fork()
 
         owner = Owner.new()  # live before the claim: no thread here voids a lease being taken
+        request = ClaimRequest(
+            run_id=run_id,
+            workflow=name,
+            input=input_text,
+            input_hash=in_hash,
+            check_input=check_input,
+            metadata=metadata_text,
+            owner=owner,
+            lease=self.settings.lease_seconds,
+            budget=budget_text,
+            parent=parent,
+        )
         try:
             return await self._claim_and_execute(
                 owner,
-                run_id=run_id,
-                name=name,
+                request,
                 fn=fn,
                 input=input,
-                input_text=input_text,
-                in_hash=in_hash,
-                check_input=check_input,
-                metadata_text=metadata_text,
                 result_type=result_type,
                 wait=wait,
                 webhook=webhook,
-                budget=budget_text,
-                parent=parent,
                 deferred=deferred,
             )
         finally:
@@ -334,60 +339,28 @@ class AsyncTidebase:
     async def _claim_and_execute(
         self,
         owner: Owner,
+        request: ClaimRequest,
         *,
-        run_id: str,
-        name: str,
         fn: Callable[[AsyncRunContext, Any], Any],
         input: Any,
-        input_text: str,
-        in_hash: str,
-        check_input: bool,
-        metadata_text: str | None,
         result_type: Any,
         wait: bool,
         webhook: str | None,
-        budget: str | None = None,
-        parent: str | None = None,
         deferred: bool = False,
     ) -> Any:
+        run_id, name = request.run_id, request.workflow
         async with self._store.connection() as db:
             if deferred:
                 state = Execution(run_id, name, owner, 1, self.settings.lease_seconds)
-                state.budget_holders = () if budget is None else (run_id,)
-                db.defer_claim(
-                    then=functools.partial(self._heartbeat.track, state),
-                    run_id=run_id,
-                    workflow=name,
-                    input=input_text,
-                    input_hash=in_hash,
-                    check_input=True,
-                    metadata=metadata_text,
-                    token=owner.token,
-                    host=owner.host,
-                    pid=owner.pid,
-                    started=owner.started,
-                    lease=self.settings.lease_seconds,
-                    budget=budget,
-                )
+                state.budget_holders = () if request.budget is None else (run_id,)
+                db.defer_claim(request, then=functools.partial(self._heartbeat.track, state))
                 return await self._execute(db, state, fn, input)
-            claim = await self._claim(
-                db,
-                run_id=run_id,
-                workflow=name,
-                input=input_text,
-                input_hash=in_hash,
-                check_input=check_input,
-                metadata=metadata_text,
-                owner=owner,
-                wait=wait,
-                budget=budget,
-                parent=parent,
-            )
+            claim = await self._claim(db, request, wait=wait)
             if not claim.claimed:  # completed earlier: its stored result, typed
                 return decode(claim.result, result_type, type_tag=claim.result_type)
             if webhook is not None:
                 await AsyncQueueStore(db).set_recovery_webhook(run_id, webhook)
-            run_input = input if check_input else decode_json(claim.input)
+            run_input = input if request.check_input else decode_json(claim.input)
             return await self._execute_claimed(db, run_id, name, owner, claim, fn, run_input)
 
     async def _execute_claimed(
@@ -417,41 +390,13 @@ class AsyncTidebase:
             state.resume_seq = claim.last_seq
         return state
 
-    async def _claim(
-        self,
-        db: AsyncStoreConnection,
-        *,
-        run_id: str,
-        workflow: str,
-        input: str,
-        input_hash: str,
-        check_input: bool,
-        metadata: str | None,
-        owner: Owner,
-        wait: bool,
-        budget: str | None = None,
-        parent: str | None = None,
-    ) -> Claim:
+    async def _claim(self, db: AsyncStoreConnection, request: ClaimRequest, *, wait: bool) -> Claim:
+        run_id = request.run_id
         void = None
         delay = 0.02
         races = 0
         while True:
-            claim = await db.claim_run(
-                run_id=run_id,
-                workflow=workflow,
-                input=input,
-                input_hash=input_hash,
-                check_input=check_input,
-                metadata=metadata,
-                token=owner.token,
-                host=owner.host,
-                pid=owner.pid,
-                started=owner.started,
-                lease=self.settings.lease_seconds,
-                void_token=void,
-                budget=budget,
-                parent=parent,
-            )
+            claim = await db.claim_run(request, void_token=void)
             if claim is None:
                 # Another worker created the run while our statement ran: look again.
                 races += 1
@@ -461,9 +406,9 @@ class AsyncTidebase:
             settled = settle_claim(
                 claim,
                 run_id=run_id,
-                workflow=workflow,
-                input_hash=input_hash,
-                check_input=check_input,
+                workflow=request.workflow,
+                input_hash=request.input_hash,
+                check_input=request.check_input,
             )
             if settled.outcome != "locked":
                 return claim

@@ -19,6 +19,7 @@ from ..errors import LeaseLost, RunNotFound, TidebaseError
 from ..models import RunInfo
 from ..owner import Owner, let_go
 from ..serialization import decode_json, encode, encode_with_hash, type_tag
+from ..store.records import ClaimRequest
 from .context import AsyncRunContext
 from .queue_store import AsyncQueueStore
 
@@ -149,8 +150,7 @@ async def attach(
     db = await stack.enter_async_context(client._store.connection())
     owner = Owner.new()
     try:
-        claim = await client._claim(
-            db,
+        request = ClaimRequest(
             run_id=run_id,
             workflow=workflow_name,
             input=input_text,
@@ -158,8 +158,9 @@ async def attach(
             check_input=check_input,
             metadata=None if metadata is None else encode(metadata, what="run metadata"),
             owner=owner,
-            wait=False,
+            lease=client.settings.lease_seconds,
         )
+        claim = await client._claim(db, request, wait=False)
         if not claim.claimed:
             raise TidebaseError(
                 f"run {run_id!r} is already completed; a session cannot attach to it "

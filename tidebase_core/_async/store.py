@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from .._acompat import Lock, run_blocking, shielded, sleep
 from .._run_base import UsageInput
 from ..budgets import Budget, BudgetSpend, BudgetStatus
-from ..errors import ConnectionReleased, DatabaseUnavailable, TidebaseError
+from ..errors import ConnectionReleased, DatabaseUnavailable
 from ..models import (
     AttemptOutcome,
     Event,
@@ -42,7 +42,7 @@ from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
 from ..store.outage import Outage, no_connection
 from ..store.queries import Queries, channel, listen_statement
-from ..store.records import Claim, FenceState, GateRow, Probe
+from ..store.records import Claim, ClaimRequest, FenceState, GateRow, Probe
 
 __all__ = ["AsyncRunListener", "AsyncStore", "AsyncStoreConnection"]
 
@@ -279,7 +279,7 @@ class AsyncStoreConnection:
         # A new run's claim held back until the connection's first statement about the run,
         # which it then precedes (``defer_claim``); the lock makes concurrent branches wait
         # for the one that sends it.
-        self._deferred: tuple[dict[str, Any], Callable[[], None]] | None = None
+        self._deferred: tuple[ClaimRequest, Callable[[], None]] | None = None
         self._deferring = Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -396,52 +396,18 @@ class AsyncStoreConnection:
     # -- runs: claim, finish ------------------------------------------------------------------
 
     async def claim_run(
-        self,
-        *,
-        run_id: str,
-        workflow: str,
-        input: str | None,
-        input_hash: str,
-        check_input: bool,
-        metadata: str | None,
-        token: uuid.UUID,
-        host: str,
-        pid: int,
-        started: str,
-        lease: float,
-        void_token: uuid.UUID | None = None,
-        budget: str | None = None,
-        parent: str | None = None,
+        self, request: ClaimRequest, *, void_token: uuid.UUID | None = None
     ) -> Claim | None:
-        """Take the run's lease (creating the run if needed), one round trip.
+        """Take the run's lease (creating the run if needed), one round trip. ``void_token``: a
+        dead owner's lease, taken over as if it had expired."""
+        query = self.q.claim_run if request.parent is None else self.q.claim_child_run
+        return await self._claim(query, request.params(void_token))
 
-        ``budget`` (JSON text): the caps of a run created here. ``parent``: the run whose child
-        this is, whose budgets a new child draws from too.
-        """
-        params = _claim_params(
-            run_id=run_id,
-            workflow=workflow,
-            input=input,
-            input_hash=input_hash,
-            check_input=check_input,
-            metadata=metadata,
-            token=token,
-            host=host,
-            pid=pid,
-            started=started,
-            lease=lease,
-            void_token=void_token,
-            budget=budget,
-            parent=parent,
-        )
-        query = self.q.claim_run if parent is None else self.q.claim_child_run
-        return await self._claim(query, params)
-
-    def defer_claim(self, *, then: Callable[[], None], **claim: Any) -> None:
-        """Hold a new run's claim (``claim_run``'s arguments) until this connection's first
-        statement, which it then precedes; ``then()`` once it committed. If the run completes
-        before any, ``complete_run`` writes it created and completed in one statement."""
-        self._deferred = (_claim_params(**claim), then)
+    def defer_claim(self, request: ClaimRequest, *, then: Callable[[], None]) -> None:
+        """Hold a new run's claim until this connection's first statement, which it then
+        precedes; ``then()`` once it committed. If the run completes before any,
+        ``complete_run`` writes it created and completed in one statement."""
+        self._deferred = (request, then)
 
     @property
     def claim_deferred(self) -> bool:
@@ -456,10 +422,10 @@ class AsyncStoreConnection:
             deferred = self._deferred
             if deferred is None:
                 return  # a concurrent branch sent it while this one waited
-            params, then = deferred
-            claim = await self._claim(self.q.claim_run, params)
+            request, then = deferred
+            claim = await self._claim(self.q.claim_run, request.params())
             if claim is None or not claim.created:
-                raise _id_taken(params["run_id"])
+                raise request.taken()
             self._deferred = None
             then()
 
@@ -485,7 +451,8 @@ class AsyncStoreConnection:
         async with self._deferring:
             if self._deferred is None:  # a concurrent branch sent the claim meanwhile
                 return bool(await self._write(self.q.complete_run, finish))
-            params = {**self._deferred[0], **finish}
+            request = self._deferred[0]
+            params = {**request.params(), **finish}
             while True:
                 lost = False
                 try:
@@ -497,7 +464,7 @@ class AsyncStoreConnection:
                 if rows or await self._read(self.q.find_write, params, raw=True):
                     break
                 if not lost:
-                    raise _id_taken(params["run_id"])
+                    raise request.taken()
             self._deferred = None
             return True
 
@@ -1252,49 +1219,4 @@ def _run_info(r: Row) -> RunInfo:
         completed_at=r[11],
         lease_expires_at=r[12],
         budget_holders=list(r[13] or ()),
-    )
-
-
-def _claim_params(
-    *,
-    run_id: str,
-    workflow: str,
-    input: str | None,
-    input_hash: str,
-    check_input: bool,
-    metadata: str | None,
-    token: uuid.UUID,
-    host: str,
-    pid: int,
-    started: str,
-    lease: float,
-    void_token: uuid.UUID | None = None,
-    budget: str | None = None,
-    parent: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "workflow": workflow,
-        "input": None if input is None else ExactJson(input),
-        "input_hash": input_hash,
-        "check_input": check_input,
-        "want_input": not check_input,
-        "metadata": None if metadata is None else JsonText(metadata),
-        "token": token,
-        "host": host,
-        "pid": pid,
-        "started": started,
-        "lease": lease,
-        "void_token": void_token,
-        "write_id": uuid.uuid4(),
-        "budget": None if budget is None else JsonText(budget),
-        "holders": None if budget is None else [run_id],
-        "parent": parent,
-    }
-
-
-def _id_taken(run_id: str) -> TidebaseError:
-    return TidebaseError(
-        f"run {run_id!r}: a new run's generated id is already in the database, so it was not "
-        "recorded; this should never happen (uuid4). Start the run again, and report this"
     )

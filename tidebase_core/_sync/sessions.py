@@ -19,6 +19,7 @@ from ..errors import LeaseLost, RunNotFound, TidebaseError
 from ..models import RunInfo
 from ..owner import Owner, let_go
 from ..serialization import decode_json, encode, encode_with_hash, type_tag
+from ..store.records import ClaimRequest
 from .context import RunContext
 from .queue_store import QueueStore
 
@@ -149,8 +150,7 @@ def attach(
     db = stack.enter_context(client._store.connection())
     owner = Owner.new()
     try:
-        claim = client._claim(
-            db,
+        request = ClaimRequest(
             run_id=run_id,
             workflow=workflow_name,
             input=input_text,
@@ -158,8 +158,9 @@ def attach(
             check_input=check_input,
             metadata=None if metadata is None else encode(metadata, what="run metadata"),
             owner=owner,
-            wait=False,
+            lease=client.settings.lease_seconds,
         )
+        claim = client._claim(db, request, wait=False)
         if not claim.claimed:
             raise TidebaseError(
                 f"run {run_id!r} is already completed; a session cannot attach to it "

@@ -6,7 +6,59 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Claim", "FenceState", "GateRow", "Probe"]
+from ..errors import TidebaseError
+from ..owner import Owner
+from .adapters import ExactJson, JsonText
+
+__all__ = ["Claim", "ClaimRequest", "FenceState", "GateRow", "Probe"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """What a claim asks for: the lease of run ``run_id`` for ``owner``, and the run's values
+    if the claim creates it (``input``, ``metadata``, ``budget``: JSON text). ``parent``: the
+    run whose child this is, whose budgets a new child draws from too."""
+
+    run_id: str
+    workflow: str
+    input: str | None
+    input_hash: str
+    check_input: bool
+    metadata: str | None
+    owner: Owner
+    lease: float
+    budget: str | None = None
+    parent: str | None = None
+
+    def params(self, void_token: uuid.UUID | None = None) -> dict[str, Any]:
+        """The claim statement's parameters (``void_token``: a dead owner's lease to ignore)."""
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "input": None if self.input is None else ExactJson(self.input),
+            "input_hash": self.input_hash,
+            "check_input": self.check_input,
+            "want_input": not self.check_input,
+            "metadata": None if self.metadata is None else JsonText(self.metadata),
+            "token": self.owner.token,
+            "host": self.owner.host,
+            "pid": self.owner.pid,
+            "started": self.owner.started,
+            "lease": self.lease,
+            "void_token": void_token,
+            "write_id": uuid.uuid4(),
+            "budget": None if self.budget is None else JsonText(self.budget),
+            "holders": None if self.budget is None else [self.run_id],
+            "parent": self.parent,
+        }
+
+    def taken(self) -> TidebaseError:
+        """A new run's generated id found in the database (never expected: uuid4)."""
+        return TidebaseError(
+            f"run {self.run_id!r}: a new run's generated id is already in the database, so it "
+            "was not recorded; this should never happen (uuid4). Start the run again, and "
+            "report this"
+        )
 
 
 @dataclass(frozen=True, slots=True)
