@@ -6,7 +6,9 @@ Installed with Tidebase and registered as a pytest plugin, so in any test::
         assert tide.run("wf", wf, run_id="r1") == tide.run("wf", wf, run_id="r1")
 
 - ``tidebase_database_url`` (session): a throwaway database on the embedded server, dropped at
-  the end of the session; or the database ``TIDEBASE_TEST_DATABASE_URL`` points at.
+  the end of the session; or the database ``TIDEBASE_TEST_DATABASE_URL`` points at. A session
+  killed before its teardown leaves its database behind: the next session drops it, once the
+  process it recorded (host, boot, PID namespace, PID and start time) is gone.
 - ``tidebase_schema``: a fresh schema per test, dropped afterwards (tests stay isolated without
   creating a database each).
 - ``tide`` / ``atide``: a ``Tidebase`` / ``AsyncTidebase`` on that database and schema. ``tide``
@@ -23,10 +25,13 @@ in-process clients and the processes it starts alike.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -35,6 +40,7 @@ from psycopg import sql
 from tidebase_core import defaults, embedded
 from tidebase_core._async.client import AsyncTidebase
 from tidebase_core._sync.client import Tidebase
+from tidebase_core.owner import process_is_gone, this_process
 
 __all__ = ["atide", "tide", "tidebase_database_url", "tidebase_env", "tidebase_schema"]
 
@@ -52,16 +58,52 @@ def tidebase_database_url() -> Iterator[str]:
         return
     home = _test_home()
     server = embedded.embedded_server_uri(home)
-    name = f"tidebase_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        drop_abandoned_databases(conn)
+        name = create_session_database(conn)
     try:
         yield embedded.embedded_server_uri(home, name)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            _drop(conn, name)
+
+
+def create_session_database(conn: psycopg.Connection[Any]) -> str:
+    """A database for this test session, its owner (this process) in its comment."""
+    name = f"tidebase_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    host, pid, started = this_process()
+    owner = json.dumps({"host": host, "pid": pid, "started": started})
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(owner))
+    )
+    return name
+
+
+def drop_abandoned_databases(conn: psycopg.Connection[Any]) -> list[str]:
+    """Drop the databases of earlier sessions whose process is gone (killed before their
+    teardown ran); returns their names. A database whose owner cannot be told (no comment, or
+    another host) is left alone."""
+    rows = conn.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE datname LIKE 'tidebase\\_test\\_%'"
+    ).fetchall()
+    dropped = []
+    for name, comment in rows:
+        try:
+            owner = json.loads(comment)
+            gone = process_is_gone(owner["host"], owner["pid"], owner["started"])
+        except (TypeError, ValueError, KeyError):
+            continue
+        if gone:
+            with contextlib.suppress(psycopg.Error):  # another session dropped it first
+                _drop(conn, name)
+                dropped.append(name)
+    return dropped
+
+
+def _drop(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _test_home() -> Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["Owner", "hold", "let_go", "process_is_gone", "this_host"]
+__all__ = ["Owner", "hold", "let_go", "process_is_gone", "this_host", "this_process"]
 
 _live: set[uuid.UUID] = set()  # tokens this process's running executions hold
 _live_lock = threading.Lock()
@@ -52,10 +52,16 @@ class Owner:
         """A new owner, live in this process until ``let_go(token)``: a lease it takes is never
         voided by this process's own claims meanwhile (forgetting ``let_go`` only means the
         lease expires instead of being voided at once)."""
-        pid = os.getpid()
-        owner = cls(uuid.uuid4(), this_host(), pid, _this_process_start(pid))
+        owner = cls(uuid.uuid4(), *this_process())
         hold(owner.token)
         return owner
+
+
+def this_process() -> tuple[str, int, str]:
+    """This process as an owner records it: ``(host, pid, start marker)``, for
+    ``process_is_gone``."""
+    pid = os.getpid()
+    return this_host(), pid, _this_process_start(pid)
 
 
 @cache
