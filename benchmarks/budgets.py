@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg import sql
 
-from .__main__ import _create_database, _drop_database, _embedded
+from .databases import create_database, drop_database, embedded_server
 
 
 def main() -> int:
@@ -30,13 +30,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    server = args.url or _embedded()
+    server = args.url or embedded_server()
     database = f"bench_budget_{uuid.uuid4().hex[:8]}"
-    url = _create_database(server, database)
+    url = create_database(server, database)
     try:
         print(json.dumps(measure(url, args.steps, args.rounds), indent=2))
     finally:
-        _drop_database(server, database)
+        drop_database(server, database)
     return 0
 
 

@@ -36,7 +36,7 @@ import psycopg
 
 from tidebase_core.store.queries import Queries, fill_schema
 
-from .__main__ import _create_database, _drop_database, _embedded
+from .databases import create_database, drop_database, embedded_server
 
 
 def main() -> int:
@@ -44,13 +44,13 @@ def main() -> int:
     parser.add_argument("--url", help="a Postgres server URL (default: the embedded server)")
     parser.add_argument("--rounds", type=int, default=300)
     args = parser.parse_args()
-    server = args.url or _embedded()
+    server = args.url or embedded_server()
     database = f"bench_empty_{uuid.uuid4().hex[:8]}"
-    url = _create_database(server, database)
+    url = create_database(server, database)
     try:
         print(json.dumps(measure(url, args.rounds), indent=2))
     finally:
-        _drop_database(server, database)
+        drop_database(server, database)
     return 0
 
 

@@ -762,9 +762,9 @@ def main() -> int:
     if args.resume_child:
         asyncio.run(_resume_child(*args.resume_child))
         return 0
-    from .__main__ import _embedded
+    from .databases import embedded_server
 
-    url = args.url or _embedded()
+    url = args.url or embedded_server()
     results: dict[str, dict[str, float]] = {}
     load = os.getloadavg()
     for framework, (module, *_) in FRAMEWORKS.items():

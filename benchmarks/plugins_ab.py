@@ -50,9 +50,9 @@ def main() -> int:
         return 0
     if args.rev is None:
         parser.error("name the revision to compare with")
-    from .__main__ import _embedded
+    from .databases import embedded_server
 
-    server = args.url or _embedded()
+    server = args.url or embedded_server()
     with tempfile.TemporaryDirectory(prefix="tidebase-ab-") as tmp:
         other = Path(tmp) / "rev"
         subprocess.run(
@@ -90,13 +90,13 @@ def _import_root(checkout: Path, into: Path) -> Path:
 
 
 async def _child(framework: str, server: str) -> None:
-    from benchmarks.__main__ import _create_database, _drop_database
+    from benchmarks.databases import create_database, drop_database
     from benchmarks.plugins import FRAMEWORKS, SERIAL
     from tidebase.aio import AsyncTidebase
 
     _, make_agent, make_history, once = FRAMEWORKS[framework]
     database = f"bench_ab_{uuid.uuid4().hex[:8]}"
-    url = _create_database(server, database)
+    url = create_database(server, database)
     history = make_history(0)
     plain, durable = make_agent(False, SERIAL), make_agent(True, SERIAL)
     try:
@@ -117,7 +117,7 @@ async def _child(framework: str, server: str) -> None:
                 if pair >= 5:  # warmed up
                     differences.append(time.process_time() - start - plain_cpu)
     finally:
-        _drop_database(server, database)
+        drop_database(server, database)
     per_run = statistics.median(differences) * 1e3
     operations = SERIAL.model_calls + SERIAL.tool_calls
     print(

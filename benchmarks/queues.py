@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from .__main__ import ROOT, _create_database, _drop_database, _embedded
+from .databases import ROOT, create_database, drop_database, embedded_server
 
 SLOTS_PER_PROCESS = 4
 
@@ -170,16 +170,16 @@ def main() -> int:
     parser.add_argument("--libraries", default="tidebase,dbos")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    server = args.url or _embedded()
+    server = args.url or embedded_server()
     results = []
     for workers in [int(w) for w in args.workers.split(",")]:
         for library in args.libraries.split(","):
             database = f"bench_q_{library}_{uuid.uuid4().hex[:8]}"
-            url = _create_database(server, database)
+            url = create_database(server, database)
             try:
                 result = measure(library, url, args.runs, workers)
             finally:
-                _drop_database(server, database)
+                drop_database(server, database)
             results.append(result)
             print(
                 f"{library:9} {workers:3} workers ({result['processes']} processes): "

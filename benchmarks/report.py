@@ -79,7 +79,9 @@ def build(samples: dict[str, dict[str, list[float]]]) -> list[Row]:
     return rows
 
 
-def write(rows: list[Row], machine: dict[str, Any], out: Path) -> None:
+def write(
+    rows: list[Row], machine: dict[str, Any], out: Path, pairs: dict[str, Any] | None = None
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with (out / "latest.jsonl").open("w") as f:
         for row in rows:
@@ -104,8 +106,10 @@ def write(rows: list[Row], machine: dict[str, Any], out: Path) -> None:
                     )
                     + "\n"
                 )
+        if pairs is not None:
+            f.write(json.dumps({"paired": pairs}) + "\n")
         f.write(json.dumps({"machine": machine}) + "\n")
-    (out / "latest.md").write_text(markdown(rows, machine))
+    (out / "latest.md").write_text(markdown(rows, machine, pairs))
     _chart(rows, out / "latest.png")
 
 
@@ -121,7 +125,7 @@ def _num(stat: Stat | None) -> str:
     return f"{stat.median:,.1f}" if stat.median < 100 else f"{stat.median:,.0f}"
 
 
-def markdown(rows: list[Row], machine: dict[str, Any]) -> str:
+def markdown(rows: list[Row], machine: dict[str, Any], pairs: dict[str, Any] | None = None) -> str:
     lines = [
         "# Tidebase vs DBOS Transact",
         "",
@@ -155,7 +159,47 @@ def markdown(rows: list[Row], machine: dict[str, Any]) -> str:
         "are counted at the single place Tidebase sends SQL.",
         "",
     ]
+    if pairs is not None:
+        lines += _paired(pairs)
     return "\n".join(lines)
+
+
+# ratio in benchmarks.paired's summary: its target
+PAIRED_TARGETS = {
+    "tidebase / dbos, new run": "≤ 0.25",
+    "tidebase / two floors, new run": "≤ 1.3",
+    "tidebase / dbos, id given": "",
+    "tidebase / two floors, id given": "",
+    "dbos / two floors, new run": "",
+}
+
+
+def _paired(pairs: dict[str, Any]) -> list[str]:
+    us = pairs["us"]
+    lines = [
+        "## The empty workflow in paired blocks",
+        "",
+        f"`benchmarks.paired`: {pairs['blocks']} blocks of {pairs['per_block']} empty workflows "
+        "per library, each library in a process of its own for the whole measurement, taking "
+        "turns block by block (the order rotates), so each block's ratio compares figures "
+        f"measured within seconds of each other ({pairs['took_seconds']} s in all). Median and "
+        "quartiles of the per-block ratios. A new run: no id given (`tide.run(name, fn)`, "
+        "DBOS's `empty()`); id given: `run_id=`, DBOS's `SetWorkflowID`.",
+        "",
+        "| ratio | median | quartiles | target |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, target in PAIRED_TARGETS.items():
+        r = pairs[name]
+        lines.append(f"| {name} | {r['median']:.3f} | {r['q1']:.3f}–{r['q3']:.3f} | {target} |")
+    lines += [
+        "",
+        "Median µs: "
+        + ", ".join(f"{name} {figures['median']:,.0f}" for name, figures in us.items())
+        + " (floor.insert: one `INSERT … ; COMMIT`).",
+        "",
+    ]
+    return lines
 
 
 def _chart(rows: list[Row], path: Path) -> None:
