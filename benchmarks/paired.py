@@ -46,6 +46,8 @@ def main() -> int:
 def measure(server: str, blocks: int, per_block: int) -> dict[str, Any]:
     """``blocks`` rounds of ``per_block`` workflows per workload, each library in a process and
     a fresh database of its own on ``server``; returns ``summarize``'s figures."""
+    if blocks < 2:
+        raise SystemExit("benchmarks.paired: quartiles need at least 2 blocks")
     databases = {lib: f"bench_paired_{lib}_{uuid.uuid4().hex[:8]}" for lib in LIBRARIES}
     children: dict[str, subprocess.Popen[str]] = {}
     started = time.time()
@@ -63,12 +65,12 @@ def measure(server: str, blocks: int, per_block: int) -> dict[str, Any]:
             )
         jobs = [(lib, w) for lib in LIBRARIES for w in WORKLOADS[lib]]
         for lib, workload in jobs:  # warm up: caches, prepared statements, pools
-            _ask(children[lib], workload, per_block)
+            _ask(children[lib], lib, workload, per_block)
         for block in range(blocks):
             shift = block % len(jobs)
             timings.append(
                 {
-                    f"{lib}.{workload}": _ask(children[lib], workload, per_block)
+                    f"{lib}.{workload}": _ask(children[lib], lib, workload, per_block)
                     for lib, workload in jobs[shift:] + jobs[:shift]
                 }
             )
@@ -109,7 +111,7 @@ def summarize(blocks: list[dict[str, float]], per_block: int, took: int) -> dict
     }
 
 
-def _ask(child: subprocess.Popen[str], workload: str, n: int) -> float:
+def _ask(child: subprocess.Popen[str], library: str, workload: str, n: int) -> float:
     stdin: IO[str] | None = child.stdin
     stdout: IO[str] | None = child.stdout
     if stdin is None or stdout is None:
@@ -118,7 +120,7 @@ def _ask(child: subprocess.Popen[str], workload: str, n: int) -> float:
     stdin.flush()
     line = stdout.readline()
     if not line:
-        raise SystemExit(f"benchmarks.paired: the {workload} process died (see its output above)")
+        raise SystemExit(f"benchmarks.paired: the {library} process died (its output is above)")
     return float(line)
 
 
