@@ -167,6 +167,8 @@ def encode(value: Any, *, what: str = "value") -> str:
 
     Dict key order is kept; sets become sorted lists (see the module docstring).
     """
+    if value is None:  # a step or run returning nothing: the most common value, ~3 µs saved
+        return "null"
     route = _route(value)
     raw = None
     if route:
