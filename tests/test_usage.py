@@ -118,6 +118,11 @@ def test_unknown_models_keep_their_tokens_without_a_cost(tide: Tidebase) -> None
         ({"cost_usd": -1}, "cost_usd must be a finite amount"),
         ({"kind": ""}, "usage kind must not be empty"),
         ({"metadata": [1]}, "metadata must be a dict"),
+        ({"quantity": -2}, "quantity must be a finite amount >= 0"),
+        ({"quantity": float("inf")}, "quantity must be a finite amount >= 0"),
+        ({"quantity": True}, "quantity must be a finite amount >= 0"),
+        ({"quantity": "three"}, "quantity must be a finite amount >= 0"),
+        ({"quantity": 3, "unit": 7}, "usage unit must be a str or None"),
     ],
 )
 def test_bad_usage_fields_are_named_and_nothing_is_written(
@@ -174,3 +179,23 @@ def test_bad_usage_from_a_step_is_named_and_leaves_no_checkpoint(tide: Tidebase)
     with pytest.raises(TypeError, match=r"unknown usage fields \['tokens'\]"):
         tide.run("wf", wf, run_id="u5")
     assert tide.runs.steps("u5") == [] and tide.usage.records("u5") == []
+
+
+def test_usage_that_is_not_tokens_is_a_quantity_of_a_unit(tide: Tidebase) -> None:
+    def wf(run: RunContext, input: None) -> None:
+        run.usage.record(kind="search", provider="serpapi", quantity=3, unit="queries")
+        run.step(
+            "fetch",
+            lambda: "page",
+            usage=lambda out: [{"kind": "bandwidth", "quantity": "1.5", "unit": "MB"}],
+        )
+
+    tide.run("wf", wf, run_id="u6")
+    rows = tide.usage.records("u6")
+    assert [(r.kind, r.quantity, r.unit, r.step_name) for r in rows] == [
+        ("search", Decimal("3"), "queries", None),
+        ("bandwidth", Decimal("1.5"), "MB", "fetch"),
+    ]
+    assert all(r.total_tokens is None and r.cost_usd is None for r in rows)
+    logged = [e.payload for e in tide.runs.events("u6") if e.type == "usage.recorded"]
+    assert [(p["quantity"], p["unit"]) for p in logged] == [("3", "queries"), ("1.5", "MB")]

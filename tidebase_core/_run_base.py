@@ -301,6 +301,8 @@ class UsageInput:
     metadata: str | None  # JSON text
     payload: str  # the usage.recorded event, JSON text
     agent: str | None = None
+    quantity: Decimal | None = None
+    unit: str | None = None
 
 
 USAGE_FIELDS = frozenset(
@@ -315,6 +317,8 @@ USAGE_FIELDS = frozenset(
         "label",
         "metadata",
         "agent",
+        "quantity",
+        "unit",
     }
 )
 
@@ -334,15 +338,18 @@ def usage_params(
     label: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     agent: str | None = None,
+    quantity: Decimal | float | int | str | None = None,
+    unit: str | None = None,
 ) -> UsageInput:
     """Check a ``usage.record(...)`` call, fill in the total and the price.
 
     ``agent``: the agent that made the call (a plugin fills in the framework's agent name).
+    ``quantity`` of ``unit``: usage counted in something other than tokens (3 "searches").
     """
     check_name(kind, "usage kind")
     if agent is not None:
         check_name(agent, "usage agent")
-    for what, text in (("provider", provider), ("model", model), ("label", label)):
+    for what, text in (("provider", provider), ("model", model), ("label", label), ("unit", unit)):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"usage {what} must be a str or None, got {type(text).__name__}")
     for what, count in (
@@ -358,16 +365,11 @@ def usage_params(
         raise TypeError(f"usage metadata must be a dict, got {type(metadata).__name__}")
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
+    amount = None if quantity is None else _amount(quantity, "quantity")
     if cost_usd is None:
         cost, source = price_of(provider, model, input_tokens, output_tokens, dict(metadata or {}))
     else:
-        try:
-            cost = Decimal(str(cost_usd)) if not isinstance(cost_usd, Decimal) else cost_usd
-        except ArithmeticError:
-            cost = Decimal("NaN")
-        if isinstance(cost_usd, bool) or not cost.is_finite() or cost < 0:
-            raise ValueError(f"usage cost_usd must be a finite amount >= 0, got {cost_usd!r}")
-        source = "given"
+        cost, source = _amount(cost_usd, "cost_usd"), "given"
     payload = {
         "kind": kind,
         "provider": provider,
@@ -379,8 +381,13 @@ def usage_params(
         "step": step,
         "label": label,
     }
+    # Absent when not given: usage.recorded events stay as they were.
     if agent is not None:
-        payload["agent"] = agent  # absent otherwise: usage.recorded events stay as they were
+        payload["agent"] = agent
+    if amount is not None:
+        payload["quantity"] = str(amount)
+    if unit is not None:
+        payload["unit"] = unit
     return UsageInput(
         run_id=run_id,
         step_name=step,
@@ -397,4 +404,18 @@ def usage_params(
         metadata=None if metadata is None else encode(metadata, what="usage metadata"),
         payload=encode(payload, what="usage event"),
         agent=agent,
+        quantity=amount,
+        unit=unit,
     )
+
+
+def _amount(value: Decimal | float | int | str, what: str) -> Decimal:
+    """A usage amount (a cost, a quantity): a finite number >= 0, or its text; else a
+    ValueError naming it."""
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except ArithmeticError:
+        amount = Decimal("NaN")
+    if isinstance(value, bool) or not amount.is_finite() or amount < 0:
+        raise ValueError(f"usage {what} must be a finite amount >= 0, got {value!r}")
+    return amount

@@ -170,6 +170,9 @@ class UsageRecord(_Model):
     created_at: datetime
     agent: str | None = None
     """The agent that made the call (plugins record the framework's agent name)."""
+    quantity: Decimal | None = None
+    unit: str | None = None
+    """Usage counted in something other than tokens: ``quantity`` of ``unit``."""
 
 
 class ModelUsage(_Model):

@@ -75,7 +75,7 @@ class RecordUsage(_Body):
     provider: str | None = None
     model: str | None = None
     label: str | None = None
-    quantity: float | None = None
+    quantity: float | None = Field(default=None, ge=0)
     unit: str | None = None
     inputTokens: int | None = Field(default=None, ge=0)
     outputTokens: int | None = Field(default=None, ge=0)
@@ -183,7 +183,6 @@ async def record_usage(request: Request) -> JSONResponse:
     srv = server(request)
     run_id = request.path_params["runId"]
     body = await parse_body(request, RecordUsage)
-    _refuse_unsupported(body, ("quantity", "unit"))
     run = await srv.store.get_run(run_id)
     if run is None:
         raise not_found("run")
@@ -201,6 +200,8 @@ async def record_usage(request: Request) -> JSONResponse:
         cost_usd=body.costUsd,
         label=body.label,
         metadata=body.metadata,
+        quantity=body.quantity,
+        unit=body.unit,
     )
     async with srv.store.transaction() as tx:
         if not await tx.record_usage(usage):
@@ -217,8 +218,8 @@ async def record_usage(request: Request) -> JSONResponse:
                 "provider": usage.provider,
                 "model": usage.model,
                 "label": usage.label,
-                "quantity": None,
-                "unit": None,
+                "quantity": None if usage.quantity is None else float(usage.quantity),
+                "unit": usage.unit,
                 "inputTokens": usage.input_tokens,
                 "outputTokens": usage.output_tokens,
                 "totalTokens": usage.total_tokens,

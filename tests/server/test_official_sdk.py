@@ -138,7 +138,8 @@ def test_state_usage_and_fanout(sdk_python: str, server: RunningServer, tide: Ti
     assert out["result"] == [4, 9]
     assert out["state"] == {"phase": "done", "progress": 0.5}
     assert out["labeled"] == ["halfway"]
-    assert out["usage"] == [["gpt-4o", 15]]
+    assert out["usage"] == [["gpt-4o", 15], [None, None]]
+    assert out["quantities"] == [["llm", None, None], ["search", 3, "queries"]]
     assert out["children"] == ["completed", "completed"]
     assert out["edges"] == [["sq-2", "fanout"], ["sq-3", "fanout"]]
     assert [c.status for c in tide.runs.children(out["run_id"])] == ["completed", "completed"]

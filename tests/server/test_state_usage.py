@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -230,3 +231,22 @@ def test_record_usage(http: httpx.Client, tide: Tidebase) -> None:
     assert negative.json()["error"] == "invalid request body"
     assert [r.total_tokens for r in tide.usage.records(run_id)] == [150, 999]
     assert http.post("/runs/nope/usage", json={}).status_code == 404
+
+
+def test_usage_counted_in_a_unit_is_recorded_and_listed(http: httpx.Client, tide: Tidebase) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    body = {"kind": "search", "provider": "serpapi", "quantity": 3, "unit": "queries"}
+    recorded = http.post(f"/runs/{run_id}/usage", json=body)
+    assert recorded.status_code == 200, recorded.text
+    assert (recorded.json()["usage"]["quantity"], recorded.json()["usage"]["unit"]) == (
+        3,
+        "queries",
+    )
+    (listed,) = http.get(f"/runs/{run_id}/usage").json()["usage"]
+    assert (listed["kind"], listed["quantity"], listed["unit"]) == ("search", 3, "queries")
+    (row,) = tide.usage.records(run_id)
+    assert (row.quantity, row.unit) == (Decimal(3), "queries")
+    negative = http.post(f"/runs/{run_id}/usage", json={"quantity": -1, "unit": "queries"})
+    assert negative.status_code == 400
+    assert negative.json()["issues"][0]["path"] == ["quantity"]
+    assert len(tide.usage.records(run_id)) == 1  # nothing of the refused one

@@ -882,6 +882,8 @@ class AsyncStoreConnection:
             "metadata": None if usage.metadata is None else JsonText(usage.metadata),
             "payload": JsonText(usage.payload),
             "agent": usage.agent,
+            "quantity": usage.quantity,
+            "unit": usage.unit,
         }
         return bool(await self._write(self.q.record_usage, params))
 
@@ -904,6 +906,8 @@ class AsyncStoreConnection:
                 label=r[12],
                 metadata=decode_json(r[13]),
                 agent=r[14],
+                quantity=r[15],
+                unit=r[16],
             )
             for r in rows
         ]
@@ -1180,6 +1184,8 @@ def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
         "label": u.label,
         "metadata": None if u.metadata is None else decode_json(u.metadata),
         "agent": u.agent,
+        "quantity": None if u.quantity is None else str(u.quantity),
+        "unit": u.unit,
     }
 
 

@@ -50,10 +50,14 @@ class AsyncRunUsage:
         label: str | None = None,
         metadata: dict[str, Any] | None = None,
         agent: str | None = None,
+        quantity: Decimal | float | int | str | None = None,
+        unit: str | None = None,
     ) -> None:
         """Record one call's usage. Without ``cost_usd``, a known ``provider``/``model`` is
         priced from genai-prices (``cost_source`` says which price was used). ``agent``: the
-        agent that made the call (``tide.usage.summary(...).by_agent``)."""
+        agent that made the call (``tide.usage.summary(...).by_agent``). ``quantity`` of
+        ``unit``: usage counted in something other than tokens (``quantity=3,
+        unit="searches"``)."""
         ex = self._run._execution
         params = usage_params(
             run_id=ex.run_id,
@@ -69,6 +73,8 @@ class AsyncRunUsage:
             label=label,
             metadata=metadata,
             agent=agent,
+            quantity=quantity,
+            unit=unit,
         )
         if not await self._run._db.record_usage(params):
             raise RunNotFound(ex.run_id)

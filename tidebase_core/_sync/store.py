@@ -872,6 +872,8 @@ class StoreConnection:
             "metadata": None if usage.metadata is None else JsonText(usage.metadata),
             "payload": JsonText(usage.payload),
             "agent": usage.agent,
+            "quantity": usage.quantity,
+            "unit": usage.unit,
         }
         return bool(self._write(self.q.record_usage, params))
 
@@ -894,6 +896,8 @@ class StoreConnection:
                 label=r[12],
                 metadata=decode_json(r[13]),
                 agent=r[14],
+                quantity=r[15],
+                unit=r[16],
             )
             for r in rows
         ]
@@ -1166,6 +1170,8 @@ def _usage_record(ord: int, u: UsageInput) -> dict[str, Any]:
         "label": u.label,
         "metadata": None if u.metadata is None else decode_json(u.metadata),
         "agent": u.agent,
+        "quantity": None if u.quantity is None else str(u.quantity),
+        "unit": u.unit,
     }
 
 

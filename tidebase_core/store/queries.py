@@ -117,14 +117,14 @@ _REPLACE = """ON CONFLICT (run_id, step_key) DO UPDATE SET
 _USAGE = """, u AS (
     INSERT INTO {s}.usage_records (
         run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
-        total_tokens, cost_usd, cost_source, label, metadata, agent)
+        total_tokens, cost_usd, cost_source, label, metadata, agent, quantity, unit)
     SELECT %(run_id)s, %(key)s, %(attempt)s, x.kind, x.provider, x.model, x.input_tokens,
            x.output_tokens, x.total_tokens, x.cost_usd, x.cost_source, x.label, x.metadata,
-           x.agent
+           x.agent, x.quantity, x.unit
     FROM r, jsonb_to_recordset(%(usage)s) AS x(
         ord int, kind text, provider text, model text, input_tokens bigint, output_tokens bigint,
         total_tokens bigint, cost_usd numeric, cost_source text, label text, metadata jsonb,
-        agent text)
+        agent text, quantity numeric, unit text)
     ORDER BY x.ord
 )"""
 
@@ -538,10 +538,10 @@ WITH r AS (
 ), u AS (
     INSERT INTO {{s}}.usage_records (
         run_id, step_name, attempt, kind, provider, model, input_tokens, output_tokens,
-        total_tokens, cost_usd, cost_source, label, metadata, agent)
+        total_tokens, cost_usd, cost_source, label, metadata, agent, quantity, unit)
     SELECT %(run_id)s, %(step_name)s, %(attempt)s, %(kind)s, %(provider)s, %(model)s,
            %(input_tokens)s, %(output_tokens)s, %(total_tokens)s, %(cost_usd)s,
-           %(cost_source)s, %(label)s, %(metadata)s, %(agent)s
+           %(cost_source)s, %(label)s, %(metadata)s, %(agent)s, %(quantity)s, %(unit)s
     FROM r
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
@@ -553,7 +553,7 @@ SELECT {_NOTIFY} FROM r
 
 LIST_USAGE = """
 SELECT kind, provider, model, input_tokens, output_tokens, total_tokens, cost_usd, cost_source,
-       step_name, attempt, created_at, run_id, label, metadata, agent
+       step_name, attempt, created_at, run_id, label, metadata, agent, quantity, unit
 FROM {s}.usage_records WHERE run_id = %(run_id)s ORDER BY id
 """
 

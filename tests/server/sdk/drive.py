@@ -163,6 +163,7 @@ def state_usage_fanout() -> None:
             output_tokens=5,
             cost_usd=0.01,
         )
+        ctx.usage.record(kind="search", provider="serpapi", quantity=3, unit="queries")
         results = ctx.fanout(
             "squares",
             [{"name": f"sq-{n}", "workflow": child, "input": {"n": n}} for n in (2, 3)],
@@ -176,6 +177,7 @@ def state_usage_fanout() -> None:
     out["state"] = detail["state"]["value"]
     out["labeled"] = [v["label"] for v in detail["stateVersions"] if v["label"]]
     out["usage"] = [(u["model"], u["totalTokens"]) for u in detail["usage"]]
+    out["quantities"] = [(u["kind"], u["quantity"], u["unit"]) for u in detail["usage"]]
     out["children"] = sorted(r["status"] for r in detail["childRuns"])
     out["edges"] = sorted((e["name"], e["edgeType"]) for e in detail["runEdges"])
     out["run_id"] = run_id
