@@ -190,3 +190,40 @@ async def test_async_state_and_seed_spellings(atide: AsyncTidebase) -> None:
     assert await atide.run("wf", wf, run_id="as") == {"phase": "b", "n": 2}
     labeled = await atide.runs.state_versions("as", labeled=True)
     assert [(v.version, v.labels) for v in labeled] == [(2, ["two"])]
+
+
+def test_a_version_carries_why_it_was_written(tide: Tidebase) -> None:
+    def wf(run: RunContext, input: None) -> None:
+        run.state.set({"draft": 1}, reason="first draft", importance="checkpoint")
+        run.state.patch({"draft": 2}, metadata={"source": "editor"}, created_by="ana")
+        run.state.set({"draft": 3})
+
+    tide.run("wf", wf, run_id="noted")
+    described = [
+        (v.reason, v.importance, v.metadata, v.created_by)
+        for v in tide.runs.state_versions("noted")
+    ]
+    assert described == [
+        ("first draft", "checkpoint", None, None),
+        (None, None, {"source": "editor"}, "ana"),
+        (None, None, None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ({"importance": "urgent"}, "importance must be one of transient, normal, checkpoint"),
+        ({"reason": 3}, "state reason must be a str"),
+        ({"metadata": ["a"]}, "state metadata must be a dict"),
+    ],
+)
+def test_a_bad_note_is_named_and_writes_no_version(
+    tide: Tidebase, note: dict[str, object], message: str
+) -> None:
+    def wf(run: RunContext, input: None) -> None:
+        run.state.set({"a": 1}, **note)  # type: ignore[arg-type]
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        tide.run("wf", wf, run_id="bad-note")
+    assert tide.runs.state_versions("bad-note") == []

@@ -111,6 +111,11 @@ class StateVersion(_Model):
     value: Any = None
     labels: list[str] = []
     created_at: datetime
+    reason: str | None = None
+    importance: str | None = None
+    """``transient``, ``normal``, ``checkpoint`` or ``milestone``; None: not given."""
+    metadata: dict[str, Any] | None = None
+    created_by: str | None = None
 
 
 class GateStatus(StrEnum):

@@ -20,6 +20,7 @@ from tidebase_core._run_base import usage_params
 from tidebase_core.errors import RunNotFound
 from tidebase_core.models import StateVersion
 from tidebase_core.serialization import encode
+from tidebase_core.store.records import StateNote
 
 from .channels import delivers
 from .deps import server
@@ -84,11 +85,11 @@ class RecordUsage(_Body):
     metadata: dict[str, Any] | None = None
 
 
-def _refuse_unsupported(body: BaseModel, fields: tuple[str, ...]) -> None:
+def _refuse_unsupported(body: BaseModel, fields: tuple[str, ...], hint: str = "") -> None:
     for name in fields:
         if getattr(body, name) is not None:
             raise ProtocolError(
-                422, f"{name} is not supported by this server yet", code="unsupported"
+                422, f"{name} is not supported by this server yet{hint}", code="unsupported"
             )
 
 
@@ -111,7 +112,12 @@ async def _write_state(request: Request, *, patch: bool) -> JSONResponse:
             f"only the run's own state stream ({MAIN_STREAM!r}) is supported",
             code="unsupported",
         )
-    _refuse_unsupported(body, ("reason", "importance", "metadata", "createdBy"))
+    note = StateNote.of(
+        reason=body.reason,
+        importance=body.importance,
+        metadata=body.metadata,
+        created_by=body.createdBy,
+    )
     value = {} if body.value is None else body.value
     if patch and not isinstance(value, dict):
         raise ProtocolError(
@@ -125,7 +131,7 @@ async def _write_state(request: Request, *, patch: bool) -> JSONResponse:
         if locked is None:
             raise not_found("run")
         _check_live(locked.status)
-        version = await tx.write_state(run_id, encode(value, what="state"), patch=patch)
+        version = await tx.write_state(run_id, encode(value, what="state"), patch=patch, note=note)
         if version is not None and body.label is not None:
             version = await tx.save_state(run_id, body.label)
     if version is None:
@@ -164,7 +170,13 @@ async def save_state(request: Request) -> JSONResponse:
             f"only the run's own state stream ({MAIN_STREAM!r}) is supported",
             code="unsupported",
         )
-    _refuse_unsupported(body, ("reason", "importance", "metadata", "createdBy"))
+    _refuse_unsupported(
+        body,
+        ("reason", "importance", "metadata", "createdBy"),
+        " on state/save, which labels the current version instead of writing a new one: give "
+        "it with the write that makes the version (PUT or PATCH /runs/{runId}/state, with "
+        "label to save it at once)",
+    )
     async with srv.store.transaction() as tx:
         locked = await tx.lock_run(run_id)
         if locked is None:

@@ -20,6 +20,7 @@ from tidebase_core.serialization import decode_json
 from tidebase_core.store.adapters import ExactJson, JsonText
 from tidebase_core.store.protocol_queries import ProtocolQueries
 from tidebase_core.store.queue_queries import QueueQueries
+from tidebase_core.store.records import StateNote, state_version
 
 __all__ = [
     "ChannelRow",
@@ -384,11 +385,19 @@ class ProtocolTx:
         )
         return bool(rows)
 
-    async def write_state(self, run_id: str, value: str, *, patch: bool) -> StateVersion | None:
+    async def write_state(
+        self, run_id: str, value: str, *, patch: bool, note: StateNote
+    ) -> StateVersion | None:
         """Set or merge-patch the state (None: the run is finished)."""
         rows = await self._run(
             self.q.patch_state if patch else self.q.set_state,
-            {"run_id": run_id, "value": JsonText(value), "op_key": None, "write_id": None},
+            {
+                "run_id": run_id,
+                "value": JsonText(value),
+                "op_key": None,
+                "write_id": None,
+                **note.params(),
+            },
         )
         return await self._version(run_id, int(rows[0][0])) if rows else None
 
@@ -401,10 +410,7 @@ class ProtocolTx:
 
     async def _version(self, run_id: str, version: int) -> StateVersion:
         rows = await self._run(self.q.get_state_version, {"run_id": run_id, "version": version})
-        r = rows[0]
-        return StateVersion(
-            version=r[0], value=decode_json(r[1]), labels=list(r[2]), created_at=r[3]
-        )
+        return state_version(rows[0])
 
     async def insert_snapshot(
         self,

@@ -165,10 +165,10 @@ def state_version_json(run_id: str, version: StateVersion) -> dict[str, Any]:
         "patch": None,
         "label": version.labels[-1] if version.labels else None,
         "labels": list(version.labels),
-        "reason": None,
-        "importance": "milestone" if version.labels else "normal",
-        "metadata": {},
-        "createdBy": None,
+        "reason": version.reason,
+        "importance": version.importance or ("milestone" if version.labels else "normal"),
+        "metadata": version.metadata if version.metadata is not None else {},
+        "createdBy": version.created_by,
         "createdAt": iso(version.created_at),
     }
 

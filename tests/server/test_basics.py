@@ -57,7 +57,7 @@ def test_bad_bodies_are_400_with_issues(http: httpx.Client) -> None:
 def test_unsupported_fields_are_refused_not_ignored(http: httpx.Client) -> None:
     run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
     for method, path, body, field in [
-        ("PUT", f"/runs/{run_id}/state", {"value": {"a": 1}, "reason": "why"}, "reason"),
+        ("POST", f"/runs/{run_id}/state/save", {"label": "l", "reason": "why"}, "reason"),
         (
             "POST",
             f"/runs/{run_id}/gates/begin",

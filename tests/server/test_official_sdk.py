@@ -138,6 +138,7 @@ def test_state_usage_and_fanout(sdk_python: str, server: RunningServer, tide: Ti
     assert out["result"] == [4, 9]
     assert out["state"] == {"phase": "done", "progress": 0.5}
     assert out["labeled"] == ["halfway"]
+    assert out["first_version"] == ["start", "checkpoint"]
     assert out["usage"] == [["gpt-4o", 15], [None, None]]
     assert out["quantities"] == [["llm", None, None], ["search", 3, "queries"]]
     assert out["children"] == ["completed", "completed"]

@@ -168,8 +168,8 @@ def test_state_of_a_finished_run_is_final(http: httpx.Client) -> None:
     assert http.put("/runs/nope/state", json={"value": 1}).status_code == 404
     bad = http.patch(f"/runs/{run_id}/state", json={"value": [1]})
     assert bad.status_code == 400
-    refused = http.put(f"/runs/{run_id}/state", json={"value": 1, "reason": "why"})
-    assert refused.status_code == 422
+    noted = http.put(f"/runs/{run_id}/state", json={"value": 1, "reason": "why"})
+    assert noted.status_code == 409  # a reason changes nothing: the run is finished
 
 
 def test_lifecycle_log_is_ordered_and_gap_free(http: httpx.Client) -> None:
@@ -250,3 +250,39 @@ def test_usage_counted_in_a_unit_is_recorded_and_listed(http: httpx.Client, tide
     assert negative.status_code == 400
     assert negative.json()["issues"][0]["path"] == ["quantity"]
     assert len(tide.usage.records(run_id)) == 1  # nothing of the refused one
+
+
+def test_a_state_write_says_why_how_much_it_matters_and_who_wrote_it(
+    http: httpx.Client, tide: Tidebase
+) -> None:
+    run_id = http.post("/runs/wf", json={}).json()["run"]["id"]
+    noted = {
+        "value": {"draft": 1},
+        "reason": "first draft",
+        "importance": "checkpoint",
+        "metadata": {"source": "editor"},
+        "createdBy": "ana",
+    }
+    assert http.put(f"/runs/{run_id}/state", json=noted).status_code == 200
+    patched = {"value": {"draft": 2}, "reason": "review", "label": "reviewed"}
+    assert http.patch(f"/runs/{run_id}/state", json=patched).status_code == 200
+    assert http.put(f"/runs/{run_id}/state", json={"value": {"draft": 3}}).status_code == 200
+    versions = http.get(f"/runs/{run_id}/state/versions").json()["stateVersions"]
+    described = [
+        (v["reason"], v["importance"], v["metadata"], v["createdBy"], v["label"]) for v in versions
+    ]
+    assert described == [
+        ("first draft", "checkpoint", {"source": "editor"}, "ana", None),
+        ("review", "milestone", {}, None, "reviewed"),  # labeled, no importance given
+        (None, "normal", {}, None, None),
+    ]
+    first = tide.runs.state_versions(run_id)[0]
+    assert (first.reason, first.importance, first.metadata, first.created_by) == (
+        "first draft",
+        "checkpoint",
+        {"source": "editor"},
+        "ana",
+    )
+    bad = http.put(f"/runs/{run_id}/state", json={"value": {}, "importance": "urgent"})
+    assert bad.status_code == 400 and bad.json()["issues"][0]["path"] == ["importance"]
+    assert len(http.get(f"/runs/{run_id}/state/versions").json()["stateVersions"]) == 3

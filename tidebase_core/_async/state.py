@@ -12,6 +12,7 @@ from .._run_base import check_name
 from ..errors import StateEmpty
 from ..models import StateVersion
 from ..serialization import encode
+from ..store.records import NO_NOTE, StateNote
 
 if TYPE_CHECKING:
     from .context import AsyncRunContext
@@ -29,20 +30,44 @@ class AsyncLiveState:
     def __init__(self, run: AsyncRunContext) -> None:
         self._run = run
 
-    async def set(self, value: Any) -> None:
-        """Replace the state with ``value``."""
-        await self._update(encode(value, what="run state"), patch=False)
+    async def set(
+        self,
+        value: Any,
+        *,
+        reason: str | None = None,
+        importance: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        created_by: str | None = None,
+    ) -> None:
+        """Replace the state with ``value``. ``reason``, ``importance`` (``"transient"``,
+        ``"normal"``, ``"checkpoint"``, ``"milestone"``), ``metadata`` and ``created_by``
+        describe the version this makes (``versions()`` shows them)."""
+        note = StateNote.of(
+            reason=reason, importance=importance, metadata=metadata, created_by=created_by
+        )
+        await self._update(encode(value, what="run state"), patch=False, note=note)
 
-    async def patch(self, changes: Mapping[str, Any]) -> None:
+    async def patch(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        reason: str | None = None,
+        importance: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        created_by: str | None = None,
+    ) -> None:
         """Apply ``changes`` as a JSON merge patch (RFC 7386): nested objects merge, ``None``
         removes a key, anything else replaces. Applied in the database, so concurrent patches
-        never lose each other's changes."""
+        never lose each other's changes. The other arguments: as ``set``'s."""
         if not isinstance(changes, Mapping):
             raise TypeError(
                 f"state.patch takes a dict (a JSON merge patch), got {type(changes).__name__}; "
                 "use state.set to replace the whole state"
             )
-        await self._update(encode(changes, what="state patch"), patch=True)
+        note = StateNote.of(
+            reason=reason, importance=importance, metadata=metadata, created_by=created_by
+        )
+        await self._update(encode(changes, what="state patch"), patch=True, note=note)
 
     async def get(self) -> Any:
         """The current value (None before the first update).
@@ -79,14 +104,14 @@ class AsyncLiveState:
         """Every version in order (only the labeled snapshots with ``labeled=True``)."""
         return await self._run._db.state_versions(self._run.run_id, labeled=labeled)
 
-    async def _update(self, value: str, *, patch: bool) -> None:
+    async def _update(self, value: str, *, patch: bool, note: StateNote = NO_NOTE) -> None:
         ex = self._run._execution
         ex.check_live()
         perform, op_key = ex.next_op("state.patch" if patch else "state.set")
         if not perform:
             return
         version = await self._run._db.update_state(
-            run_id=ex.run_id, token=ex.token, value=value, patch=patch, op_key=op_key
+            run_id=ex.run_id, token=ex.token, value=value, patch=patch, op_key=op_key, note=note
         )
         if version is None:
             await self._run._refused()

@@ -42,7 +42,16 @@ from ..store.adapters import ADAPTERS, ExactJson, JsonText
 from ..store.migrate import connect_and_migrate
 from ..store.outage import Outage, no_connection
 from ..store.queries import Queries, channel, listen_statement
-from ..store.records import Claim, ClaimRequest, FenceState, GateRow, Probe
+from ..store.records import (
+    NO_NOTE,
+    Claim,
+    ClaimRequest,
+    FenceState,
+    GateRow,
+    Probe,
+    StateNote,
+    state_version,
+)
 
 __all__ = ["RunListener", "Store", "StoreConnection"]
 
@@ -700,6 +709,7 @@ class StoreConnection:
         value: str,
         patch: bool,
         op_key: str | None,
+        note: StateNote = NO_NOTE,
     ) -> int | None:
         """Set (or merge-patch) the state: the new version, or None when fenced."""
         rows = self._write(
@@ -709,6 +719,7 @@ class StoreConnection:
                 "token": token,
                 "value": JsonText(value),
                 "op_key": op_key,
+                **note.params(),
             },
             _version,
         )
@@ -736,10 +747,7 @@ class StoreConnection:
 
     def state_versions(self, run_id: str, *, labeled: bool) -> list[StateVersion]:
         rows = self._read(self.q.list_state_versions, {"run_id": run_id, "labeled": labeled})
-        return [
-            StateVersion(version=r[0], value=decode_json(r[1]), labels=r[2], created_at=r[3])
-            for r in rows
-        ]
+        return [state_version(r) for r in rows]
 
     # -- gates --------------------------------------------------------------------------------
 

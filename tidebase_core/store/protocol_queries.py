@@ -205,8 +205,8 @@ SET_STATE = _unfenced(queries.SET_STATE)
 PATCH_STATE = _unfenced(queries.PATCH_STATE)
 SAVE_STATE = _unfenced(queries.SAVE_STATE)
 
-GET_STATE_VERSION = """
-SELECT version, value, labels, created_at FROM {s}.state_versions
+GET_STATE_VERSION = f"""
+SELECT {queries.STATE_VERSION_COLUMNS} FROM {{s}}.state_versions
 WHERE run_id = %(run_id)s AND version = %(version)s
 """
 

@@ -374,8 +374,11 @@ WITH r AS (
         version = rs.version + 1, value = {{next}}, updated_at = now()
     RETURNING rs.version, rs.value
 ), v AS (
-    INSERT INTO {{s}}.state_versions (run_id, version, value, seq)
-    SELECT %(run_id)s, cur.version, cur.value, r.last_seq FROM r, cur
+    INSERT INTO {{s}}.state_versions (
+        run_id, version, value, seq, reason, importance, metadata, created_by)
+    SELECT %(run_id)s, cur.version, cur.value, r.last_seq, %(reason)s, %(importance)s,
+           %(metadata)s, %(created_by)s
+    FROM r, cur
 ), ev AS (
     INSERT INTO {{s}}.events (run_id, seq, type, payload, op_key, write_id)
     SELECT %(run_id)s, r.last_seq, 'state.updated',
@@ -424,9 +427,14 @@ WHERE run_id = %(run_id)s AND seq <= %(seq)s
 ORDER BY version DESC LIMIT 1
 """
 
-LIST_STATE_VERSIONS = """
-SELECT version, value, labels, created_at FROM {s}.state_versions
-WHERE run_id = %(run_id)s AND (NOT %(labeled)s OR labels <> '{}')
+# The columns records.state_version reads, in its order.
+STATE_VERSION_COLUMNS = (
+    "version, value, labels, created_at, reason, importance, metadata, created_by"
+)
+
+LIST_STATE_VERSIONS = f"""
+SELECT {STATE_VERSION_COLUMNS} FROM {{s}}.state_versions
+WHERE run_id = %(run_id)s AND (NOT %(labeled)s OR labels <> '{{}}')
 ORDER BY version
 """
 

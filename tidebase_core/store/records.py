@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TidebaseError
+from ..models import StateVersion
 from ..owner import Owner
+from ..serialization import decode_json, encode
 from .adapters import ExactJson, JsonText
 
-__all__ = ["Claim", "ClaimRequest", "FenceState", "GateRow", "Probe"]
+__all__ = ["Claim", "ClaimRequest", "FenceState", "GateRow", "Probe", "StateNote", "state_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +138,69 @@ class Probe:
 
     why: str
     full: bool
+
+
+IMPORTANCE = ("transient", "normal", "checkpoint", "milestone")
+
+
+@dataclass(frozen=True, slots=True)
+class StateNote:
+    """What a state write says about the version it makes (the protocol's ``reason``,
+    ``importance``, ``metadata``, ``createdBy``); ``metadata``: JSON text."""
+
+    reason: str | None = None
+    importance: str | None = None
+    metadata: str | None = None
+    created_by: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        reason: str | None = None,
+        importance: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        created_by: str | None = None,
+    ) -> StateNote:
+        """Checked: the texts are str, ``importance`` one of ``IMPORTANCE``, ``metadata`` a
+        dict of JSON values."""
+        for what, text in (("reason", reason), ("created_by", created_by)):
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"state {what} must be a str or None, got {type(text).__name__}")
+        if importance is not None and importance not in IMPORTANCE:
+            raise ValueError(
+                f"state importance must be one of {', '.join(IMPORTANCE)}, got {importance!r}"
+            )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"state metadata must be a dict, got {type(metadata).__name__}")
+        return cls(
+            reason,
+            importance,
+            None if metadata is None else encode(metadata, what="state metadata"),
+            created_by,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "importance": self.importance,
+            "metadata": None if self.metadata is None else JsonText(self.metadata),
+            "created_by": self.created_by,
+        }
+
+
+NO_NOTE = StateNote()
+
+
+def state_version(row: Any) -> StateVersion:
+    """A state version from a row of ``queries.STATE_VERSION_COLUMNS``."""
+    return StateVersion(
+        version=row[0],
+        value=decode_json(row[1]),
+        labels=list(row[2]),
+        created_at=row[3],
+        reason=row[4],
+        importance=row[5],
+        metadata=decode_json(row[6]),
+        created_by=row[7],
+    )

@@ -152,7 +152,7 @@ def state_usage_fanout() -> None:
         return ctx.step("square", lambda: inp["n"] * inp["n"], input=inp)
 
     def parent(ctx, inp):
-        ctx.state.set({"phase": "fanout"})
+        ctx.state.set({"phase": "fanout"}, reason="start", importance="checkpoint")
         ctx.state.patch({"progress": 0.5})
         ctx.state.save("halfway")
         ctx.usage.record(
@@ -176,6 +176,8 @@ def state_usage_fanout() -> None:
     detail = tide.runs.get(run_id)
     out["state"] = detail["state"]["value"]
     out["labeled"] = [v["label"] for v in detail["stateVersions"] if v["label"]]
+    first = detail["stateVersions"][0]
+    out["first_version"] = [first["reason"], first["importance"]]
     out["usage"] = [(u["model"], u["totalTokens"]) for u in detail["usage"]]
     out["quantities"] = [(u["kind"], u["quantity"], u["unit"]) for u in detail["usage"]]
     out["children"] = sorted(r["status"] for r in detail["childRuns"])
