@@ -52,7 +52,7 @@ from ..owner import Owner, let_go
 from ..queue_models import Enqueued, WebhookAttempt
 from ..registry import lookup as lookup_workflow
 from ..replay import ResumeDecision
-from ..serialization import decode, decode_json, encode, encode_with_hash, output_type_of, type_tag
+from ..serialization import decode, decode_json, encode, output_type_of, type_tag
 from ..settings import Settings
 from ..store.migrate import Migration, connect_and_migrate
 from ..store.records import Claim, ClaimRequest
@@ -300,28 +300,18 @@ class Tidebase:
             caps = caps or entry.budget
         if not callable(fn):
             raise TypeError(f"workflow {name!r}: fn must be callable as fn(run, input)")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
-        input_text, in_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
-        budget_text = None if caps is None else caps.to_json()
-        metadata_text = None if metadata is None else encode(metadata, what="run metadata")
         result_type = output_type or output_type_of(fn)
-        check_input = input is not None
         self._after_fork()
-
-        owner = Owner.new()  # live before the claim: no thread here voids a lease being taken
-        request = ClaimRequest(
+        request = ClaimRequest.new(
             run_id=run_id,
             workflow=name,
-            input=input_text,
-            input_hash=in_hash,
-            check_input=check_input,
-            metadata=metadata_text,
-            owner=owner,
+            input=input,
+            metadata=metadata,
             lease=self.settings.lease_seconds,
-            budget=budget_text,
+            budget=None if caps is None else caps.to_json(),
             parent=parent,
         )
+        owner = request.owner
         try:
             return self._claim_and_execute(
                 owner,

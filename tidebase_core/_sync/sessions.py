@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .._run_base import check_name, check_run_id, new_run_id
 from ..errors import LeaseLost, RunNotFound, TidebaseError
 from ..models import RunInfo
-from ..owner import Owner, let_go
-from ..serialization import decode_json, encode, encode_with_hash, type_tag
+from ..owner import let_go
+from ..serialization import decode_json, encode, type_tag
 from ..store.records import ClaimRequest
 from .context import RunContext
 from .queue_store import QueueStore
@@ -141,25 +141,18 @@ def attach(
     del heartbeat_s
     check_name(workflow_name, "workflow name")
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
-    input_text, in_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
-    check_input = input is not None
     client._after_fork()
+    request = ClaimRequest.new(
+        run_id=run_id,
+        workflow=workflow_name,
+        input=input,
+        metadata=metadata,
+        lease=client.settings.lease_seconds,
+    )
+    owner = request.owner
     stack = ExitStack()
-    db = stack.enter_context(client._store.connection())
-    owner = Owner.new()
     try:
-        request = ClaimRequest(
-            run_id=run_id,
-            workflow=workflow_name,
-            input=input_text,
-            input_hash=in_hash,
-            check_input=check_input,
-            metadata=None if metadata is None else encode(metadata, what="run metadata"),
-            owner=owner,
-            lease=client.settings.lease_seconds,
-        )
+        db = stack.enter_context(client._store.connection())
         claim = client._claim(db, request, wait=False)
         if not claim.claimed:
             raise TidebaseError(
@@ -169,7 +162,7 @@ def attach(
         if recovery_webhook is not None:
             QueueStore(db).set_recovery_webhook(run_id, recovery_webhook)
         state = client._execution(db, run_id, workflow_name, owner, claim)
-        run_input = input if check_input else decode_json(claim.input)
+        run_input = input if request.check_input else decode_json(claim.input)
         session = RunSession(client, state, db, run_input)
     except BaseException:
         let_go(owner.token)

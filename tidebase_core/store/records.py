@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import TidebaseError
 from ..models import StateVersion
 from ..owner import Owner
-from ..serialization import decode_json, encode
+from ..serialization import decode_json, encode, encode_with_hash
 from .adapters import ExactJson, JsonText
 
 __all__ = ["Claim", "ClaimRequest", "FenceState", "GateRow", "Probe", "StateNote", "state_version"]
@@ -32,6 +32,38 @@ class ClaimRequest:
     lease: float
     budget: str | None = None
     parent: str | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        run_id: str,
+        workflow: str,
+        input: Any,
+        metadata: Mapping[str, Any] | None,
+        lease: float,
+        budget: str | None = None,
+        parent: str | None = None,
+    ) -> ClaimRequest:
+        """From the caller's values, checked and encoded, for a new owner (``Owner.new``: live
+        until ``let_go(request.owner.token)``). ``input=None`` resumes an existing run with its
+        stored input instead of checking it."""
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        input_text, input_hash = encode_with_hash(input, what=f"input of run {run_id!r}")
+        metadata_text = None if metadata is None else encode(metadata, what="run metadata")
+        return cls(
+            run_id=run_id,
+            workflow=workflow,
+            input=input_text,
+            input_hash=input_hash,
+            check_input=input is not None,
+            metadata=metadata_text,
+            owner=Owner.new(),  # live before the claim: this process never voids its lease
+            lease=lease,
+            budget=budget,
+            parent=parent,
+        )
 
     def params(self, void_token: uuid.UUID | None = None) -> dict[str, Any]:
         """The claim statement's parameters (``void_token``: a dead owner's lease to ignore)."""
