@@ -11,7 +11,7 @@ variant alike:
   rows (what a run row that is its own log entry would cost);
 - the two above again on a copy of ``runs`` with no secondary index;
 - ``one statement``: what a new run that makes no durable operation sends instead, its claim
-  deferred (``complete_new_run``: the run row created completed, both log entries with it);
+  deferred (``complete_new_run``: the run row created completed, holding both log entries);
 - ``tide.run``: the whole engine, on its own pool, for a new run (``run_id`` left to Tidebase,
   as DBOS's benchmark leaves the workflow id to DBOS), and with a ``run_id`` given (claimed at
   once: it may exist, be completed or held elsewhere, which must be known before the body).

@@ -67,6 +67,31 @@ def test_a_run_written_in_one_statement_reads_like_one_claimed_then_completed(
         tide.run("wf", wf, run_id=new, input={"a": 2})
 
 
+def test_every_reader_of_the_log_sees_the_entries_a_one_statement_run_holds_in_its_row(
+    tide: Tidebase,
+) -> None:
+    """Its run.started and run.completed live in the run row (one row where a claimed run has
+    three): the listing, a subscription, the attempt outcomes and the next entry's seq all
+    read them as entries of the log."""
+    seen: list[str] = []
+    tide.run("wf", _ids(seen))
+    (run_id,) = seen
+    with tide._store.connection() as db:
+        outcomes = db.attempt_outcomes(run_id, include_children=False)
+    assert outcomes == {(run_id, 1): "completed"}
+    assert [(e.seq, e.type) for e in tide.runs.subscribe(run_id)] == [
+        (1, "run.started"),
+        (2, "run.completed"),
+    ]
+    assert tide.events.append(run_id, "note", {"n": 1}) == 3
+    assert [(e.seq, e.type) for e in tide.runs.events(run_id, after_seq=1)] == [
+        (2, "run.completed"),
+        (3, "note"),
+    ]
+    started, completed, _ = tide.runs.events(run_id)
+    assert started.created_at == completed.created_at == tide.runs.get(run_id).created_at
+
+
 def _status_from_outside(tide: Tidebase, run_id: str) -> str:
     return tide.runs.get(run_id).status  # another pooled connection than the run's
 
@@ -226,12 +251,12 @@ def test_a_one_statement_run_cut_off_in_flight_is_written_once(
     tide: Tidebase, tidebase_database_url: str, tidebase_schema: str
 ) -> None:
     """The connection breaks while the statement waits on a lock; its backend lives on and
-    commits later. The retry waits behind it, writes nothing, and finds the first one's row by
-    its write id: one run, two log entries, and no error."""
+    commits later. The retry waits behind it, writes nothing, and finds the first one's row
+    (its id and this process as its owner): one run, two log entries, and no error."""
     tide.open()
     locker = psycopg.connect(tidebase_database_url)
     locker.execute(
-        sql.SQL("LOCK TABLE {}.events IN SHARE MODE").format(sql.Identifier(tidebase_schema))
+        sql.SQL("LOCK TABLE {}.runs IN SHARE MODE").format(sql.Identifier(tidebase_schema))
     )
     owner = Owner.new()
     outcome: list[Any] = []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from tidebase import RunContext, Tidebase
 from tidebase_core._sync.store import StoreConnection
@@ -60,13 +62,20 @@ def test_replaying_a_1000_step_run_costs_two_statements(
     assert len(statements) == 2
 
 
-def test_a_new_run_that_makes_no_durable_operation_costs_one_statement(
-    tide: Tidebase, statements: list[str]
+def test_a_new_run_that_makes_no_durable_operation_costs_one_statement_and_one_row(
+    tide: Tidebase, statements: list[str], tidebase_database_url: str, tidebase_schema: str
 ) -> None:
     tide.open()
     tide._heartbeat.stop()
     assert tide.run("wf", lambda run, _: "done") == "done"
     assert len(statements) == 1  # created completed, both log entries with it
+    with psycopg.connect(tidebase_database_url) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT (SELECT count(*) FROM {s}.runs), (SELECT count(*) FROM {s}.events)"
+            ).format(s=sql.Identifier(tidebase_schema))
+        ).fetchone()
+    assert rows == (1, 0)  # its run.started and run.completed are in its row
     statements.clear()
     # With an id given the run may exist: the claim comes first, then the completion.
     assert tide.run("wf", lambda run, _: "done", run_id="given") == "done"

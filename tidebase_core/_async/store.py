@@ -461,7 +461,7 @@ class AsyncStoreConnection:
             if self._deferred is None:  # a concurrent branch sent the claim meanwhile
                 return bool(await self._write(self.q.complete_run, finish))
             request = self._deferred[0]
-            params = {**request.params(), **finish}
+            params = {**request.values(), **finish}
             while True:
                 lost = False
                 try:
@@ -470,7 +470,7 @@ class AsyncStoreConnection:
                     rows, lost = [], True
                 # Nothing written: ours committed before the link dropped (or is committing on
                 # a backend that outlived it: the insert waited for it), or the id is taken.
-                if rows or await self._read(self.q.find_write, params, raw=True):
+                if rows or await self._read(self.q.find_new_run, params, raw=True):
                     break
                 if not lost:
                     raise request.taken()

@@ -68,23 +68,30 @@ class ClaimRequest:
     def params(self, void_token: uuid.UUID | None = None) -> dict[str, Any]:
         """The claim statement's parameters (``void_token``: a dead owner's lease to ignore)."""
         return {
+            **self.values(),
+            "check_input": self.check_input,
+            "want_input": not self.check_input,
+            "token": self.owner.token,
+            "lease": self.lease,
+            "void_token": void_token,
+            "write_id": uuid.uuid4(),
+            "parent": self.parent,
+        }
+
+    def values(self) -> dict[str, Any]:
+        """The run row's values if this creates it (the claim's, and a new run's written in
+        one statement), and its owner (``FIND_NEW_RUN`` finds that statement's row by it)."""
+        return {
             "run_id": self.run_id,
             "workflow": self.workflow,
             "input": None if self.input is None else ExactJson(self.input),
             "input_hash": self.input_hash,
-            "check_input": self.check_input,
-            "want_input": not self.check_input,
             "metadata": None if self.metadata is None else JsonText(self.metadata),
-            "token": self.owner.token,
             "host": self.owner.host,
             "pid": self.owner.pid,
             "started": self.owner.started,
-            "lease": self.lease,
-            "void_token": void_token,
-            "write_id": uuid.uuid4(),
             "budget": None if self.budget is None else JsonText(self.budget),
             "holders": None if self.budget is None else [self.run_id],
-            "parent": self.parent,
         }
 
     def taken(self) -> TidebaseError:
