@@ -10,7 +10,8 @@ ci), and vitest runs the test files named (default: the durability suite, ``FILE
 directory's ``vitest.config.ts``: their imports of ``../src/app``, ``../src/reconciler``,
 ``../src/db`` and ``../src/cron`` resolve to ``shim/``, which answers them with our server
 (``harness_server.py``) on a database made for this run (the embedded server, or
-``TIDEBASE_TEST_DATABASE_URL``) and dropped after it. Prints passed/failed/skipped per file.
+``TIDEBASE_TEST_DATABASE_URL``) and dropped after it. Prints passed/failed/skipped per file,
+and exits 0 only when the failures are exactly the deliberate ``DEVIATIONS``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,6 +55,29 @@ FILES = [
     "channels",
 ]
 COPIED = ("apps/server/test", "packages/sdk/src")
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """An upstream test this server fails on purpose (docs/server.md says why)."""
+
+    test: str  # vitest's full name
+    why: str
+    leaves: str | None = None  # the start of the file-level error it causes, if it causes one
+
+
+# The run passes when exactly these fail: any other failure fails it, and so does one of these
+# passing (then it is no longer a deviation: remove it here and in docs/server.md).
+DEVIATIONS = {
+    "e2e-recovery": Deviation(
+        test="gates end-to-end a workflow blocks on a gate until a human resolves it, and "
+        "replays the decision on resume",
+        why="it reads a gate's resolveToken from the run detail of a server without an API key; "
+        "this server shows the token only to a reader with the API key",
+        # Its workflow still waits at the gate, so the file's afterAll cannot close the server.
+        leaves="Hook timed out",
+    ),
+}
 
 
 def extract(upstream: Path, ref: str) -> None:
@@ -133,6 +158,37 @@ def summary(results: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
+def verdict(results: Path, files: list[str]) -> list[str]:
+    """What is wrong with a run of ``files``: failures that are not ``DEVIATIONS``, and
+    deviations that did not fail. Empty: the run is as expected."""
+    report = json.loads(results.read_text())
+    problems: list[str] = []
+    failed: set[tuple[str, str]] = set()
+    for suite in report["testResults"]:
+        file = Path(suite["name"]).name.removesuffix(".test.ts")
+        deviation = DEVIATIONS.get(file)
+        for test in suite["assertionResults"]:
+            if test["status"] == "failed":
+                failed.add((file, test["fullName"]))
+        message = (suite.get("message") or "").strip()
+        if suite.get("status") == "failed" and message and not _explains(deviation, message):
+            problems.append(f"{file}: {message.splitlines()[0]}")
+    expected = {(file, d.test) for file, d in DEVIATIONS.items() if file in files}
+    for file, test in sorted(failed - expected):
+        problems.append(f"{file}: failed: {test}")
+    for file, _ in sorted(expected - failed):
+        problems.append(
+            f"{file}: passed, though listed in DEVIATIONS ({DEVIATIONS[file].why}): remove it "
+            "there and in docs/server.md"
+        )
+    return problems
+
+
+def _explains(deviation: Deviation | None, message: str) -> bool:
+    """Whether a file-level error is the known consequence of the file's deviation."""
+    return bool(deviation and deviation.leaves and message.startswith(deviation.leaves))
+
+
 def main() -> int:
     argv = sys.argv[1:]
     extra: list[str] = []
@@ -148,7 +204,8 @@ def main() -> int:
         parser.error("name the upstream checkout, or set TIDEBASE_UPSTREAM_DIR")
     extract(Path(args.upstream), args.ref)
     npm_ci()
-    files = [f".work/test/{name}.test.ts" for name in (args.files or FILES)]
+    names = args.files or FILES
+    files = [f".work/test/{name}.test.ts" for name in names]
     results = WORK / "results.json"
     with database() as url:
         env = dict(os.environ)
@@ -172,11 +229,18 @@ def main() -> int:
             cwd=HERE,
             env=env,
         )
-    if results.exists():
-        print(f"\n{'file':<16} passed failed skipped")
-        for file, tally in summary(results).items():
-            print(f"{file:<16} {tally['passed']:>6} {tally['failed']:>6} {tally['skipped']:>7}")
-    return done.returncode
+    if not results.exists():
+        return done.returncode or 1
+    print(f"\n{'file':<16} passed failed skipped")
+    for file, tally in summary(results).items():
+        print(f"{file:<16} {tally['passed']:>6} {tally['failed']:>6} {tally['skipped']:>7}")
+    for file, deviation in DEVIATIONS.items():
+        if file in names:
+            print(f"expected to fail ({file}): {deviation.test}: {deviation.why}")
+    problems = verdict(results, names)
+    for problem in problems:
+        print(f"not as expected: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
